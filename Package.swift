@@ -1,0 +1,65 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Our own targets treat warnings as errors; dependencies are left alone.
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+let strictC: [CSetting] = [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]
+
+let package = Package(
+    name: "Repave",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "repave", targets: ["repave"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
+    ],
+    targets: [
+        // C layer: system libraries and the shims that make their variadic calls callable.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"], cSettings: strictC),
+        .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        .target(name: "CGit2Shim", dependencies: ["CGit2"], cSettings: strictC),
+
+        // Safe wrappers.
+        .target(name: "Curl", dependencies: [
+            "CCurl", "CCurlShim",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .target(name: "Git", dependencies: ["CGit2", "CGit2Shim"], swiftSettings: strict),
+
+        // Kubernetes client, journal, the orchestrator, the CLI.
+        .target(name: "KubeAPI", dependencies: [
+            "Curl",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: strict),
+        .target(name: "Journal", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .target(name: "RepaveCore", dependencies: [
+            "KubeAPI", "Journal", "Git",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: strict),
+        .target(name: "RepaveCommands", dependencies: [
+            "RepaveCore", "KubeAPI", "Curl", "Git",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "repave", dependencies: ["RepaveCommands"], swiftSettings: strict),
+
+        // Test support (not a product): finds the lab, runs child processes, makes scratch dirs.
+        .target(name: "RepaveTestSupport", dependencies: [
+            .product(name: "Subprocess", package: "swift-subprocess"),
+        ], path: "Tests/RepaveTestSupport", swiftSettings: strict),
+        .testTarget(name: "CurlTests", dependencies: ["Curl", "RepaveTestSupport"], swiftSettings: strict),
+        .testTarget(name: "GitTests", dependencies: ["Git", "RepaveTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RepaveCommandsTests", dependencies: [
+            "RepaveCommands", "repave", "RepaveTestSupport",
+        ], swiftSettings: strict),
+    ]
+)

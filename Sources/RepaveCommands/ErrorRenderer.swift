@@ -1,0 +1,73 @@
+import ArgumentParser
+import Curl
+import Foundation
+import Git
+import RepaveCore
+
+/// The one place errors become text: `error: …` / `caused by: …` / `hint: …` on stderr, or with
+/// `-o json` one JSON envelope on stdout.
+public enum ErrorRenderer {
+    /// Any error as a ``UserFacingError``: ours pass through; library errors get a code, a hint
+    /// and an exit status; anything else is an internal bug (exit 1).
+    public static func userFacing(_ error: any Error) -> any UserFacingError {
+        switch error {
+        case let error as any UserFacingError:
+            return error
+        case let error as CurlError:
+            return RepaveError(
+                code: "cluster.unreachable", "failed to \(error.operation)", causes: ["curl error \(error.code): \(error.message)"],
+                hint: hint(for: error), exitStatus: .clusterUnavailable)
+        case let error as GitError:
+            return RepaveError(
+                code: "git.failed", "failed to \(error.operation)", causes: [error.message],
+                hint: nil, exitStatus: .refused)
+        default:
+            return RepaveError(
+                code: "internal", "internal error: \(String(describing: error))",
+                hint: "this is a bug in repave; please report it with the command you ran and --log-level debug output",
+                exitStatus: .internalError)
+        }
+    }
+
+    public static func text(_ error: any UserFacingError) -> String {
+        var lines = ["error: \(error.message)"]
+        lines += error.causes.map { "caused by: \($0)" }
+        if let hint = error.hint { lines.append("hint: \(hint)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public static func json(_ error: any UserFacingError) -> String {
+        let envelope = Envelope(error: .init(
+            code: error.code, message: error.message, causes: error.causes, hint: error.hint,
+            exitStatus: error.exitStatus.rawValue))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain strings and ints cannot fail.
+        let data = (try? encoder.encode(envelope)) ?? Data(#"{"error":{"code":"internal"}}"#.utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    private struct Envelope: Encodable {
+        struct Body: Encodable {
+            let code: String
+            let message: String
+            let causes: [String]
+            let hint: String?
+            let exitStatus: Int32
+        }
+        let error: Body
+    }
+
+    private static func hint(for error: CurlError) -> String? {
+        switch error.kind {
+        case .serverCertificateRejected:
+            "the server's certificate is not signed by the kubeconfig's certificate-authority; check 'repave config' shows the cluster you expect"
+        case .tlsHandshake:
+            "the client certificate or key was rejected; check the kubeconfig user's client-certificate and client-key"
+        case .connection, .timedOut:
+            "check the server address in 'repave config' and that the API server is reachable from here"
+        case .cancelled, .configuration, .other:
+            nil
+        }
+    }
+}
