@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", exact: "1.8.1"),
     ],
     targets: [
         // C layer: system libraries and the shims that make their variadic calls callable.
@@ -55,6 +56,7 @@ let package = Package(
         // Test support (not a product): finds the lab, runs child processes, makes scratch dirs.
         .target(name: "RepaveTestSupport", dependencies: [
             .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
         ], path: "Tests/RepaveTestSupport", swiftSettings: strict),
         .testTarget(name: "CurlTests", dependencies: ["Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "GitTests", dependencies: ["Git", "RepaveTestSupport"], swiftSettings: strict),

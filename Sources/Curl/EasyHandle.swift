@@ -108,7 +108,11 @@ let curlHeaderFunction: curl_write_callback = { data, size, count, userdata in
         return length
     }
     let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-    if trimmed.hasPrefix("HTTP/") {
+    if trimmed.isEmpty {
+        // The blank line ends a header block; a streaming consumer learns the status now, not
+        // with the first event (a watch may stay silent for minutes).
+        if state.status >= 200 { state.deliverHeadIfNeeded() }
+    } else if trimmed.hasPrefix("HTTP/") {
         // A new status line (after a 100 Continue, say) starts a new header block.
         let parts = trimmed.split(separator: " ", maxSplits: 2)
         state.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0

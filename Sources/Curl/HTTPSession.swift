@@ -131,13 +131,18 @@ public final class HTTPSession: Sendable {
         defer { errorBuffer.deallocate() }
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
 
+        // libcurl keeps pointers to slists (not copies) until the transfer ends.
         var headerList: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headerList) }
+        var connectTo: UnsafeMutablePointer<curl_slist>?
+        defer {
+            curl_slist_free_all(headerList)
+            curl_slist_free_all(connectTo)
+        }
 
         let started = ContinuousClock.now
         let setup = OptionSetter(handle: h, operation: request.operation)
         try setup.pointer(CURLOPT_ERRORBUFFER, errorBuffer)
-        try configure(setup, request: request, streaming: continuation != nil)
+        try configure(setup, request: request, streaming: continuation != nil, connectTo: &connectTo)
         for header in headerLines(for: request) {
             headerList = curl_slist_append(headerList, header)
         }
@@ -187,17 +192,19 @@ public final class HTTPSession: Sendable {
                             newConnections: connects, httpVersion: state.httpVersion)
     }
 
-    private func configure(_ set: OptionSetter, request: HTTPRequest, streaming: Bool) throws(CurlError) {
+    private func configure(
+        _ set: OptionSetter, request: HTTPRequest, streaming: Bool,
+        connectTo: inout UnsafeMutablePointer<curl_slist>?
+    ) throws(CurlError) {
         let tls = configuration.tls
         var url = request.url
         if let serverName = tls.serverName {
             // kubeconfig tls-server-name: speak TLS (SNI and verification) to `serverName` while
             // connecting to the URL's real host and port.
-            let (rewritten, connectTo) = try redirect(url: url, toServerName: serverName, operation: request.operation)
+            let (rewritten, target) = try redirect(url: url, toServerName: serverName, operation: request.operation)
             url = rewritten
-            let list = curl_slist_append(nil, connectTo)
-            defer { curl_slist_free_all(list) }
-            try set.slist(CURLOPT_CONNECT_TO, list)
+            connectTo = curl_slist_append(nil, target)
+            try set.slist(CURLOPT_CONNECT_TO, connectTo)
         }
         try set.string(CURLOPT_URL, url)
         try set.long(CURLOPT_NOSIGNAL, 1)

@@ -1,0 +1,54 @@
+import Foundation
+import Subprocess
+import SystemPackage
+
+public struct ProcessResult: Sendable {
+    public let status: Int32
+    public let standardOutput: String
+    public let standardError: String
+}
+
+/// Runs a program to completion and collects its output. swift-subprocess, not Foundation's
+/// Process: children of Process started from a Swift task inherit a mask that blocks SIGTERM.
+public func runProcess(
+    _ executable: String,
+    _ arguments: [String],
+    environment: [String: String?] = [:],
+    workingDirectory: String? = nil
+) async throws -> ProcessResult {
+    let resolved: Executable = executable.contains("/") ? .path(FilePath(executable)) : .name(executable)
+    var updates: [Environment.Key: String?] = [:]
+    for (key, value) in environment {
+        if let key = Environment.Key(rawValue: key) { updates[key] = value }
+    }
+    let result = try await run(
+        resolved,
+        arguments: Arguments(arguments),
+        environment: .inherit.updating(updates),
+        workingDirectory: workingDirectory.map { FilePath($0) },
+        output: .string(limit: 16 << 20),
+        error: .string(limit: 16 << 20))
+    let status: Int32
+    switch result.terminationStatus {
+    case .exited(let code): status = code
+    case .signaled(let signal): status = 128 + signal
+    }
+    return ProcessResult(status: status, standardOutput: result.standardOutput, standardError: result.standardError)
+}
+
+/// The built `repave` binary: beside the test bundle in SwiftPM's build directory, or
+/// `REPAVE_BIN`.
+public func repaveBinary() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["REPAVE_BIN"] { return path }
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<3 {
+        let candidate = directory.appendingPathComponent("repave").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    throw BinaryNotFound()
+}
+
+public struct BinaryNotFound: Error, CustomStringConvertible {
+    public var description: String { "the repave binary is not built next to the tests: run `swift build` first or set REPAVE_BIN" }
+}
