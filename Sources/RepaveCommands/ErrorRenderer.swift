@@ -29,6 +29,12 @@ public enum ErrorRenderer {
         }
     }
 
+    /// Whether the error comes from Repave or the libraries it wraps (as opposed to
+    /// ArgumentParser's own control flow, or a bug).
+    static func isOurs(_ error: any Error) -> Bool {
+        error is any UserFacingError || error is CurlError || error is GitError
+    }
+
     public static func text(_ error: any UserFacingError) -> String {
         var lines = ["error: \(error.message)"]
         lines += error.causes.map { "caused by: \($0)" }

@@ -33,20 +33,28 @@ public enum RepaveMain {
             return ExitStatus.success.rawValue
         } catch let exit as ExitCode {
             return exit.rawValue
-        } catch {
+        } catch let error where ErrorRenderer.isOurs(error) {
             let failure = ErrorRenderer.userFacing(error)
             emit(failure, json: json)
             return failure.exitStatus.rawValue
+        } catch {
+            // ArgumentParser ends --help (and a few other outcomes) by throwing from run().
+            return renderParseError(error, json: json)
         }
     }
 
     /// ArgumentParser's own outcomes: --help and --version exit 0 on stdout; a usage error is
-    /// rendered like every other error and exits 64.
+    /// rendered like every other error and exits 64; anything else is an internal error.
     private static func renderParseError(_ error: any Error, json: Bool) -> Int32 {
         let code = RepaveCommand.exitCode(for: error)
         if code == .success {
             print(RepaveCommand.fullMessage(for: error))
             return 0
+        }
+        guard code == .validationFailure else {
+            let failure = ErrorRenderer.userFacing(error)
+            emit(failure, json: json)
+            return failure.exitStatus.rawValue
         }
         let failure = RepaveError(
             code: "usage", RepaveCommand.message(for: error),
