@@ -1,0 +1,85 @@
+import Yams
+
+/// Typed reads from a composed YAML tree that fail with the file, line, column and key path.
+struct YAMLReader {
+    let file: String
+    let node: Node
+    let path: String
+
+    static func parse(_ text: String, file: String) throws(KubeconfigError) -> YAMLReader? {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            var line: Int?, column: Int?
+            if case .scanner(_, _, let mark, _) = error { line = mark.line; column = mark.column }
+            if case .parser(_, _, let mark, _) = error { line = mark.line; column = mark.column }
+            throw KubeconfigError(file: file, line: line, column: column, problem: "not valid YAML: \(error)")
+        } catch {
+            throw KubeconfigError(file: file, problem: "not valid YAML: \(error)")
+        }
+        return root.map { YAMLReader(file: file, node: $0, path: "") }
+    }
+
+    func fail(_ problem: String, hint: String? = nil) -> KubeconfigError {
+        KubeconfigError(file: file, line: node.mark?.line, column: node.mark?.column,
+                        key: path.isEmpty ? nil : path, problem: problem, hint: hint)
+    }
+
+    private func child(_ node: Node, _ component: String) -> YAMLReader {
+        YAMLReader(file: file, node: node, path: path.isEmpty ? component : (component.hasPrefix("[") ? path + component : path + "." + component))
+    }
+
+    var isNull: Bool {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
+    /// The value of `key` in this mapping, nil when absent or null.
+    func optional(_ key: String) throws(KubeconfigError) -> YAMLReader? {
+        if isNull { return nil }
+        guard let mapping = node.mapping else { throw fail("expected a mapping") }
+        for (keyNode, value) in mapping where keyNode.string == key {
+            let reader = child(value, key)
+            return reader.isNull ? nil : reader
+        }
+        return nil
+    }
+
+    func string(_ key: String) throws(KubeconfigError) -> String? {
+        guard let value = try optional(key) else { return nil }
+        guard case .scalar(let scalar) = value.node else { throw value.fail("expected a string") }
+        return scalar.string
+    }
+
+    func bool(_ key: String) throws(KubeconfigError) -> Bool? {
+        guard let value = try optional(key) else { return nil }
+        guard case .scalar(let scalar) = value.node else { throw value.fail("expected true or false") }
+        switch scalar.string.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: throw value.fail("expected true or false, found '\(scalar.string)'")
+        }
+    }
+
+    func sequence(_ key: String) throws(KubeconfigError) -> [YAMLReader] {
+        guard let value = try optional(key) else { return [] }
+        guard let sequence = value.node.sequence else { throw value.fail("expected a list") }
+        return sequence.enumerated().map { value.child($0.element, "[\($0.offset)]") }
+    }
+
+    func strings(_ key: String) throws(KubeconfigError) -> [String] {
+        var result: [String] = []
+        for item in try sequence(key) {
+            guard case .scalar(let scalar) = item.node else { throw item.fail("expected a string") }
+            result.append(scalar.string)
+        }
+        return result
+    }
+
+    /// Renames the last path component (`users[0]` → `users[jeda]`) once the name is known.
+    func named(_ name: String) -> YAMLReader {
+        guard let bracket = path.lastIndex(of: "[") else { return self }
+        return YAMLReader(file: file, node: node, path: path[..<bracket] + "[\(name)]")
+    }
+}
