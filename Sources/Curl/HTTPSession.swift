@@ -311,6 +311,12 @@ public struct HTTPLineStream: AsyncSequence, Sendable {
     let events: AsyncThrowingStream<HTTPStreamEvent, any Error>
     let flag: CancellationFlag
 
+    /// A stream made by something other than a session (a test decorator); ``cancel()`` sets `flag`.
+    public init(events: AsyncThrowingStream<HTTPStreamEvent, any Error>, flag: CancellationFlag) {
+        self.events = events
+        self.flag = flag
+    }
+
     public func cancel() {
         flag.cancel()
     }
@@ -380,3 +386,13 @@ extension Duration {
         return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }
 }
+
+/// The seam between the Kubernetes client and the network: ``HTTPSession`` in production, a
+/// fault-injecting decorator around it in tests.
+public protocol HTTPTransport: Sendable {
+    func perform(_ request: HTTPRequest) async throws -> HTTPResponse
+    func lines(_ request: HTTPRequest) -> HTTPLineStream
+}
+
+extension HTTPSession: HTTPTransport {}
+
