@@ -37,6 +37,8 @@ let package = Package(
             "Curl",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
         ], swiftSettings: strict),
         .target(name: "Journal", dependencies: [
             .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,127 @@
+import Curl
+import Foundation
+import Logging
+import Subprocess
+import SystemPackage
+
+/// Supplies the `Authorization` for each request: a static token, a token file re-read whenever
+/// it changes, or an exec plugin's credential cached until it expires (and re-fetched after a 401).
+actor CredentialSource {
+    private let authentication: ClusterConnection.Authentication
+    private let server: String
+    private let caData: Data?
+    private let logger: Logger
+
+    private var tokenFileCache: (stamp: FileStamp, token: String)?
+    private var execCache: (token: String, expires: Date?)?
+    /// How many times the exec plugin ran (tests check the cache with it).
+    private(set) var execRuns = 0
+
+    init(connection: ClusterConnection, logger: Logger) {
+        authentication = connection.authentication
+        server = connection.server
+        if case .caPEM(let pem) = connection.tls.trust { caData = pem } else { caData = nil }
+        self.logger = logger
+    }
+
+    /// Whether a 401 may be cured by fetching a fresh credential.
+    nonisolated var canRefresh: Bool {
+        switch authentication {
+        case .exec, .tokenFile: true
+        default: false
+        }
+    }
+
+    func authorization() async throws -> HTTPAuthorization? {
+        switch authentication {
+        case .none, .clientCertificate: return nil
+        case .token(let token): return .bearer(token)
+        case .basic(let username, let password): return .basic(username: username, password: password)
+        case .tokenFile(let path): return .bearer(try readTokenFile(path))
+        case .exec(let exec):
+            if let cached = execCache, cached.expires.map({ $0.timeIntervalSinceNow > 10 }) ?? true {
+                return .bearer(cached.token)
+            }
+            let credential = try await run(exec)
+            execCache = credential
+            return .bearer(credential.token)
+        }
+    }
+
+    /// Forget cached credentials after a 401: the next request fetches new ones.
+    func invalidate() {
+        execCache = nil
+        tokenFileCache = nil
+    }
+
+    private struct FileStamp: Equatable {
+        var modified: Date?
+        var size: Int?
+    }
+
+    private func readTokenFile(_ path: String) throws -> String {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        let stamp = FileStamp(modified: attributes?[.modificationDate] as? Date, size: attributes?[.size] as? Int)
+        if let cached = tokenFileCache, cached.stamp == stamp { return cached.token }
+        let token: String
+        do {
+            token = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw KubeconfigError(file: path, key: "tokenFile", problem: "cannot read the token file: \(describe(error))")
+        }
+        guard !token.isEmpty else { throw KubeconfigError(file: path, key: "tokenFile", problem: "the token file is empty") }
+        tokenFileCache = (stamp, token)
+        return token
+    }
+
+    private func run(_ exec: ExecConfig) async throws -> (token: String, expires: Date?) {
+        execRuns += 1
+        var spec: JSON = ["interactive": false]
+        if exec.provideClusterInfo {
+            var cluster: JSON = ["server": .string(server)]
+            if let caData { cluster["certificate-authority-data"] = .string(caData.base64EncodedString()) }
+            spec["cluster"] = cluster
+        }
+        let info: JSON = ["apiVersion": .string(exec.apiVersion), "kind": "ExecCredential", "spec": spec]
+        var environment: [Environment.Key: String?] = ["KUBERNETES_EXEC_INFO": String(decoding: info.encoded(), as: UTF8.self)]
+        for variable in exec.env {
+            if let key = Environment.Key(rawValue: variable.name) { environment[key] = variable.value }
+        }
+        let executable: Executable = exec.command.contains("/") ? .path(FilePath(exec.command)) : .name(exec.command)
+        let problem = "exec credential plugin '\(exec.command)'"
+        let result: ExecutionResult<Void, StringOutput<UTF8>, StringOutput<UTF8>>
+        do {
+            result = try await Subprocess.run(
+                executable, arguments: Arguments(exec.args), environment: .inherit.updating(environment),
+                output: .string(limit: 1 << 20), error: .string(limit: 64 << 10))
+        } catch {
+            throw KubeconfigError(file: nil, key: "user.exec.command", problem: "\(problem) could not be started: \(error)",
+                                  hint: exec.installHint ?? "install it or fix the command in the kubeconfig")
+        }
+        guard case .exited(0) = result.terminationStatus else {
+            let stderr = (result.standardError).trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)
+            throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) failed (\(result.terminationStatus)): \(stderr)",
+                                  hint: exec.installHint)
+        }
+        let output = result.standardOutput
+        guard let credential = try? JSON.decode(Data(output.utf8)), credential["kind"]?.stringValue == "ExecCredential" else {
+            throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) did not print an ExecCredential object")
+        }
+        if let version = credential["apiVersion"]?.stringValue, version != exec.apiVersion {
+            throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) answered with apiVersion \(version), expected \(exec.apiVersion)")
+        }
+        guard let token = credential[path: "status", "token"]?.stringValue, !token.isEmpty else {
+            if credential[path: "status", "clientCertificateData"] != nil {
+                throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) returned a client certificate; repave supports token credentials from exec plugins only",
+                                      hint: "configure the plugin to return a token, or use client-certificate-data in the kubeconfig")
+            }
+            throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) returned no status.token")
+        }
+        var expires: Date?
+        if let stamp = credential[path: "status", "expirationTimestamp"]?.stringValue {
+            expires = try? Date(stamp, strategy: .iso8601)
+        }
+        logger.debug("exec credential plugin ran", metadata: ["command": "\(exec.command)", "expires": "\(expires.map { "\($0)" } ?? "never")"])
+        return (token, expires)
+    }
+}
