@@ -3,11 +3,11 @@ import Yams
 /// Typed reads from a composed YAML tree that fail with the file, line, column and key path.
 struct YAMLReader {
     let file: String
-    let node: Node
+    let node: Yams.Node
     let path: String
 
     static func parse(_ text: String, file: String) throws(KubeconfigError) -> YAMLReader? {
-        let root: Node?
+        let root: Yams.Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
@@ -26,7 +26,7 @@ struct YAMLReader {
                         key: path.isEmpty ? nil : path, problem: problem, hint: hint)
     }
 
-    private func child(_ node: Node, _ component: String) -> YAMLReader {
+    private func child(_ node: Yams.Node, _ component: String) -> YAMLReader {
         YAMLReader(file: file, node: node, path: path.isEmpty ? component : (component.hasPrefix("[") ? path + component : path + "." + component))
     }
 
