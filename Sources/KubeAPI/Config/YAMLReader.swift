@@ -46,9 +46,21 @@ struct YAMLReader {
         return nil
     }
 
+    /// Plain scalars that YAML 1.1 (and so kubectl's decoder) reads as booleans, not strings.
+    static let yaml11Booleans: Set<String> = [
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE",
+        "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+    ]
+
     func string(_ key: String) throws(KubeconfigError) -> String? {
         guard let value = try optional(key) else { return nil }
         guard case .scalar(let scalar) = value.node else { throw value.fail("expected a string") }
+        // kubectl refuses `name: no` or `namespace: 1234` (a boolean or number where a string
+        // belongs); reading them as strings here would make repave and kubectl disagree.
+        if scalar.style == .plain, Self.yaml11Booleans.contains(scalar.string) || Int(scalar.string) != nil {
+            throw value.fail("expected a string, found the unquoted '\(scalar.string)', which YAML reads as a boolean or number",
+                             hint: "quote it: \"\(scalar.string)\"")
+        }
         return scalar.string
     }
 
