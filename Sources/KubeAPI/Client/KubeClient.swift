@@ -177,6 +177,7 @@ public final class KubeClient: Sendable {
     }
 
     /// POST a new object (name-idempotent: an existing name is `.alreadyExists`).
+    @discardableResult
     public func create(_ type: ResourceType, in namespace: String? = nil, _ object: JSON, dryRun: Bool = false) async throws -> JSON {
         try await decode(send(Request(.post, type.path(namespace: namespace), query: dryRunQuery(dryRun), body: object.encoded())))
     }
