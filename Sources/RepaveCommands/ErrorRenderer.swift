@@ -2,6 +2,7 @@ import ArgumentParser
 import Curl
 import Foundation
 import Git
+import KubeAPI
 import RepaveCore
 
 /// The one place errors become text: `error: …` / `caused by: …` / `hint: …` on stderr, or with
@@ -17,6 +18,19 @@ public enum ErrorRenderer {
             return RepaveError(
                 code: "cluster.unreachable", "failed to \(error.operation)", causes: ["curl error \(error.code): \(error.message)"],
                 hint: hint(for: error), exitStatus: .clusterUnavailable)
+        case let error as KubeconfigError:
+            return RepaveError(
+                code: "kubeconfig.invalid", "cannot use the kubeconfig: \(error.description)",
+                hint: error.hint ?? "run 'repave config' to see which kubeconfig, context and user would be used",
+                exitStatus: .clusterUnavailable)
+        case let error as KubeAPIError:
+            let unavailable: Set<KubeAPIError.Reason> = [.unauthorized, .serviceUnavailable, .serverTimeout, .timeout, .tooManyRequests]
+            return RepaveError(
+                code: "kube.\(error.reason.rawValue.prefix(1).lowercased() + error.reason.rawValue.dropFirst())",
+                "the API server refused \(error.verb) \(error.path)", causes: [error.description],
+                hint: error.reason == .unauthorized ? "the credentials were rejected; check 'repave config' and renew them"
+                    : error.reason == .forbidden ? "the user lacks RBAC permission for this; see deploy/ for the Role repave needs" : nil,
+                exitStatus: unavailable.contains(error.reason) ? .clusterUnavailable : .refused)
         case let error as GitError:
             return RepaveError(
                 code: "git.failed", "failed to \(error.operation)", causes: [error.message],
@@ -32,7 +46,7 @@ public enum ErrorRenderer {
     /// Whether the error comes from Repave or the libraries it wraps (as opposed to
     /// ArgumentParser's own control flow, or a bug).
     static func isOurs(_ error: any Error) -> Bool {
-        error is any UserFacingError || error is CurlError || error is GitError
+        error is any UserFacingError || error is CurlError || error is GitError || error is KubeconfigError || error is KubeAPIError
     }
 
     public static func text(_ error: any UserFacingError) -> String {

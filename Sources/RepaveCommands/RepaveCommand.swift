@@ -1,6 +1,7 @@
 import ArgumentParser
 import Curl
 import Git
+import KubeAPI
 import RepaveCore
 
 /// `repave`: the root command. Subcommands arrive with their issues; each one includes
@@ -16,7 +17,7 @@ public struct RepaveCommand: AsyncParsableCommand {
                 5 cannot load the kubeconfig or reach the cluster; 64 usage; 130/143 interrupted.
                 """,
             version: "repave \(RepaveVersion.current) (libcurl \(HTTPSession.curlVersion), libgit2 \(GitLibrary.version))",
-            subcommands: []
+            subcommands: [ConfigCommand.self]
         )
     }
 

@@ -90,3 +90,4 @@ protocol GlobalOptionsCarrier {
 }
 
 extension RepaveCommand: GlobalOptionsCarrier {}
+extension ConfigCommand: GlobalOptionsCarrier {}

@@ -15,7 +15,7 @@ public struct KubeconfigLoader: Sendable {
         explicitPath: String? = nil,
         context: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        homeDirectory: String = NSHomeDirectory(),
+        homeDirectory: String = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory(),
         serviceAccountDirectory: String = "/var/run/secrets/kubernetes.io/serviceaccount"
     ) {
         self.explicitPath = explicitPath
