@@ -55,6 +55,13 @@ let package = Package(
         ], swiftSettings: strict),
         .executableTarget(name: "repave", dependencies: ["RepaveCommands"], swiftSettings: strict),
 
+        // The lab agent: kubelets and Longhorn for the local control plane (not shipped).
+        .executableTarget(name: "repave-lab", dependencies: [
+            "KubeAPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+
         // Test support (not a product): finds the lab, runs child processes, makes scratch dirs.
         .target(name: "RepaveTestSupport", dependencies: [
             "Curl",

@@ -183,6 +183,7 @@ public final class KubeClient: Sendable {
     }
 
     /// PUT the whole object; its `metadata.resourceVersion` guards against lost updates (409).
+    @discardableResult
     public func update(_ type: ResourceType, _ object: JSON, subresource: String? = nil, dryRun: Bool = false) async throws -> JSON {
         guard let name = object[path: "metadata", "name"]?.stringValue else {
             throw KubeAPIError(reason: .invalid, httpStatus: 0, verb: "PUT", path: type.path(), message: "the object has no metadata.name")
@@ -214,6 +215,7 @@ public final class KubeClient: Sendable {
     }
 
     /// PATCH an object or a subresource.
+    @discardableResult
     public func patch(
         _ type: ResourceType, named name: String, in namespace: String? = nil, _ patch: Patch,
         subresource: String? = nil, dryRun: Bool = false

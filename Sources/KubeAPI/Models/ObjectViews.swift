@@ -57,6 +57,13 @@ public struct Condition: Sendable, Equatable {
     public var message: String
 }
 
+extension Condition {
+    /// The `status.conditions` of any object.
+    public static func of(_ object: JSON?) -> [Condition] {
+        parseConditions(object?[path: "status", "conditions"])
+    }
+}
+
 func parseConditions(_ json: JSON?) -> [Condition] {
     (json?.arrayValue ?? []).map {
         Condition(type: $0["type"]?.stringValue ?? "", status: $0["status"]?.stringValue ?? "",

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import KubeAPI
+import Logging
+
+// repave-lab: the lab agent (kubelets and Longhorn) for the local control plane. Not shipped in
+// the `repave` binary; `scripts/lab up` starts it.
+@main
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repave-lab",
+        abstract: "Plays the lab cluster's kubelets (lab-node-1…N) and the Longhorn CSI driver against a real API server.")
+
+    @Option(help: "The kubeconfig of the agent's identity.")
+    var kubeconfig: String
+
+    @Option(name: .customLong("ready-file"), help: "Created once nodes, CRD and caches are ready.")
+    var readyFile: String?
+
+    @Option(help: "How many nodes to register.")
+    var nodes = 3
+
+    @Option(name: .customLong("start-delay"), help: "Default delay before a scheduled pod runs (e.g. 2s).")
+    var startDelay = "0s"
+
+    @Option(name: .customLong("terminate-delay"), help: "Default delay before a terminating pod is gone.")
+    var terminateDelay = "0s"
+
+    @Option(name: .customLong("provision-delay"), help: "Default delay before a claim's volume is provisioned.")
+    var provisionDelay = "0s"
+
+    @Option(name: .customLong("log-level"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "repave-lab")
+        func duration(_ text: String, _ flag: String) throws -> Duration {
+            guard let value = parseDuration(text) else { throw ValidationError("--\(flag): '\(text)' is not a duration such as 2s or 500ms") }
+            return value
+        }
+        let settings = LabAgent.Settings(
+            nodes: nodes, startDelay: try duration(startDelay, "start-delay"),
+            terminateDelay: try duration(terminateDelay, "terminate-delay"),
+            provisionDelay: try duration(provisionDelay, "provision-delay"), heartbeat: .seconds(10))
+        let connection = try KubeconfigLoader(explicitPath: kubeconfig).load()
+        let client = try KubeClient(connection: connection, userAgent: "repave-lab/0.1.0", logger: logger)
+        let agent = LabAgent(client: client, settings: settings, logger: logger)
+        try await agent.prepare()
+        try await agent.run(readyFile: readyFile)
+    }
+}

@@ -1,0 +1,432 @@
+import Foundation
+import KubeAPI
+import Logging
+import Synchronization
+
+/// Plays what the lab's control plane lacks: the kubelets of `lab-node-1…N` and Longhorn's CSI
+/// driver and manager. Level-triggered: every change seen by an informer (and a short tick, for
+/// delays) re-evaluates the whole cached state and issues only the calls that are still needed.
+///
+/// Per-object knobs (annotations), so tests sharing one lab do not disturb each other:
+/// - Pod: `lab.repave/start-delay`, `lab.repave/terminate-delay` (durations such as `2s`)
+/// - PersistentVolumeClaim or StorageClass: `lab.repave/provision: fail`,
+///   `lab.repave/provision-delay`, `lab.repave/robustness: degraded|faulted`
+final class LabAgent: Sendable {
+    struct Settings: Sendable {
+        var nodes: Int
+        var startDelay: Duration
+        var terminateDelay: Duration
+        var provisionDelay: Duration
+        var heartbeat: Duration
+    }
+
+    static let driver = "driver.longhorn.io"
+    static let longhornNamespace = "longhorn-system"
+    static let annotationPrefix = "lab.repave/"
+
+    let client: KubeClient
+    let settings: Settings
+    let logger: Logger
+    let nodeNames: [String]
+
+    private let bell: AsyncStream<Void>.Continuation
+    private let wakeups: AsyncStream<Void>
+    let pods: Informer
+    let claims: Informer
+    let volumes: Informer
+    let classes: Informer
+    let longhorn: Informer
+
+    /// When each object first became eligible for a delayed action, and actions recently issued
+    /// (so a stale cache does not repeat them).
+    private let clock = ContinuousClock()
+    private let firstEligible = Mutex<[String: ContinuousClock.Instant]>([:])
+    private let recentlyDone = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    init(client: KubeClient, settings: Settings, logger: Logger) {
+        self.client = client
+        self.settings = settings
+        self.logger = logger
+        nodeNames = (1...max(1, settings.nodes)).map { "lab-node-\($0)" }
+        let (wakeups, bell) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.wakeups = wakeups
+        self.bell = bell
+        let ring: @Sendable () -> Void = { bell.yield(()) }
+        pods = Informer(.pods, client: client, logger: logger, bell: ring)
+        claims = Informer(.persistentVolumeClaims, client: client, logger: logger, bell: ring)
+        volumes = Informer(.persistentVolumes, client: client, logger: logger, bell: ring)
+        classes = Informer(.storageClasses, client: client, logger: logger, bell: ring)
+        longhorn = Informer(.longhornVolumes, client: client, logger: logger, bell: ring)
+    }
+
+    // MARK: - start-up
+
+    func prepare() async throws {
+        try await installLonghornCRD()
+        try await ensureNamespace(Self.longhornNamespace)
+        for name in nodeNames { try await registerNode(name) }
+    }
+
+    func run(readyFile: String?) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for informer in [pods, claims, volumes, classes, longhorn] {
+                group.addTask { await informer.run() }
+            }
+            group.addTask { try await self.heartbeats() }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .milliseconds(250))
+                    self.bell.yield(())
+                }
+            }
+            group.addTask {
+                var announced = false
+                for await _ in self.wakeups {
+                    guard await self.allSynced() else { continue }
+                    if !announced, let readyFile {
+                        announced = true
+                        _ = FileManager.default.createFile(atPath: readyFile, contents: Data("ready\n".utf8))
+                        self.logger.notice("lab agent ready", metadata: ["nodes": "\(self.nodeNames.joined(separator: ","))"])
+                    }
+                    await self.reconcile()
+                }
+            }
+            try await group.next()
+        }
+    }
+
+    private func allSynced() async -> Bool {
+        for informer in [pods, claims, volumes, classes, longhorn] where !(await informer.synced) { return false }
+        return true
+    }
+
+    private func installLonghornCRD() async throws {
+        let crd: JSON = [
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": ["name": "volumes.longhorn.io"],
+            "spec": [
+                "group": "longhorn.io", "scope": "Namespaced",
+                "names": ["kind": "Volume", "plural": "volumes", "singular": "volume", "listKind": "VolumeList", "shortNames": ["lhv"]],
+                "versions": [[
+                    "name": "v1beta2", "served": true, "storage": true, "subresources": ["status": [:]],
+                    "schema": ["openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]],
+                ]],
+            ],
+        ]
+        do {
+            try await client.create(.customResourceDefinitions, crd)
+        } catch let error as KubeAPIError where error.reason == .alreadyExists {}
+        try await client.wait(for: .customResourceDefinitions, named: "volumes.longhorn.io", timeout: .seconds(30),
+                              describedAs: "the volumes.longhorn.io CRD to be established") { crd in
+            Condition.of(crd).contains { $0.type == "Established" && $0.status == "True" }
+        }
+        // Discovery can lag the Established condition by a moment.
+        for _ in 0..<100 where !(try await client.serves(.longhornVolumes)) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    private func ensureNamespace(_ name: String) async throws {
+        do {
+            try await client.create(.namespaces, ["metadata": ["name": .string(name)]])
+        } catch let error as KubeAPIError where error.reason == .alreadyExists {}
+    }
+
+    private func registerNode(_ name: String) async throws {
+        do {
+            try await client.create(.nodes, [
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": ["name": .string(name), "labels": ["kubernetes.io/hostname": .string(name), "kubernetes.io/os": "linux"]],
+            ])
+        } catch let error as KubeAPIError where error.reason == .alreadyExists {}
+        try await client.patch(.nodes, named: name, .merge(nodeStatus()), subresource: "status")
+        // The TaintNodesByCondition admission gives a new node the not-ready taint, and no
+        // node-lifecycle controller runs here to lift it.
+        try await client.patch(.nodes, named: name, .merge(["spec": ["taints": .null]]))
+    }
+
+    private func nodeStatus() -> JSON {
+        let now = timestamp()
+        let resources: JSON = ["cpu": "16", "memory": "64Gi", "pods": "1100", "ephemeral-storage": "500Gi"]
+        return ["status": [
+            "capacity": resources, "allocatable": resources,
+            "conditions": [[
+                "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "repave-lab agent is posting ready status",
+                "lastHeartbeatTime": .string(now), "lastTransitionTime": .string(now),
+            ]],
+            "addresses": [["type": "InternalIP", "address": "127.0.0.1"]],
+            "nodeInfo": ["kubeletVersion": "v1.20.2", "operatingSystem": "linux", "architecture": "amd64",
+                         "containerRuntimeVersion": "repave-lab://1", "kernelVersion": "", "osImage": "repave-lab",
+                         "kubeProxyVersion": "", "machineID": "", "systemUUID": "", "bootID": ""],
+        ]]
+    }
+
+    private func heartbeats() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: settings.heartbeat)
+            for name in nodeNames {
+                do {
+                    try await client.patch(.nodes, named: name, .merge(nodeStatus()), subresource: "status")
+                } catch {
+                    logger.warning("node heartbeat failed", metadata: ["node": "\(name)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    // MARK: - reconcile
+
+    private func reconcile() async {
+        let pods = await self.pods.objects.map(Pod.init)
+        let claims = await self.claims.objects.map(PersistentVolumeClaim.init)
+        let volumes = await self.volumes.objects.map(PersistentVolume.init)
+        let classes = Dictionary(await self.classes.objects.map { (StorageClass($0).name, StorageClass($0)) }, uniquingKeysWith: { a, _ in a })
+        let longhornVolumes = Dictionary(await self.longhorn.objects.map { (LonghornVolume($0).name, LonghornVolume($0)) }, uniquingKeysWith: { a, _ in a })
+        let claimsByKey = Dictionary(claims.map { ("\($0.namespace ?? "")/\($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+        let ours = Set(nodeNames)
+
+        for pod in pods where pod.nodeName.map(ours.contains) == true {
+            await act("pod \(pod.name)") { try await self.reconcilePod(pod, claims: claimsByKey) }
+        }
+        for claim in claims {
+            await act("claim \(claim.name)") { try await self.provisionIfNeeded(claim, classes: classes, volumes: volumes) }
+        }
+        for volume in volumes {
+            await act("volume \(volume.name)") { try await self.reclaimIfReleased(volume, longhorn: longhornVolumes) }
+        }
+        await act("longhorn status") {
+            try await self.updateLonghornStatus(pods: pods, claims: claimsByKey, volumes: volumes, longhorn: longhornVolumes, classes: classes)
+        }
+    }
+
+    private func act(_ what: String, _ body: () async throws -> Void) async {
+        do {
+            try await body()
+        } catch let error as KubeAPIError where [.notFound, .conflict, .alreadyExists].contains(error.reason) {
+            // Raced with the cluster; the next pass sees the new state.
+        } catch {
+            logger.warning("lab agent action failed", metadata: ["object": "\(what)", "error": "\(error)"])
+        }
+    }
+
+    /// True once `delay` has passed since `key` first became eligible.
+    private func due(_ key: String, after delay: Duration) -> Bool {
+        let now = clock.now
+        let since = firstEligible.withLock { seen in
+            if let first = seen[key] { return first }
+            seen[key] = now
+            return now
+        }
+        return now - since >= delay
+    }
+
+    /// True unless `key` was done within the last two seconds (the informer may not show it yet).
+    private func claimAction(_ key: String) -> Bool {
+        let now = clock.now
+        return recentlyDone.withLock { done in
+            if let last = done[key], now - last < .seconds(2) { return false }
+            done[key] = now
+            if done.count > 10_000 { done = done.filter { now - $0.value < .seconds(2) } }
+            return true
+        }
+    }
+
+    private func annotation(_ name: String, _ objects: [[String: String]]) -> String? {
+        for annotations in objects { if let value = annotations[Self.annotationPrefix + name] { return value } }
+        return nil
+    }
+
+    // MARK: kubelet
+
+    private func reconcilePod(_ pod: Pod, claims: [String: PersistentVolumeClaim]) async throws {
+        let namespace = pod.namespace ?? "default"
+        let annotations = pod.metadata.annotations
+        if pod.metadata.isTerminating {
+            let delay = annotation("terminate-delay", [annotations]).flatMap(parseDuration) ?? settings.terminateDelay
+            guard due("terminate/\(pod.uid)", after: delay), claimAction("delete/\(pod.uid)") else { return }
+            // The kubelet's last word: delete with grace 0 once the containers are gone.
+            try await client.delete(.pods, named: pod.name, in: namespace, uid: pod.uid, gracePeriodSeconds: 0)
+            logger.info("pod terminated", metadata: ["pod": "\(namespace)/\(pod.name)"])
+            return
+        }
+        if pod.phase == "Running" || pod.phase == "Succeeded" || pod.phase == "Failed" { return }
+        let waitingFor = pod.claimNames.filter { claims["\(namespace)/\($0)"]?.isBound != true }
+        if !waitingFor.isEmpty {
+            if pod.raw[path: "status", "containerStatuses"] == nil, claimAction("pending/\(pod.uid)") {
+                try await client.patch(.pods, named: pod.name, in: namespace, .merge(pendingStatus(pod, waitingFor: waitingFor)), subresource: "status")
+            }
+            return
+        }
+        let delay = annotation("start-delay", [annotations]).flatMap(parseDuration) ?? settings.startDelay
+        guard due("start/\(pod.uid)", after: delay), claimAction("start/\(pod.uid)") else { return }
+        try await client.patch(.pods, named: pod.name, in: namespace, .merge(runningStatus(pod)), subresource: "status")
+        logger.info("pod running", metadata: ["pod": "\(namespace)/\(pod.name)", "node": "\(pod.nodeName ?? "")"])
+    }
+
+    private func containers(_ pod: Pod) -> [(name: String, image: String)] {
+        (pod.raw[path: "spec", "containers"]?.arrayValue ?? []).map {
+            ($0["name"]?.stringValue ?? "c", $0["image"]?.stringValue ?? "")
+        }
+    }
+
+    private func pendingStatus(_ pod: Pod, waitingFor claims: [String]) -> JSON {
+        let message = "waiting for persistentvolumeclaim \(claims.joined(separator: ", ")) to be bound"
+        return ["status": [
+            "phase": "Pending",
+            "containerStatuses": .array(containers(pod).map { container in
+                ["name": .string(container.name), "image": .string(container.image), "imageID": "", "ready": false, "restartCount": 0,
+                 "started": false, "state": ["waiting": ["reason": "ContainerCreating", "message": .string(message)]]]
+            }),
+        ]]
+    }
+
+    private func runningStatus(_ pod: Pod) -> JSON {
+        let now = timestamp()
+        let condition: (String) -> JSON = { ["type": .string($0), "status": "True", "lastProbeTime": .null, "lastTransitionTime": .string(now)] }
+        let octets = pod.uid.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF }
+        return ["status": [
+            "phase": "Running",
+            "conditions": [condition("Initialized"), condition("Ready"), condition("ContainersReady"), condition("PodScheduled")],
+            "containerStatuses": .array(containers(pod).map { container in
+                ["name": .string(container.name), "image": .string(container.image), "imageID": .string("repave-lab://\(container.image)"),
+                 "containerID": .string("repave-lab://\(pod.uid)/\(container.name)"),
+                 "ready": true, "started": true, "restartCount": 0, "state": ["running": ["startedAt": .string(now)]]]
+            }),
+            "hostIP": "127.0.0.1", "podIP": .string("10.244.\(octets >> 8).\(octets & 0xFF)"),
+            "podIPs": [["ip": .string("10.244.\(octets >> 8).\(octets & 0xFF)")]],
+            "startTime": .string(now),
+        ]]
+    }
+
+    // MARK: Longhorn CSI provisioner
+
+    private func provisionIfNeeded(_ claim: PersistentVolumeClaim, classes: [String: StorageClass], volumes: [PersistentVolume]) async throws {
+        guard claim.phase == "Pending", !claim.metadata.isTerminating, claim.volumeName == nil,
+              let className = claim.storageClassName, let storageClass = classes[className],
+              storageClass.provisioner == Self.driver
+        else { return }
+        let name = "pvc-\(claim.uid)"
+        if volumes.contains(where: { $0.name == name }) { return }
+        let knobs = [claim.metadata.annotations, storageClass.metadata.annotations]
+        if annotation("provision", knobs) == "fail" { return }
+        var selectedNode: String?
+        if storageClass.volumeBindingMode == "WaitForFirstConsumer" {
+            // The scheduler picks the node and marks the claim; provisioning waits for that mark
+            // (waiting for the pod to run would deadlock: the pod waits for the volume).
+            guard let node = claim.metadata.annotations["volume.kubernetes.io/selected-node"] else { return }
+            selectedNode = node
+        }
+        let delay = annotation("provision-delay", knobs).flatMap(parseDuration) ?? settings.provisionDelay
+        guard due("provision/\(claim.uid)", after: delay), claimAction("provision/\(claim.uid)") else { return }
+
+        let namespace = claim.namespace ?? "default"
+        let size = claim.requestedStorage ?? "1Gi"
+        let replicas = Int64(storageClass.parameters["numberOfReplicas"] ?? "3") ?? 3
+        do {
+            try await client.create(.longhornVolumes, in: Self.longhornNamespace, [
+                "apiVersion": "longhorn.io/v1beta2", "kind": "Volume",
+                "metadata": ["name": .string(name), "labels": ["longhornvolume": .string(name)]],
+                "spec": ["numberOfReplicas": .integer(replicas), "size": .string(String(bytes(size))),
+                         "frontend": "blockdev", "staleReplicaTimeout": .integer(Int64(storageClass.parameters["staleReplicaTimeout"] ?? "30") ?? 30)],
+            ])
+        } catch let error as KubeAPIError where error.reason == .alreadyExists {}
+        _ = try? await client.patch(.longhornVolumes, named: name, in: Self.longhornNamespace,
+                                    .merge(["status": ["state": "detached", "robustness": "unknown"]]), subresource: "status")
+        var spec: JSON = [
+            "capacity": ["storage": .string(size)],
+            "accessModes": .array(claim.accessModes.map { .string($0) }),
+            "persistentVolumeReclaimPolicy": .string(storageClass.reclaimPolicy),
+            "storageClassName": .string(className),
+            "volumeMode": .string(claim.volumeMode ?? "Filesystem"),
+            "claimRef": ["apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": .string(namespace),
+                         "name": .string(claim.name), "uid": .string(claim.uid)],
+            "csi": ["driver": .string(Self.driver), "volumeHandle": .string(name), "fsType": .string(storageClass.parameters["fsType"] ?? "ext4"),
+                    "volumeAttributes": .object(storageClass.parameters.mapValues { .string($0) })],
+        ]
+        if let selectedNode {
+            spec["nodeAffinity"] = ["required": ["nodeSelectorTerms": [["matchExpressions": [
+                ["key": "kubernetes.io/hostname", "operator": "In", "values": [.string(selectedNode)]],
+            ]]]]]
+        }
+        try await client.create(.persistentVolumes, [
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": ["name": .string(name), "annotations": ["pv.kubernetes.io/provisioned-by": .string(Self.driver)]],
+            "spec": spec,
+        ])
+        logger.info("provisioned", metadata: ["claim": "\(namespace)/\(claim.name)", "pv": "\(name)", "replicas": "\(replicas)"])
+    }
+
+    /// A Released PV of ours with reclaim policy Delete: the provisioner deletes the backing
+    /// volume and then the PV. Retain PVs are left alone.
+    private func reclaimIfReleased(_ volume: PersistentVolume, longhorn: [String: LonghornVolume]) async throws {
+        guard volume.phase == "Released", volume.reclaimPolicy == "Delete", volume.csiDriver == Self.driver,
+              volume.metadata.annotations["pv.kubernetes.io/provisioned-by"] == Self.driver,
+              !volume.metadata.isTerminating, claimAction("reclaim/\(volume.uid)")
+        else { return }
+        if let backing = longhorn[volume.volumeHandle ?? volume.name] {
+            do {
+                try await client.delete(.longhornVolumes, named: backing.name, in: Self.longhornNamespace, uid: backing.uid)
+            } catch let error as KubeAPIError where error.reason == .notFound {}
+        }
+        try await client.delete(.persistentVolumes, named: volume.name, uid: volume.uid)
+        logger.info("reclaimed", metadata: ["pv": "\(volume.name)"])
+    }
+
+    /// Attached and healthy (or the claim's or class's `lab.repave/robustness`) while a running
+    /// pod uses the volume; detached with robustness unknown otherwise, as Longhorn reports.
+    private func updateLonghornStatus(
+        pods: [Pod], claims: [String: PersistentVolumeClaim], volumes: [PersistentVolume],
+        longhorn: [String: LonghornVolume], classes: [String: StorageClass]
+    ) async throws {
+        var attachedTo: [String: String] = [:]   // pv name → node
+        for pod in pods where pod.phase == "Running" && !pod.metadata.isTerminating {
+            for claimName in pod.claimNames {
+                if let pv = claims["\(pod.namespace ?? "")/\(claimName)"]?.volumeName { attachedTo[pv] = pod.nodeName ?? "" }
+            }
+        }
+        let byName = Dictionary(volumes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (name, volume) in longhorn {
+            var state = "detached", robustness = "unknown", node = ""
+            if let attached = attachedTo[name] {
+                state = "attached"
+                node = attached
+                var knobs: [[String: String]] = []
+                if let ref = byName[name]?.claimRef, let claim = claims["\(ref.namespace)/\(ref.name)"] {
+                    knobs.append(claim.metadata.annotations)
+                    if let className = claim.storageClassName, let storageClass = classes[className] { knobs.append(storageClass.metadata.annotations) }
+                }
+                robustness = annotation("robustness", knobs) ?? "healthy"
+            }
+            guard volume.state != state || volume.robustness != robustness || (volume.raw[path: "status", "currentNodeID"]?.stringValue ?? "") != node,
+                  claimAction("longhorn/\(name)/\(state)/\(robustness)")
+            else { continue }
+            try await client.patch(.longhornVolumes, named: name, in: Self.longhornNamespace,
+                                   .merge(["status": ["state": .string(state), "robustness": .string(robustness), "currentNodeID": .string(node)]]),
+                                   subresource: "status")
+        }
+    }
+}
+
+func timestamp() -> String {
+    Date().formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
+        .replacingOccurrences(of: "+0000", with: "Z")
+}
+
+/// `5s`, `500ms`, `2m`, `1h` (the lab's knobs), nil when malformed.
+func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, seconds) in units where text.hasSuffix(suffix) {
+        guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }
+        return .milliseconds(Int64(value * seconds * 1000))
+    }
+    return nil
+}
+
+/// A quantity in bytes for Longhorn's `spec.size` (binary suffixes; plain numbers are bytes).
+func bytes(_ quantity: String) -> Int64 {
+    let units: [(String, Int64)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40), ("k", 1000), ("M", 1_000_000), ("G", 1_000_000_000)]
+    for (suffix, factor) in units where quantity.hasSuffix(suffix) {
+        return (Int64(quantity.dropLast(suffix.count)) ?? 0) * factor
+    }
+    return Int64(quantity) ?? 0
+}
