@@ -64,12 +64,13 @@ let package = Package(
 
         // Test support (not a product): finds the lab, runs child processes, makes scratch dirs.
         .target(name: "RepaveTestSupport", dependencies: [
-            "Curl",
+            "Curl", "KubeAPI",
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "SystemPackage", package: "swift-system"),
         ], path: "Tests/RepaveTestSupport", swiftSettings: strict),
         .testTarget(name: "CurlTests", dependencies: ["Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "Curl", "RepaveTestSupport"], swiftSettings: strict),
+        .testTarget(name: "LabAgentTests", dependencies: ["KubeAPI", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "GitTests", dependencies: ["Git", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "RepaveCommandsTests", dependencies: [
             "RepaveCommands", "repave", "RepaveTestSupport",
