@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 LAB_DIR ?= $(CURDIR)/.lab/dev
 
-.PHONY: all deps build lab-build lab-up lab-down test demo clean
+.PHONY: all deps build lab-build lab-up lab-down test demo bench clean
 
 all: build
 
@@ -28,8 +28,16 @@ lab-up: deps lab-build build
 lab-down:
 	@scripts/lab down $(LAB_DIR)
 
+# Benchmarks against the alternatives; each prints both figures and the ratio (BENCHMARKS.md).
+bench: deps lab-build
+	@bench/run
+
 demo:
-	@echo "make demo: not available yet. The devpod recreate (plans/devpod-home.yaml against the lab) arrives" >&2
+	@echo "make # Benchmarks against the alternatives; each prints both figures and the ratio (BENCHMARKS.md).
+bench: deps lab-build
+	@bench/run
+
+demo: not available yet. The devpod recreate (plans/devpod-home.yaml against the lab) arrives" >&2
 	@echo "with the recreate-strategy issue; today 'make test' and 'make lab-up' work." >&2
 	@exit 2
 

@@ -62,6 +62,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
+        // Benchmarks (bench/run, `make bench`): Repave against the alternatives, one table each.
+        .executableTarget(name: "repave-bench", dependencies: [
+            "KubeAPI", "Curl",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ], path: "bench/Sources/repave-bench", swiftSettings: strict),
+
         // Test support (not a product): finds the lab, runs child processes, makes scratch dirs.
         .target(name: "RepaveTestSupport", dependencies: [
             "Curl", "KubeAPI",

@@ -30,6 +30,11 @@ public final class KubeClient: Sendable {
         for warning in connection.warnings { logger.warning("\(warning)") }
     }
 
+    /// TLS connections the built-in transport has opened (0 for an injected transport).
+    public var transportConnectionsOpened: Int {
+        (transport as? HTTPSession)?.totalConnectionsOpened ?? 0
+    }
+
     /// Exec-plugin runs so far (a cached credential is not re-fetched).
     public var credentialFetches: Int {
         get async { await credentials.execRuns }
