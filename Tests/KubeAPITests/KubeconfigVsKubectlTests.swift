@@ -323,4 +323,37 @@ struct KubeconfigVsKubectlTests {
         let error = try await bothRefuse(Shape(files: ["n/config": norway], explicit: "n/config"), "namespace: no")
         #expect(error?.key == "contexts[admin@lab].context.namespace")
     }
+
+    @Test("13. basic auth (username and password) resolves as kubectl reads it")
+    func basicAuth() async throws {
+        let text = kubeconfig(clusters: [cluster(extra: "    certificate-authority-data: \(caData)\n")],
+                              users: ["- name: b\n  user:\n    username: jeda\n    password: 'hunter2'\n"],
+                              contexts: [context("b@lab", user: "b")], current: "b@lab")
+        let connection = try await agree(Shape(files: ["basic/config": text], explicit: "basic/config"), "basic auth")
+        #expect(connection.authentication == .basic(username: "jeda", password: "hunter2"))
+        #expect(connection.authenticationSummary == "basic auth as jeda")
+    }
+
+    @Test("14. in a pod: the service account's token, CA and namespace, when no kubeconfig exists")
+    func inCluster() async throws {
+        let account = scratch.file("serviceaccount")
+        try FileManager.default.createDirectory(atPath: account, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: lab.caCertificate, toPath: account + "/ca.crt")
+        try (try lab.token()).write(toFile: account + "/token", atomically: true, encoding: .utf8)
+        try "devpod".write(toFile: account + "/namespace", atomically: true, encoding: .utf8)
+        let port = try #require(URLComponents(string: lab.apiURL)?.port)
+        let loader = KubeconfigLoader(
+            environment: ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": String(port)],
+            homeDirectory: scratch.file("empty-home"), serviceAccountDirectory: account)
+        let connection = try loader.load()
+        #expect(connection.isInCluster)
+        #expect(connection.namespace == "devpod")
+        #expect(connection.server == lab.apiURL)
+        #expect(connection.authentication == .tokenFile(account + "/token"))
+        #expect(try await reach(connection) == 200)
+        // A context named on the command line never falls back to the service account.
+        var named = loader
+        named.context = "prod"
+        #expect(throws: KubeconfigError.self) { try named.load() }
+    }
 }
