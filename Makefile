@@ -33,11 +33,7 @@ bench: deps lab-build
 	@bench/run
 
 demo:
-	@echo "make # Benchmarks against the alternatives; each prints both figures and the ratio (BENCHMARKS.md).
-bench: deps lab-build
-	@bench/run
-
-demo: not available yet. The devpod recreate (plans/devpod-home.yaml against the lab) arrives" >&2
+	@echo "make demo: not available yet. The devpod recreate (plans/devpod-home.yaml against the lab) arrives" >&2
 	@echo "with the recreate-strategy issue; today 'make test' and 'make lab-up' work." >&2
 	@exit 2
 

@@ -21,7 +21,7 @@ let package = Package(
     targets: [
         // C layer: system libraries and the shims that make their variadic calls callable.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "CCurlShim", dependencies: ["CCurl"], cSettings: strictC),
+        .target(name: "CCurlShim", dependencies: ["CCurl"], cSettings: strictC, linkerSettings: [.linkedLibrary("crypto")]),
         .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .target(name: "CGit2Shim", dependencies: ["CGit2"], cSettings: strictC),
 
@@ -79,6 +79,7 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "LabAgentTests", dependencies: ["KubeAPI", "RepaveTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RepaveCoreTests", dependencies: ["RepaveCore", "Git", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "GitTests", dependencies: ["Git", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "RepaveCommandsTests", dependencies: [
             "RepaveCommands", "repave", "RepaveTestSupport",

@@ -1,7 +1,7 @@
 #include "CCurlShim.h"
 
-#include <pthread.h>
-#include <stdlib.h>
+#include <openssl/crypto.h>
+
 
 CURLcode ccurl_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
@@ -51,8 +51,12 @@ CURLcode ccurl_getinfo_string(CURL *handle, CURLINFO info, const char **value) {
     return curl_easy_getinfo(handle, info, value);
 }
 
-long ccurl_global_default_flags(void) {
-    return CURL_GLOBAL_DEFAULT;
+CURLcode ccurl_global_init(void) {
+    // OpenSSL frees its global locks in an atexit handler; a transfer thread still winding
+    // down (a cancelled watch waits up to a second for libcurl's progress callback) then locks
+    // freed memory and the process dies with SIGSEGV on its way out. Seen in the test runner.
+    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) != 1) return CURLE_FAILED_INIT;
+    return curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 unsigned int ccurl_version_features(void) {
@@ -61,50 +65,4 @@ unsigned int ccurl_version_features(void) {
 
 const char *ccurl_version_string(void) {
     return curl_version_info(CURLVERSION_NOW)->version;
-}
-
-// ---- share handle -------------------------------------------------------------------------
-
-struct ccurl_share {
-    CURLSH *share;
-    pthread_mutex_t mutex[CURL_LOCK_DATA_LAST];
-};
-
-static void ccurl_share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *userptr) {
-    (void)handle;
-    (void)access;
-    struct ccurl_share *box = userptr;
-    pthread_mutex_lock(&box->mutex[data]);
-}
-
-static void ccurl_share_unlock(CURL *handle, curl_lock_data data, void *userptr) {
-    (void)handle;
-    struct ccurl_share *box = userptr;
-    pthread_mutex_unlock(&box->mutex[data]);
-}
-
-ccurl_share *ccurl_share_new(void) {
-    struct ccurl_share *box = calloc(1, sizeof(*box));
-    if (box == NULL) return NULL;
-    box->share = curl_share_init();
-    if (box->share == NULL) { free(box); return NULL; }
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&box->mutex[i], NULL);
-    int ok = curl_share_setopt(box->share, CURLSHOPT_LOCKFUNC, ccurl_share_lock) == CURLSHE_OK
-        && curl_share_setopt(box->share, CURLSHOPT_UNLOCKFUNC, ccurl_share_unlock) == CURLSHE_OK
-        && curl_share_setopt(box->share, CURLSHOPT_USERDATA, box) == CURLSHE_OK
-        && curl_share_setopt(box->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK
-        && curl_share_setopt(box->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) == CURLSHE_OK;
-    if (!ok) { ccurl_share_free(box); return NULL; }
-    return box;
-}
-
-CURLcode ccurl_setopt_share(CURL *handle, ccurl_share *share) {
-    return curl_easy_setopt(handle, CURLOPT_SHARE, share->share);
-}
-
-void ccurl_share_free(ccurl_share *box) {
-    if (box == NULL) return;
-    curl_share_cleanup(box->share);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&box->mutex[i]);
-    free(box);
 }

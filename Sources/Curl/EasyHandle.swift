@@ -4,15 +4,19 @@ import Foundation
 
 /// libcurl's process-wide initialisation, done once, before the first handle is made.
 enum CurlGlobal {
-    static let initialized: Bool = curl_global_init(ccurl_global_default_flags()) == CURLE_OK
+    static let initialized: Bool = ccurl_global_init() == CURLE_OK
 
     static var version: String { String(cString: ccurl_version_string()) }
 }
 
 /// Owns one `CURL *`. An easy handle must never be used by two threads at once, but it may move
 /// between threads; ``HTTPSession`` hands each handle to exactly one transfer at a time through
-/// its pool, which is what makes the unchecked `Sendable` sound. The handle's connection cache is
-/// what lets consecutive requests reuse one TLS connection.
+/// its pool, which is what makes the unchecked `Sendable` sound. The handle's connection cache
+/// (and TLS session cache) is what lets consecutive requests reuse one TLS connection.
+///
+/// No share handle: sharing TLS sessions between handles on different threads crashed inside
+/// OpenSSL here (a NULL rwlock in libcrypto during a concurrent-requests test), and libcurl
+/// documents connection sharing across threads as unsupported. Each handle stands alone.
 final class EasyHandle: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
 
@@ -28,22 +32,6 @@ final class EasyHandle: @unchecked Sendable {
 
     deinit {
         curl_easy_cleanup(raw)
-    }
-}
-
-/// The TLS-session and DNS caches shared by a session's handles (locks live in the C shim).
-final class SharedCaches: @unchecked Sendable {
-    let raw: OpaquePointer
-
-    init() throws(CurlError) {
-        guard let raw = ccurl_share_new() else {
-            throw CurlError(code: Int32(CURLE_FAILED_INIT.rawValue), message: "curl_share_init failed", operation: "create a curl share handle")
-        }
-        self.raw = raw
-    }
-
-    deinit {
-        ccurl_share_free(raw)
     }
 }
 

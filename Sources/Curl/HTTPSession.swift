@@ -46,14 +46,12 @@ public final class HTTPSession: Sendable {
 
     public let configuration: Configuration
     private let logger: Logger
-    private let caches: SharedCaches
     private let idle = Mutex<[EasyHandle]>([])
     private let connectionsOpened = Atomic<Int>(0)
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "repave.curl")) throws(CurlError) {
         self.configuration = configuration
         self.logger = logger
-        self.caches = try SharedCaches()
     }
 
     /// Connections opened by this session so far (every TLS handshake is one).
@@ -117,9 +115,7 @@ public final class HTTPSession: Sendable {
         streaming continuation: AsyncThrowingStream<HTTPStreamEvent, any Error>.Continuation? = nil
     ) throws -> HTTPResponse {
         let handle = try checkoutHandle()
-        defer { checkin(handle) }
         let h = handle.raw
-        curl_easy_reset(h)
 
         let state = TransferState(cancel: cancel, maxBodySize: configuration.maxBodySize)
         if let continuation {
@@ -128,15 +124,20 @@ public final class HTTPSession: Sendable {
             state.onLine = { line in continuation.yield(.line(line)) }
         }
         let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
-        defer { errorBuffer.deallocate() }
+        defer { errorBuffer.deallocate() }   // runs after the reset below (defers run in reverse)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
 
-        // libcurl keeps pointers to slists (not copies) until the transfer ends.
+        // libcurl keeps pointers to the slists, the error buffer and the callback state (not
+        // copies). Reset the handle before any of them is freed, so that a handle dropped from
+        // the pool is never cleaned up while pointing at freed memory. Reset keeps the live
+        // connections and the TLS session cache.
         var headerList: UnsafeMutablePointer<curl_slist>?
         var connectTo: UnsafeMutablePointer<curl_slist>?
         defer {
+            curl_easy_reset(h)
             curl_slist_free_all(headerList)
             curl_slist_free_all(connectTo)
+            checkin(handle)
         }
 
         let started = ContinuousClock.now
@@ -144,10 +145,12 @@ public final class HTTPSession: Sendable {
         try setup.pointer(CURLOPT_ERRORBUFFER, errorBuffer)
         try configure(setup, request: request, streaming: continuation != nil, connectTo: &connectTo)
         for header in headerLines(for: request) {
-            headerList = curl_slist_append(headerList, header)
+            guard let appended = curl_slist_append(headerList, header) else {
+                throw CurlError(code: Int32(CURLE_OUT_OF_MEMORY.rawValue), message: "out of memory building headers", operation: request.operation)
+            }
+            headerList = appended
         }
         try setup.slist(CURLOPT_HTTPHEADER, headerList)
-        try setup.share(caches)
 
         let userdata = Unmanaged.passUnretained(state).toOpaque()
         try setup.write(CURLOPT_WRITEFUNCTION, curlWriteFunction)
@@ -204,6 +207,9 @@ public final class HTTPSession: Sendable {
             let (rewritten, target) = try redirect(url: url, toServerName: serverName, operation: request.operation)
             url = rewritten
             connectTo = curl_slist_append(nil, target)
+            guard connectTo != nil else {
+                throw CurlError(code: Int32(CURLE_OUT_OF_MEMORY.rawValue), message: "out of memory", operation: request.operation)
+            }
             try set.slist(CURLOPT_CONNECT_TO, connectTo)
         }
         try set.string(CURLOPT_URL, url)
@@ -213,6 +219,13 @@ public final class HTTPSession: Sendable {
         try set.long(CURLOPT_TCP_KEEPALIVE, 1)
         try set.string(CURLOPT_ACCEPT_ENCODING, "")
         try set.string(CURLOPT_USERAGENT, configuration.userAgent)
+        // Behind an HTTPS_PROXY the proxy's own "200 Connection established" must not be taken
+        // for the API server's answer.
+        try set.long(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1)
+        // libcurl silently resends a request when a reused connection dies before any answer
+        // arrives. For a write the server may already have applied, that is a blind retry: give
+        // every write a connection of its own (the handle's TLS session cache keeps it cheap).
+        if request.method != .get { try set.long(CURLOPT_FRESH_CONNECT, 1) }
         try set.long(CURLOPT_CONNECTTIMEOUT_MS, configuration.connectTimeout.milliseconds)
         let timeout = streaming ? request.timeout : (request.timeout ?? configuration.requestTimeout)
         try set.long(CURLOPT_TIMEOUT_MS, timeout?.milliseconds ?? 0)
@@ -279,6 +292,11 @@ public final class HTTPSession: Sendable {
     private func headerLines(for request: HTTPRequest) -> [String] {
         // "Expect:" stops libcurl from waiting for a 100 Continue before sending larger bodies.
         var lines = ["Expect:"]
+        if configuration.tls.serverName != nil, let components = URLComponents(string: request.url), let host = components.host {
+            // The URL is rewritten to the TLS server name; the Host header keeps the real
+            // address, as client-go sends it.
+            lines.append("Host: \(host.contains(":") ? "[\(host)]" : host)\(components.port.map { ":\($0)" } ?? "")")
+        }
         for header in request.headers { lines.append("\(header.name): \(header.value)") }
         if let authorization = request.authorization {
             lines.append("Authorization: \(authorization.headerValue)")
@@ -364,9 +382,6 @@ struct OptionSetter {
         try check(ccurl_setopt_write_function(handle, option, function), option)
     }
 
-    func share(_ caches: SharedCaches) throws(CurlError) {
-        try check(ccurl_setopt_share(handle, caches.raw), CURLOPT_SHARE)
-    }
 }
 
 /// Runs blocking work on a thread of its own and resumes the caller with its result.

@@ -50,7 +50,8 @@ public final class Repository {
     public func currentBranch() throws(GitError) -> String? {
         var head: OpaquePointer?
         let result = git_repository_head(&head, raw)
-        if result == GIT_EUNBORNBRANCH.rawValue || result == GIT_ENOTFOUND.rawValue { return nil }
+        // Unborn: no commit yet. A missing HEAD (GIT_ENOTFOUND) is a broken repository: an error.
+        if result == GIT_EUNBORNBRANCH.rawValue { return nil }
         try GitError.check(result, "read HEAD of \(gitDirectory)")
         defer { git_reference_free(head) }
         guard git_reference_is_branch(head) != 0, let name = git_reference_shorthand(head) else { return nil }

@@ -58,8 +58,12 @@ public struct KubeAPIError: Error, Sendable, Equatable, CustomStringConvertible 
     public let causes: [Cause]
     /// The server's Retry-After, when it sent one.
     public let retryAfter: Duration?
+    /// The answer was an API `Status` object (not a proxy's page or a plain "404 page not
+    /// found", which is what an API group that is not installed answers).
+    public let isStatus: Bool
 
-    public init(reason: Reason, httpStatus: Int, verb: String, path: String, message: String, causes: [Cause] = [], retryAfter: Duration? = nil) {
+    public init(reason: Reason, httpStatus: Int, verb: String, path: String, message: String, causes: [Cause] = [],
+                retryAfter: Duration? = nil, isStatus: Bool = true) {
         self.reason = reason
         self.httpStatus = httpStatus
         self.verb = verb
@@ -67,6 +71,7 @@ public struct KubeAPIError: Error, Sendable, Equatable, CustomStringConvertible 
         self.message = message
         self.causes = causes
         self.retryAfter = retryAfter
+        self.isStatus = isStatus
     }
 
     /// Decodes the response of a failed request. A body that is not a Status keeps its first
@@ -76,7 +81,8 @@ public struct KubeAPIError: Error, Sendable, Equatable, CustomStringConvertible 
         var reason = Reason(httpStatus: response.status)
         var message = ""
         var causes: [Cause] = []
-        if let status, status["kind"]?.stringValue == "Status" {
+        let isStatus = status?["kind"]?.stringValue == "Status"
+        if let status, isStatus {
             if let text = status["reason"]?.stringValue, let decoded = Reason(rawValue: text) { reason = decoded }
             message = status["message"]?.stringValue ?? ""
             for cause in status[path: "details", "causes"]?.arrayValue ?? [] {
@@ -89,7 +95,7 @@ public struct KubeAPIError: Error, Sendable, Equatable, CustomStringConvertible 
         }
         if message.isEmpty { message = "HTTP \(response.status)" }
         self.init(reason: reason, httpStatus: response.status, verb: verb, path: path, message: message,
-                  causes: causes, retryAfter: response.header("Retry-After").flatMap(Self.parseRetryAfter))
+                  causes: causes, retryAfter: response.header("Retry-After").flatMap(Self.parseRetryAfter), isStatus: isStatus)
     }
 
     /// Retry-After in whole seconds, as client-go reads it (HTTP dates are not used by the API server).

@@ -66,7 +66,7 @@ final class Informer: Sendable {
                                 await store.remove(object)
                                 resourceVersion = ObjectMeta(object["metadata"] ?? [:]).resourceVersion
                             case .bookmark(let version):
-                                resourceVersion = version
+                                if !version.isEmpty { resourceVersion = version }
                                 continue
                             }
                             bell()

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import KubeAPI
 import Logging
@@ -121,7 +122,10 @@ final class LabAgent: Sendable {
             Condition.of(crd).contains { $0.type == "Established" && $0.status == "True" }
         }
         // Discovery can lag the Established condition by a moment.
-        for _ in 0..<100 where !(try await client.serves(.longhornVolumes)) {
+        var attempts = 0
+        while !(try await client.serves(.longhornVolumes)) {
+            attempts += 1
+            guard attempts < 100 else { throw ValidationError("volumes.longhorn.io is established but not served after 10 s") }
             try await Task.sleep(for: .milliseconds(100))
         }
     }

@@ -1,9 +1,8 @@
 #ifndef CCURLSHIM_H
 #define CCURLSHIM_H
 
-// Non-variadic wrappers for libcurl's variadic entry points, which Swift cannot call, and a
-// share handle whose locks live in C. One function per argument type, as
-// swift-corelibs-foundation does it.
+// Non-variadic wrappers for libcurl's variadic entry points, which Swift cannot call. One
+// function per argument type, as swift-corelibs-foundation does it.
 
 #include <curl/curl.h>
 
@@ -21,18 +20,9 @@ CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode ccurl_getinfo_double(CURL *handle, CURLINFO info, double *value);
 CURLcode ccurl_getinfo_string(CURL *handle, CURLINFO info, const char **value);
 
-long ccurl_global_default_flags(void);
+// curl_global_init(CURL_GLOBAL_DEFAULT), after telling OpenSSL not to tear itself down at exit.
+CURLcode ccurl_global_init(void);
 unsigned int ccurl_version_features(void);
 const char *ccurl_version_string(void);
-
-// A share handle that shares TLS sessions and the DNS cache between easy handles used on
-// different threads, with its pthread mutexes allocated beside it. Connections are not shared:
-// libcurl documents sharing the connection cache between concurrent threads as unsupported, so
-// each easy handle keeps its own (the Swift side reuses handles to reuse connections). Returns NULL when
-// allocation fails. Free with ccurl_share_free after every easy handle using it is cleaned up.
-typedef struct ccurl_share ccurl_share;
-ccurl_share *ccurl_share_new(void);
-CURLcode ccurl_setopt_share(CURL *handle, ccurl_share *share);
-void ccurl_share_free(ccurl_share *share);
 
 #endif

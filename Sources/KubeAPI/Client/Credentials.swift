@@ -8,19 +8,28 @@ import SystemPackage
 /// it changes, or an exec plugin's credential cached until it expires (and re-fetched after a 401).
 actor CredentialSource {
     private let authentication: ClusterConnection.Authentication
-    private let server: String
-    private let caData: Data?
+    private let clusterInfo: JSON
     private let logger: Logger
 
     private var tokenFileCache: (stamp: FileStamp, token: String)?
     private var execCache: (token: String, expires: Date?)?
+    private var execRun: Task<(token: String, expires: Date?), any Error>?
     /// How many times the exec plugin ran (tests check the cache with it).
     private(set) var execRuns = 0
 
     init(connection: ClusterConnection, logger: Logger) {
         authentication = connection.authentication
-        server = connection.server
-        if case .caPEM(let pem) = connection.tls.trust { caData = pem } else { caData = nil }
+        // What client-go passes a plugin with provideClusterInfo: server, CA, TLS settings.
+        var cluster: JSON = ["server": .string(connection.server)]
+        switch connection.tls.trust {
+        case .caPEM(let pem): cluster["certificate-authority-data"] = .string(pem.base64EncodedString())
+        case .caFile(let path):
+            if let pem = FileManager.default.contents(atPath: path) { cluster["certificate-authority-data"] = .string(pem.base64EncodedString()) }
+        case .system: break
+        }
+        if connection.tls.verification == .disabledByKubeconfig { cluster["insecure-skip-tls-verify"] = true }
+        if let name = connection.tls.serverName { cluster["tls-server-name"] = .string(name) }
+        clusterInfo = cluster
         self.logger = logger
     }
 
@@ -42,7 +51,12 @@ actor CredentialSource {
             if let cached = execCache, cached.expires.map({ $0.timeIntervalSinceNow > 10 }) ?? true {
                 return .bearer(cached.token)
             }
-            let credential = try await run(exec)
+            // Concurrent first requests share one plugin run (it may open a browser login).
+            if let running = execRun { return .bearer(try await running.value.token) }
+            let running = Task { try await self.run(exec) }
+            execRun = running
+            defer { execRun = nil }
+            let credential = try await running.value
             execCache = credential
             return .bearer(credential.token)
         }
@@ -77,11 +91,7 @@ actor CredentialSource {
     private func run(_ exec: ExecConfig) async throws -> (token: String, expires: Date?) {
         execRuns += 1
         var spec: JSON = ["interactive": false]
-        if exec.provideClusterInfo {
-            var cluster: JSON = ["server": .string(server)]
-            if let caData { cluster["certificate-authority-data"] = .string(caData.base64EncodedString()) }
-            spec["cluster"] = cluster
-        }
+        if exec.provideClusterInfo { spec["cluster"] = clusterInfo }
         let info: JSON = ["apiVersion": .string(exec.apiVersion), "kind": "ExecCredential", "spec": spec]
         var environment: [Environment.Key: String?] = ["KUBERNETES_EXEC_INFO": String(decoding: info.encoded(), as: UTF8.self)]
         for variable in exec.env {

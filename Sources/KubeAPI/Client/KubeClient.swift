@@ -139,11 +139,12 @@ public final class KubeClient: Sendable {
         try await decode(send(Request(.get, type.path(namespace: namespace, name: name))))
     }
 
-    /// GET one object, or nil when it does not exist.
+    /// GET one object, or nil when it does not exist. A 404 that is not the API server's
+    /// Status (the resource type itself is not served) is an error, not an absent object.
     public func getIfPresent(_ type: ResourceType, named name: String, in namespace: String? = nil) async throws -> JSON? {
         do {
             return try await get(type, named: name, in: namespace)
-        } catch let error as KubeAPIError where error.reason == .notFound {
+        } catch let error as KubeAPIError where error.reason == .notFound && error.isStatus {
             return nil
         }
     }

@@ -83,7 +83,7 @@ public struct Kubeconfig: Sendable {
         guard root.node.mapping != nil else { throw root.fail("a kubeconfig must be a mapping (apiVersion, kind, clusters, users, contexts)") }
         let directory = URL(fileURLWithPath: file).deletingLastPathComponent().path
         func resolve(_ path: String?) -> String? {
-            guard let path, !path.isEmpty else { return path }
+            guard let path, !path.isEmpty else { return nil }
             return path.hasPrefix("/") ? path : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory + "/")).standardizedFileURL.path
         }
 
@@ -99,8 +99,8 @@ public struct Kubeconfig: Sendable {
                 certificateAuthority: resolve(try body.string("certificate-authority")),
                 certificateAuthorityData: try base64(body, "certificate-authority-data"),
                 insecureSkipTLSVerify: try body.bool("insecure-skip-tls-verify") ?? false,
-                tlsServerName: try body.string("tls-server-name"),
-                proxyURL: try body.string("proxy-url"),
+                tlsServerName: try body.string("tls-server-name").flatMap { $0.isEmpty ? nil : $0 },
+                proxyURL: try body.string("proxy-url").flatMap { $0.isEmpty ? nil : $0 },
                 origin: Origin(file: file, line: item.node.mark?.line, key: item.path))
         }
 
@@ -122,10 +122,10 @@ public struct Kubeconfig: Sendable {
                 clientCertificateData: certificateData,
                 clientKey: resolve(try body?.string("client-key")),
                 clientKeyData: keyData,
-                token: try body?.string("token"),
+                token: try body?.string("token").flatMap { $0.isEmpty ? nil : $0 },
                 tokenFile: resolve(try body?.string("tokenFile")),
-                username: try body?.string("username"),
-                password: try body?.string("password"),
+                username: try body?.string("username").flatMap { $0.isEmpty ? nil : $0 },
+                password: try body?.string("password").flatMap { $0.isEmpty ? nil : $0 },
                 exec: exec,
                 authProvider: authProvider,
                 impersonate: try body?.string("as"),

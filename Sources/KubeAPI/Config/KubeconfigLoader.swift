@@ -188,14 +188,17 @@ public struct KubeconfigLoader: Sendable {
         if methods.count > 1 {
             throw origin.error("user", "more than one authentication method: \(methods.joined(separator: ", "))", hint: "keep one")
         }
-        if let exec = user.exec { return .exec(exec) }
+        // client-go consults an exec plugin only when no token, basic auth or client
+        // certificate is configured beside it.
         if let token { return .token(token) }
         if let path = user.tokenFile {
             try requireReadable(path, origin, "user.tokenFile")
             return .tokenFile(path)
         }
         if hasBasic { return .basic(username: user.username ?? "", password: user.password ?? "") }
-        return hasCertificate ? .clientCertificate : .none
+        if hasCertificate { return .clientCertificate }
+        if let exec = user.exec { return .exec(exec) }
+        return .none
     }
 
     private func requireReadable(_ path: String, _ origin: Kubeconfig.Origin, _ key: String) throws(KubeconfigError) {

@@ -58,8 +58,11 @@ struct YAMLReader {
         // kubectl refuses `name: no` or `namespace: 1234` (a boolean or number where a string
         // belongs); reading them as strings here would make repave and kubectl disagree.
         if scalar.style == .plain, Self.yaml11Booleans.contains(scalar.string) || Int(scalar.string) != nil {
-            throw value.fail("expected a string, found the unquoted '\(scalar.string)', which YAML reads as a boolean or number",
-                             hint: "quote it: \"\(scalar.string)\"")
+            // Never echo a credential's value into an error.
+            let secret = ["token", "password", "client-key-data", "client-certificate-data", "certificate-authority-data"].contains(key)
+            let shown = secret ? "value" : "'\(scalar.string)'"
+            throw value.fail("expected a string, found an unquoted \(shown), which YAML reads as a boolean or number",
+                             hint: secret ? "quote the value" : "quote it: \"\(scalar.string)\"")
         }
         return scalar.string
     }

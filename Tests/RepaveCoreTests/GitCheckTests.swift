@@ -1,0 +1,159 @@
+import Foundation
+import Git
+import RepaveTestSupport
+import Testing
+
+@testable import RepaveCore
+
+/// The whole git preflight on directory trees built with the git CLI: discovery, verdicts,
+/// the inventory of what would be lost.
+@Suite("git check")
+struct GitCheckTests {
+    func run(_ fixture: GitFixture, _ paths: [String], ignore: [String] = ["**/node_modules/**"]) async throws -> GitReport {
+        try await GitCheck(paths: paths.map { fixture.root + "/" + $0 }, ignore: ignore, inventoryBudget: .seconds(5)).run()
+    }
+
+    func repository(_ report: GitReport, _ path: String) throws -> GitReport.RepositoryReport {
+        try #require(report.repositories.first { $0.path.hasSuffix("/" + path) }, "no repository \(path) in \(report.repositories.map(\.path))")
+    }
+
+    @Test("a clean, pushed home passes; the rest of the home is listed with sizes")
+    func cleanHome() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("home/api")
+        try await fixture.pushedClone("home/Research/web")
+        try fixture.write("home/.npmrc", "registry=x\n")
+        try fixture.write("home/.cache/tool/blob.bin", String(repeating: "x", count: 4096))
+        try fixture.write("home/node_modules/left-pad/index.js", "module.exports = 1\n")
+        let report = try await run(fixture, ["home"])
+        #expect(report.passed)
+        #expect(report.repositories.map(\.path) == [scratch.path + "/home/Research/web", scratch.path + "/home/api"])
+        #expect(report.repositories.allSatisfy { $0.passed && $0.reasons.isEmpty && $0.head == "main" })
+        let inventory = Dictionary(report.inventory.entries.map { ($0.path.replacingOccurrences(of: scratch.path + "/", with: ""), $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(inventory["home/.npmrc"]?.bytes == 11)
+        #expect(inventory["home/.cache"]?.bytes == 4096)
+        #expect(inventory["home/.cache"]?.files == 1)
+        #expect(inventory["home/node_modules"]?.kind == "excluded-by-glob")
+        #expect(inventory["home/api"] == nil)
+        #expect(report.inventory.complete)
+    }
+
+    @Test("each failing rule gives a reason; the run fails when any repository fails")
+    func failures() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("dirty")
+        try fixture.write("dirty/README.md", "changed\n")
+        try fixture.write("dirty/new.txt", "new\n")
+        try await fixture.pushedClone("ahead")
+        try await fixture.commit("ahead", file: "x.txt", content: "x\n", message: "local")
+        try await fixture.pushedClone("stashed")
+        try fixture.write("stashed/README.md", "wip\n")
+        try await fixture.git(["stash", "push", "-q", "-m", "wip"], in: "stashed")
+        try fixture.mkdir("local")
+        try await fixture.git(["init", "-q"], in: "local")
+        try await fixture.commit("local", file: "a.txt", content: "a\n", message: "only here")
+        let report = try await run(fixture, ["dirty", "ahead", "stashed", "local"])
+        #expect(!report.passed)
+        #expect(try repository(report, "dirty").reasons == ["1 modified: README.md", "1 untracked: new.txt"])
+        #expect(try repository(report, "ahead").reasons == ["branch main is 1 commit ahead of origin/main"])
+        #expect(try repository(report, "stashed").reasons == ["1 stash: On main: wip"])
+        #expect(try repository(report, "local").reasons == ["no remote: 1 commit exists only here"])
+    }
+
+    @Test("ignored files pass; untracked files under an ignore glob pass; a directory holding only excluded content passes")
+    func ignoredContent() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("web")
+        try await fixture.commit("web", file: ".gitignore", content: ".next/\n", message: "ignore")
+        try await fixture.git(["push", "-q"], in: "web")
+        try fixture.write("web/.next/build.js", "x\n")
+        try fixture.write("web/node_modules/a/index.js", "x\n")
+        try fixture.write("web/tools/node_modules/b/index.js", "x\n")   // git shows "tools/" untracked
+        let report = try await run(fixture, ["web"])
+        let web = try repository(report, "web")
+        #expect(web.passed, "\(web.reasons)")
+        let kinds = Set(report.inventory.entries.map { "\($0.kind) \($0.path.replacingOccurrences(of: scratch.path + "/", with: ""))" })
+        #expect(kinds.contains("ignored-in-repository web/.next"))
+        #expect(kinds.contains("excluded-by-glob web/node_modules"))
+        // Without the glob the same tree fails, as git would say.
+        let strict = try await run(fixture, ["web"], ignore: [])
+        #expect(try repository(strict, "web").reasons == ["2 untracked: node_modules/, tools/"])
+    }
+
+    @Test("nested repository in an untracked directory, submodule, linked worktree and bare repository are all found")
+    func discovery() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("home/outer")
+        try await fixture.pushedClone("home/outer/experiments/inner")       // untracked dir of outer
+        try await fixture.pushedClone("lib")
+        try await fixture.git(["submodule", "add", "-q", scratch.path + "/remotes/lib.git", "vendor/lib"], in: "home/outer")
+        try await fixture.git(["commit", "-q", "-m", "lib"], in: "home/outer")
+        try await fixture.git(["push", "-q"], in: "home/outer")
+        try await fixture.git(["worktree", "add", "-q", "-b", "hotfix", scratch.path + "/home/outer-hotfix"], in: "home/outer")
+        try fixture.write("home/outer-hotfix/README.md", "hotfix\n")
+        try fixture.mkdir("home/archive.git")
+        try await fixture.git(["init", "-q", "--bare"], in: "home/archive.git")
+        let report = try await run(fixture, ["home"])
+        let found = Dictionary(report.repositories.map { ($0.path.replacingOccurrences(of: scratch.path + "/", with: ""), $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(found["home/outer"]?.kind == "normal")
+        #expect(found["home/outer/experiments/inner"]?.parent == scratch.path + "/home/outer")
+        #expect(found["home/outer/vendor/lib"]?.kind == "submodule")
+        #expect(found["home/outer/vendor/lib"]?.parent == scratch.path + "/home/outer")
+        #expect(found["home/outer-hotfix"]?.kind == "worktree")
+        #expect(found["home/outer-hotfix"]?.reasons == ["1 modified: README.md"])
+        #expect(found["home/archive.git"]?.kind == "bare")
+        #expect(found["home/archive.git"]?.head == "bare")
+        // The outer repository's untracked directory is the nested repository: that fails clean,
+        // exactly as `git status` lists it.
+        #expect(found["home/outer"]?.reasons == ["1 untracked: experiments/"])
+    }
+
+    @Test("a path inside a repository finds that repository")
+    func insideRepository() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("api")
+        try fixture.write("api/src/deep/file.txt", "x\n")
+        try await fixture.git(["add", "."], in: "api")
+        try await fixture.git(["commit", "-q", "-m", "deep"], in: "api")
+        let report = try await run(fixture, ["api/src/deep"])
+        #expect(report.repositories.map(\.path) == [scratch.path + "/api"])
+        #expect(try repository(report, "api").reasons == ["branch main is 1 commit ahead of origin/main"])
+    }
+
+    @Test("symlinks are never followed, so a loop cannot trap the walk")
+    func symlinkLoop() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("home/api")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/home/loop", withDestinationPath: scratch.path + "/home")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/home/outside", withDestinationPath: "/usr")
+        let report = try await run(fixture, ["home"])
+        #expect(report.repositories.count == 1)
+        #expect(report.passed)
+    }
+
+    @Test("rules can be chosen; glob syntax")
+    func rulesAndGlobs() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("api")
+        try fixture.write("api/README.md", "dirty\n")
+        let report = try await GitCheck(paths: [scratch.path + "/api"], rules: [.pushed, .noStash]).run()
+        #expect(report.passed)
+        #expect(report.rules == ["pushed", "no-stash"])
+
+        let globs = try GlobSet(["**/node_modules/**", "*.log", "build/", "/abs/only"])
+        #expect(globs.matches("node_modules/"))
+        #expect(globs.matches("a/b/node_modules/c/d.js"))
+        #expect(globs.matches("deep/debug.log"))
+        #expect(globs.matches("build/"))
+        #expect(globs.matches("abs/only"))
+        #expect(!globs.matches("node_modules_backup/x"))
+        #expect(!globs.matches("src/main.swift"))
+    }
+}
