@@ -51,11 +51,16 @@ CURLcode ccurl_getinfo_string(CURL *handle, CURLINFO info, const char **value) {
     return curl_easy_getinfo(handle, info, value);
 }
 
+// OpenSSL tears its global state down in an atexit handler. A transfer thread still running
+// when the process exits (a watch winding down after cancellation, a request in flight) then
+// uses freed state and the process dies with SIGSEGV on its way out: seen under gdb in the test
+// runner, in OSSL_DECODER lookups during exit(). NO_ATEXIT only works if it comes first, before
+// libcurl or libssh2 (through libgit2) initialise OpenSSL, hence a constructor.
+__attribute__((constructor)) static void ccurl_openssl_no_atexit(void) {
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
+
 CURLcode ccurl_global_init(void) {
-    // OpenSSL frees its global locks in an atexit handler; a transfer thread still winding
-    // down (a cancelled watch waits up to a second for libcurl's progress callback) then locks
-    // freed memory and the process dies with SIGSEGV on its way out. Seen in the test runner.
-    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) != 1) return CURLE_FAILED_INIT;
     return curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 

@@ -14,9 +14,9 @@ enum CurlGlobal {
 /// its pool, which is what makes the unchecked `Sendable` sound. The handle's connection cache
 /// (and TLS session cache) is what lets consecutive requests reuse one TLS connection.
 ///
-/// No share handle: sharing TLS sessions between handles on different threads crashed inside
-/// OpenSSL here (a NULL rwlock in libcrypto during a concurrent-requests test), and libcurl
-/// documents connection sharing across threads as unsupported. Each handle stands alone.
+/// No share handle: libcurl documents sharing connections across threads as unsupported, and
+/// sharing only TLS sessions would add C-side locks to save a handshake for the few concurrent
+/// connections a run opens. Each handle keeps its own connection and TLS session cache.
 final class EasyHandle: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
 

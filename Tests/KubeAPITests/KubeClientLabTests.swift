@@ -23,13 +23,7 @@ struct KubeClientLabTests {
 
     /// A namespace of its own, deleted (uid-guarded) afterwards.
     func withNamespace(_ client: KubeClient, _ body: (String) async throws -> Void) async throws {
-        let name = "kube-\(UInt32.random(in: 0...UInt32.max))"
-        let created = try await client.create(.namespaces, ["metadata": ["name": .string(name)]])
-        defer {
-            let uid = Namespace(created).uid
-            Task { try? await client.delete(.namespaces, named: name, uid: uid) }
-        }
-        return try await body(name)
+        try await withTestNamespace(client, prefix: "kube", body)
     }
 
     func configMap(_ name: String, labels: [String: String] = [:], data: [String: String] = [:]) -> JSON {

@@ -17,9 +17,14 @@ struct LabAgentTests {
     func uniqueClass(_ prefix: String) -> String { "\(prefix)-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))" }
 
     func withClass(_ object: JSON, _ body: () async throws -> Void) async throws {
-        let created = try await client.create(.storageClasses, object)
-        defer { Task { [client] in try? await client.delete(.storageClasses, named: StorageClass(created).name, uid: StorageClass(created).uid) } }
-        try await body()
+        let created = StorageClass(try await client.create(.storageClasses, object))
+        do {
+            try await body()
+        } catch {
+            _ = try? await client.delete(.storageClasses, named: created.name, uid: created.uid)
+            throw error
+        }
+        try await client.delete(.storageClasses, named: created.name, uid: created.uid)
     }
 
     func podsOf(_ app: String, in ns: String) async throws -> [Pod] {

@@ -20,7 +20,8 @@ CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode ccurl_getinfo_double(CURL *handle, CURLINFO info, double *value);
 CURLcode ccurl_getinfo_string(CURL *handle, CURLINFO info, const char **value);
 
-// curl_global_init(CURL_GLOBAL_DEFAULT), after telling OpenSSL not to tear itself down at exit.
+// curl_global_init(CURL_GLOBAL_DEFAULT). (A constructor in the shim has already told OpenSSL
+// not to tear itself down at exit.)
 CURLcode ccurl_global_init(void);
 unsigned int ccurl_version_features(void);
 const char *ccurl_version_string(void);
