@@ -8,14 +8,15 @@ extension Repository {
     /// - Parameter excluded: untracked paths (relative to the working tree, directories with a
     ///   trailing slash) for which it returns true are not counted as untracked.
     public func inspect(excluded: (String) -> Bool = { _ in false }) throws(GitError) -> RepositoryFacts {
-        RepositoryFacts(
+        let tree = isBare ? nil : try workingTree(excluded: excluded)
+        return RepositoryFacts(
             path: workingDirectory ?? gitDirectory,
             gitDirectory: gitDirectory,
             isBare: isBare,
             isLinkedWorktree: git_repository_is_worktree(raw) != 0,
             head: try head(),
             operation: operation(),
-            workingTree: isBare ? nil : try workingTree(excluded: excluded),
+            workingTree: tree?.tree,
             branches: try branches(),
             commitsOnNoRemote: try countCommits(push: ["refs/heads/*"], includeHead: true, hide: ["refs/remotes/*"]),
             commitsOnNoBranch: git_repository_head_detached(raw) == 1
@@ -23,7 +24,7 @@ extension Repository {
             stashes: isBare ? [] : try stashes(),
             submodules: isBare ? [] : try submodules(),
             remotes: try remotes(),
-            ignored: isBare ? [] : try ignoredTopLevel())
+            ignored: tree?.ignored ?? [])
     }
 
     func head() throws(GitError) -> RepositoryFacts.Head {
@@ -58,24 +59,31 @@ extension Repository {
         }
     }
 
-    func workingTree(excluded: (String) -> Bool) throws(GitError) -> RepositoryFacts.WorkingTree {
+    /// One status pass (the working-tree scan is the expensive part): changes, untracked and
+    /// ignored entries together.
+    func workingTree(excluded: (String) -> Bool) throws(GitError) -> (tree: RepositoryFacts.WorkingTree, ignored: [String]) {
         var options = git_status_options()
         try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)), "prepare status")
         options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR
         // As `git status`: untracked directories collapsed, renames detected in the index,
         // submodules judged separately.
-        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RENAMES_HEAD_TO_INDEX.rawValue
-            | GIT_STATUS_OPT_EXCLUDE_SUBMODULES.rawValue
+        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_INCLUDE_IGNORED.rawValue
+            | GIT_STATUS_OPT_RENAMES_HEAD_TO_INDEX.rawValue | GIT_STATUS_OPT_EXCLUDE_SUBMODULES.rawValue
         var list: OpaquePointer?
         try GitError.check(git_status_list_new(&list, raw, &options), "read the status of \(workingDirectory ?? gitDirectory)")
         defer { git_status_list_free(list) }
 
         var tree = RepositoryFacts.WorkingTree()
+        var ignored: [String] = []
         for index in 0..<git_status_list_entrycount(list) {
             guard let entry = git_status_byindex(list, index)?.pointee else { continue }
             let flags = entry.status.rawValue
             let delta = entry.index_to_workdir ?? entry.head_to_index
             let path = delta.flatMap { $0.pointee.new_file.path ?? $0.pointee.old_file.path }.map { String(cString: $0) } ?? ""
+            if flags & GIT_STATUS_IGNORED.rawValue != 0 {
+                ignored.append(path)
+                continue
+            }
             if flags & GIT_STATUS_CONFLICTED.rawValue != 0 {
                 tree.conflicted.add(path)
                 continue
@@ -97,7 +105,7 @@ extension Repository {
             if flags & GIT_STATUS_WT_MODIFIED.rawValue != 0 { tree.modified.add(path) }
             if flags & GIT_STATUS_WT_DELETED.rawValue != 0 { tree.deleted.add(path) }
         }
-        return tree
+        return (tree, ignored)
     }
 
     /// An untracked directory that git shows as one entry may hold nothing but excluded content
@@ -231,24 +239,6 @@ extension Repository {
         try GitError.check(git_remote_list(&names, raw), "list remotes")
         defer { git_strarray_dispose(&names) }
         return (0..<names.count).compactMap { names.strings[$0].map { String(cString: $0) } }.sorted()
-    }
-
-    func ignoredTopLevel() throws(GitError) -> [String] {
-        var options = git_status_options()
-        try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)), "prepare status")
-        options.show = GIT_STATUS_SHOW_WORKDIR_ONLY
-        options.flags = GIT_STATUS_OPT_INCLUDE_IGNORED.rawValue | GIT_STATUS_OPT_EXCLUDE_SUBMODULES.rawValue
-        var list: OpaquePointer?
-        try GitError.check(git_status_list_new(&list, raw, &options), "list ignored files")
-        defer { git_status_list_free(list) }
-        var result: [String] = []
-        for index in 0..<git_status_list_entrycount(list) {
-            guard let entry = git_status_byindex(list, index)?.pointee, entry.status.rawValue & GIT_STATUS_IGNORED.rawValue != 0,
-                  let path = entry.index_to_workdir?.pointee.new_file.path
-            else { continue }
-            result.append(String(cString: path))
-        }
-        return result
     }
 }
 
