@@ -166,19 +166,8 @@ struct RepositoryDiscovery {
 
     /// The directory's entries (lstat, so symlinks stay links), or nil when it cannot be read.
     private mutating func readDirectory(_ path: String) -> [Entry]? {
-        guard let handle = opendir(path) else {
-            unreadable.append((path, String(cString: strerror(errno))))
-            return nil
-        }
-        defer { closedir(handle) }
         var entries: [Entry] = []
-        while let pointer = readdir(handle) {
-            let name = withUnsafeBytes(of: pointer.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name == "." || name == ".." { continue }
-            var info = stat()
-            guard lstat(path + "/" + name, &info) == 0 else { continue }
+        let readable = forEachEntry(of: path) { name, info in
             let type: EntryType = switch info.st_mode & S_IFMT {
             case S_IFDIR: .directory
             case S_IFREG: .file
@@ -187,8 +176,26 @@ struct RepositoryDiscovery {
             }
             entries.append(Entry(name: name, type: type, size: Int64(info.st_size)))
         }
+        guard readable else {
+            unreadable.append((path, String(cString: strerror(errno))))
+            return nil
+        }
         return entries.sorted { $0.name < $1.name }
     }
+}
+
+/// Calls `body` with each entry of `directory` (not `.` or `..`) and its `lstat`, so links stay
+/// links. False when the directory cannot be opened (errno says why).
+func forEachEntry(of directory: String, _ body: (String, stat) -> Void) -> Bool {
+    guard let handle = opendir(directory) else { return false }
+    defer { closedir(handle) }
+    while let pointer = readdir(handle) {
+        let name = withUnsafeBytes(of: pointer.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name == "." || name == ".." { continue }
+        var info = stat()
+        if lstat(directory + "/" + name, &info) == 0 { body(name, info) }
+    }
+    return true
 }
 
 /// Measures directory trees within one shared time budget; past it, sizes are estimates.
@@ -207,16 +214,9 @@ final class Sizer: Sendable {
         var stack = [root]
         while let directory = stack.popLast() {
             if expired { return (bytes, files, false) }
-            guard let handle = opendir(directory) else { continue }
-            defer { closedir(handle) }
-            while let pointer = readdir(handle) {
-                let name = withUnsafeBytes(of: pointer.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name == "." || name == ".." { continue }
-                var info = stat()
-                let path = directory + "/" + name
-                guard lstat(path, &info) == 0 else { continue }
+            _ = forEachEntry(of: directory) { name, info in
                 if info.st_mode & S_IFMT == S_IFDIR {
-                    stack.append(path)
+                    stack.append(directory + "/" + name)
                 } else {
                     bytes += Int64(info.st_size)
                     files += 1
