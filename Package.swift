@@ -24,6 +24,7 @@ let package = Package(
         .target(name: "CCurlShim", dependencies: ["CCurl"], cSettings: strictC, linkerSettings: [.linkedLibrary("crypto")]),
         .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .target(name: "CGit2Shim", dependencies: ["CGit2"], cSettings: strictC),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Safe wrappers.
         .target(name: "Curl", dependencies: [
@@ -44,7 +45,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .target(name: "RepaveCore", dependencies: [
-            "KubeAPI", "Journal", "Git",
+            "KubeAPI", "Journal", "Git", "CCrypto",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),

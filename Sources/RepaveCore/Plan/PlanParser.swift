@@ -1,0 +1,206 @@
+import Foundation
+
+extension RecreatePlan {
+    /// Reads and validates a plan file. Nothing else happens first: a broken plan is reported
+    /// before any kubeconfig is loaded or any cluster is touched.
+    public static func load(contentsOf path: String) throws(PlanError) -> RecreatePlan {
+        let data: Data
+        do {
+            var info = stat()
+            if stat(path, &info) == 0, Int(info.st_size) > PlanReader.maxBytes {
+                throw PlanError(file: path, problem: "the file is \(info.st_size) bytes; a plan is at most \(PlanReader.maxBytes) bytes",
+                                hint: "check that this is a plan file")
+            }
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch let error as PlanError {
+            throw error
+        } catch {
+            throw PlanError(file: path, problem: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file",
+                            hint: "give the path of a plan file, e.g. plans/devpod-home.yaml")
+        }
+        return try parse(data, file: path)
+    }
+
+    public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
+        let root = try PlanReader.parse(data, file: file)
+        let top = try root.mapping(["apiVersion", "kind", "metadata", "cluster", "target", "acknowledge", "storageClass",
+                                    "oldVolume", "gitPreflight", "window", "timeouts", "verify"])
+        let apiVersion = try required(top, "apiVersion", in: root).string()
+        guard apiVersion == "repave/v1" else {
+            throw top["apiVersion"]!.fail("unsupported apiVersion '\(apiVersion)'", hint: "use apiVersion: repave/v1")
+        }
+        let kind = try required(top, "kind", in: root).string()
+        guard kind == "RecreatePlan" else { throw top["kind"]!.fail("unknown kind '\(kind)'", hint: "use kind: RecreatePlan") }
+
+        let metadataReader = try required(top, "metadata", in: root)
+        let metadata = try metadataReader.mapping(["name"])
+        let name = try dnsLabel(try required(metadata, "name", in: metadataReader))
+
+        var context: String?
+        if let cluster = top["cluster"], !cluster.isNull {
+            context = try cluster.mapping(["context"])["context"]?.string()
+        }
+
+        let targetReader = try required(top, "target", in: root)
+        let targetMap = try targetReader.mapping(["namespace", "claim", "workloads"])
+        var workloads: [Workload] = []
+        for item in try targetMap["workloads"]?.list() ?? [] {
+            let fields = try item.mapping(["kind", "name"])
+            let kindReader = try required(fields, "kind", in: item)
+            let kindText = try kindReader.string()
+            guard let kind = Workload.Kind(rawValue: kindText) else {
+                let suggestion = nearest(kindText, in: Workload.Kind.allCases.map(\.rawValue)).map { " (did you mean '\($0)'?)" } ?? ""
+                throw kindReader.fail("unsupported workload kind '\(kindText)'\(suggestion)", hint: "use Deployment or StatefulSet")
+            }
+            workloads.append(Workload(kind: kind, name: try dnsSubdomain(try required(fields, "name", in: item))))
+        }
+        let target = Target(
+            namespace: try dnsLabel(try required(targetMap, "namespace", in: targetReader)),
+            claim: try dnsSubdomain(try required(targetMap, "claim", in: targetReader)),
+            workloads: workloads)
+
+        var acknowledge: [Reconciler] = []
+        for item in try top["acknowledge"]?.list() ?? [] {
+            let text = try item.string()
+            guard let reconciler = Reconciler(rawValue: text) else {
+                let suggestion = nearest(text, in: Reconciler.allCases.map(\.rawValue)).map { " (did you mean '\($0)'?)" } ?? ""
+                throw item.fail("unknown reconciler '\(text)'\(suggestion)", hint: "acknowledge any of: \(Reconciler.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            acknowledge.append(reconciler)
+        }
+
+        let classReader = try required(top, "storageClass", in: root)
+        let classMap = try classReader.mapping(["name", "ensure", "provisioner", "parameters", "reclaimPolicy", "volumeBindingMode", "allowVolumeExpansion"])
+        let parameters = try classMap["parameters"]?.stringMap() ?? [:]
+        let storageClass = StorageClassSpec(
+            name: try dnsSubdomain(try required(classMap, "name", in: classReader)),
+            ensure: try classMap["ensure"]?.bool() ?? true,
+            provisioner: try required(classMap, "provisioner", in: classReader).string(),
+            parameters: parameters,
+            reclaimPolicy: try oneOf(classMap["reclaimPolicy"], ["Delete", "Retain"], default: "Delete"),
+            volumeBindingMode: try oneOf(classMap["volumeBindingMode"], ["Immediate", "WaitForFirstConsumer"], default: "Immediate"),
+            allowVolumeExpansion: try classMap["allowVolumeExpansion"]?.bool() ?? true)
+
+        let oldVolume = OldVolumePolicy(rawValue: try oneOf(top["oldVolume"], OldVolumePolicy.allCases.map(\.rawValue), default: "retain-until-verified"))!
+
+        var gitPreflight: GitPreflight?
+        if let reader = top["gitPreflight"], !reader.isNull {
+            let fields = try reader.mapping(["paths", "report", "maxReportAge", "require", "ignore"])
+            var rules: [GitRule] = []
+            for item in try fields["require"]?.list() ?? [] {
+                let text = try item.string()
+                guard let rule = GitRule(rawValue: text) else {
+                    let suggestion = nearest(text, in: GitRule.allCases.map(\.rawValue)).map { " (did you mean '\($0)'?)" } ?? ""
+                    throw item.fail("unknown rule '\(text)'\(suggestion)", hint: "rules: \(GitRule.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                rules.append(rule)
+            }
+            let ignore = try fields["ignore"]?.strings() ?? []
+            do {
+                _ = try GlobSet(ignore)
+            } catch {
+                throw (fields["ignore"] ?? reader).fail("\(error)")
+            }
+            let preflight = GitPreflight(
+                paths: try fields["paths"]?.strings() ?? [],
+                report: try fields["report"]?.string(),
+                maxReportAge: try fields["maxReportAge"].map(duration) ?? PlanDuration(minutes: 30),
+                require: rules.isEmpty ? GitRule.defaults : rules,
+                ignore: ignore)
+            if preflight.paths.isEmpty && preflight.report == nil {
+                throw reader.fail("gitPreflight needs paths to scan or a report to check", hint: "add paths: [/home/coder] or report: git-report.json")
+            }
+            gitPreflight = preflight
+        }
+
+        var window: Window?
+        if let reader = top["window"], !reader.isNull {
+            let fields = try reader.mapping(["start", "duration"])
+            let startReader = try required(fields, "start", in: reader)
+            let startText = try startReader.string()
+            guard let start = try? Date(startText, strategy: .iso8601) else {
+                throw startReader.fail("'\(startText)' is not an RFC 3339 UTC timestamp", hint: "write it like 2026-11-28T02:00:00Z")
+            }
+            window = Window(start: start, duration: try duration(try required(fields, "duration", in: reader)))
+        }
+
+        var timeouts = Timeouts()
+        if let reader = top["timeouts"], !reader.isNull {
+            let fields = try reader.mapping(["scaleDown", "claimDeletion", "bind", "rollout", "verify"])
+            if let value = fields["scaleDown"] { timeouts.scaleDown = try duration(value) }
+            if let value = fields["claimDeletion"] { timeouts.claimDeletion = try duration(value) }
+            if let value = fields["bind"] { timeouts.bind = try duration(value) }
+            if let value = fields["rollout"] { timeouts.rollout = try duration(value) }
+            if let value = fields["verify"] { timeouts.verify = try duration(value) }
+        }
+
+        let classReplicas = Int(parameters["numberOfReplicas"] ?? "") ?? 3
+        var verify = LonghornCheck(replicas: classReplicas)
+        if let reader = top["verify"], !reader.isNull {
+            let outer = try reader.mapping(["longhorn"])
+            if let longhorn = outer["longhorn"], !longhorn.isNull {
+                let fields = try longhorn.mapping(["namespace", "replicas", "robustness"])
+                if let value = fields["namespace"] { verify.namespace = try dnsLabel(value) }
+                if let value = fields["replicas"] { verify.replicas = try value.int(in: 1...10) }
+                verify.robustness = try oneOf(fields["robustness"], ["healthy", "degraded"], default: "healthy")
+            }
+        }
+        if let value = parameters["numberOfReplicas"], Int(value) == nil {
+            throw classMap["parameters"]!.fail("numberOfReplicas '\(value)' is not a whole number")
+        }
+
+        return RecreatePlan(
+            name: name, context: context, target: target, acknowledge: acknowledge, storageClass: storageClass,
+            oldVolume: oldVolume, gitPreflight: gitPreflight, window: window, timeouts: timeouts, verify: verify)
+    }
+
+    private static func required(_ fields: [String: PlanReader], _ key: String, in parent: PlanReader) throws(PlanError) -> PlanReader {
+        guard let value = fields[key], !value.isNull else {
+            throw PlanError(file: parent.file, line: parent.node.mark?.line, column: parent.node.mark?.column,
+                            key: parent.path.isEmpty ? key : parent.path + "." + key, problem: "required key is missing")
+        }
+        return value
+    }
+
+    private static func oneOf(_ reader: PlanReader?, _ allowed: [String], default value: String) throws(PlanError) -> String {
+        guard let reader, !reader.isNull else { return value }
+        let text = try reader.string()
+        guard allowed.contains(text) else {
+            let suggestion = nearest(text, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
+            throw reader.fail("'\(text)' is not allowed\(suggestion)", hint: "use one of: \(allowed.joined(separator: ", "))")
+        }
+        return text
+    }
+
+    private static func duration(_ reader: PlanReader) throws(PlanError) -> PlanDuration {
+        let text = try reader.string()
+        guard let value = PlanDuration(parsing: text), value.seconds > 0 else {
+            throw reader.fail("'\(text)' is not a duration", hint: "write durations like 90s, 5m or 1h30m")
+        }
+        return value
+    }
+
+    /// DNS-1123 label: namespaces and plan names.
+    private static func dnsLabel(_ reader: PlanReader) throws(PlanError) -> String {
+        let text = try reader.string()
+        guard text.count <= 63, isDNSLabel(text) else {
+            throw reader.fail("'\(text)' is not a valid name", hint: "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit")
+        }
+        return text
+    }
+
+    /// DNS-1123 subdomain: claims, workloads, storage classes.
+    private static func dnsSubdomain(_ reader: PlanReader) throws(PlanError) -> String {
+        let text = try reader.string()
+        guard text.count <= 253, text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({ isDNSLabel(String($0)) }) else {
+            throw reader.fail("'\(text)' is not a valid object name", hint: "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
+        }
+        return text
+    }
+
+    private static func isDNSLabel(_ text: String) -> Bool {
+        guard let first = text.first, let last = text.last, text.count <= 63 else { return false }
+        let allowed = text.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
+        return allowed && first != "-" && last != "-"
+    }
+}
