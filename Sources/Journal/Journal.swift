@@ -1,2 +1,360 @@
-// Journal: the crash-safe, checksummed, fsynced run journal. Built by the engine issue; this
-// module exists now so that the layers of DESIGN.md are visible in Package.swift from the start.
+import Foundation
+
+/// One journal line's record. `data` is the raw JSON its writer gave, decoded on demand.
+public struct JournalRecord: Sendable, Equatable {
+    public var version: Int
+    public var sequence: Int
+    /// The checksum of the previous line ("00000000" for the first): a chain that detects
+    /// dropped, reordered or spliced lines.
+    public var previous: String
+    public var run: String
+    public var time: String
+    public var kind: String
+    public var step: String?
+    /// A reader that does not know `kind` must refuse the journal when this is true.
+    public var critical: Bool
+    public var data: Data
+    /// CRC-32C of this record's bytes.
+    public var checksum: String
+
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(type, from: data)
+    }
+}
+
+/// An append-only, checksummed, fsynced journal of one run (`journal.jsonl`), framed as JSON
+/// Lines `{"c":"<crc32c>","n":<length>,"r":<record>}` so that `jq .r` reads it and a reader can
+/// find exactly where it was torn.
+///
+/// Every append is one `write` followed by `fdatasync`; the record is durable when `append`
+/// returns. A failed write or sync closes the journal for good: the run must stop before its next
+/// API write, and never retries an fsync.
+public final class Journal {
+    public static let formatVersion = 1
+    public static let fileName = "journal.jsonl"
+    static let genesis = "00000000"
+    static let maxRecordBytes = 1 << 20
+
+    public let directory: String
+    public var path: String { directory + "/" + Self.fileName }
+    public private(set) var records: [JournalRecord]
+    /// Set when opening repaired a torn last record: where the damaged file was copied.
+    public private(set) var repairedCopy: String?
+    private let descriptor: Int32
+    private let lock: RunLock
+    private let sync: @Sendable (Int32) -> Int32
+    private var failed = false
+
+    private init(directory: String, records: [JournalRecord], descriptor: Int32, lock: RunLock, sync: @escaping @Sendable (Int32) -> Int32) {
+        self.directory = directory
+        self.records = records
+        self.descriptor = descriptor
+        self.lock = lock
+        self.sync = sync
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    public var run: String { records.first?.run ?? "" }
+
+    // MARK: - create
+
+    /// Creates the run directory (0700) and its journal (0600) with `header` as the first
+    /// record: written to a temporary file, synced, renamed into place, directory synced, so the
+    /// journal never exists empty or half-written.
+    public static func create<Header: Encodable>(
+        directory: String, run: String, header: Header,
+        sync: @escaping @Sendable (Int32) -> Int32 = { fdatasync($0) }
+    ) throws(JournalError) -> Journal {
+        try makeDirectory(directory)
+        let lock = try RunLock(directory: directory)
+        let path = directory + "/" + fileName
+        guard access(path, F_OK) != 0 else { throw .cannotCreate(path: path, problem: "a journal already exists there") }
+        let record = try frame(sequence: 1, previous: genesis, run: run, kind: "header", step: nil, critical: true,
+                               data: encode(header, path: path))
+        let temporary = path + ".tmp"
+        unlink(temporary)
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .cannotCreate(path: temporary, problem: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        _ = fchmod(fd, 0o600)
+        try writeAll(fd, record.line, path: temporary, sync: sync)
+        guard rename(temporary, path) == 0 else { throw .writeFailed(path: path, operation: "rename", errno: errno) }
+        try syncDirectory(directory)
+        let appendFD = Glibc.open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)
+        guard appendFD >= 0 else { throw .cannotCreate(path: path, problem: String(cString: strerror(errno))) }
+        return Journal(directory: directory, records: [record.record], descriptor: appendFD, lock: lock, sync: sync)
+    }
+
+    // MARK: - append
+
+    /// Appends one record and makes it durable before returning.
+    @discardableResult
+    public func append<Payload: Encodable>(kind: String, step: String? = nil, critical: Bool = true, data: Payload) throws(JournalError) -> JournalRecord {
+        guard !failed else { throw .closed(path: path) }
+        let last = records[records.count - 1]
+        let framed = try Self.frame(sequence: last.sequence + 1, previous: last.checksum, run: last.run, kind: kind, step: step,
+                                    critical: critical, data: Self.encode(data, path: path))
+        do {
+            try Self.writeAll(descriptor, framed.line, path: path, sync: sync)
+        } catch {
+            failed = true
+            throw error
+        }
+        records.append(framed.record)
+        return framed.record
+    }
+
+    // MARK: - open
+
+    /// Opens an existing run for resuming: takes its lock, verifies every record and the chain,
+    /// repairs a torn last record (copied aside first, then truncated, and a `repair` record
+    /// appended), and refuses any other damage.
+    public static func open(directory: String, sync: @escaping @Sendable (Int32) -> Int32 = { fdatasync($0) }) throws(JournalError) -> Journal {
+        try checkOwnership(directory)
+        let lock = try RunLock(directory: directory)
+        let path = directory + "/" + fileName
+        guard let contents = FileManager.default.contents(atPath: path) else {
+            throw .cannotCreate(path: path, problem: access(path, F_OK) == 0 ? "cannot read it" : "no journal in this run directory")
+        }
+        let scan = try Self.scan(contents, path: path)
+        var repairedCopy: String?
+        if scan.validBytes < contents.count {
+            // A torn tail: keep the evidence, then cut back to the last good record.
+            let copy = path + ".broken-" + compactTimestamp()
+            guard FileManager.default.createFile(atPath: copy, contents: contents, attributes: [.posixPermissions: 0o600]) else {
+                throw .writeFailed(path: copy, operation: "copy the torn journal aside", errno: errno)
+            }
+            let copyFD = Glibc.open(copy, O_RDONLY | O_CLOEXEC)
+            if copyFD >= 0 { _ = fsync(copyFD); close(copyFD) }
+            guard truncate(path, off_t(scan.validBytes)) == 0 else { throw .writeFailed(path: path, operation: "truncate", errno: errno) }
+            try syncDirectory(directory)
+            repairedCopy = copy
+        }
+        guard !scan.records.isEmpty else { throw .corrupt(path: path, offset: 0, sequence: 0, problem: "no valid header record") }
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotCreate(path: path, problem: String(cString: strerror(errno))) }
+        let journal = Journal(directory: directory, records: scan.records, descriptor: fd, lock: lock, sync: sync)
+        if let repairedCopy {
+            journal.repairedCopy = repairedCopy
+            try journal.append(kind: "repair", data: ["truncatedAt": String(scan.validBytes), "originalBytes": String(contents.count), "copy": repairedCopy])
+        }
+        return journal
+    }
+
+    /// Reads a journal without locking or repairing it (`repave journal show`, `status`).
+    public static func read(directory: String) throws(JournalError) -> (records: [JournalRecord], tornBytes: Int) {
+        let path = directory + "/" + fileName
+        guard let contents = FileManager.default.contents(atPath: path) else {
+            throw .cannotCreate(path: path, problem: "no journal in this run directory")
+        }
+        let scan = try scan(contents, path: path)
+        return (scan.records, contents.count - scan.validBytes)
+    }
+
+    struct Scan {
+        var records: [JournalRecord]
+        var validBytes: Int
+    }
+
+    /// Verifies framing, checksums, sequence and chain. Damage in the last line is a torn tail
+    /// (reported through `validBytes`); damage followed by any valid line is corruption.
+    static func scan(_ contents: Data, path: String) throws(JournalError) -> Scan {
+        let bytes = [UInt8](contents)
+        var records: [JournalRecord] = []
+        var offset = 0
+        while offset < bytes.count {
+            switch parseLine(bytes, at: offset) {
+            case .success(let (record, end)):
+                let expected = records.last
+                if record.version > formatVersion { throw .unsupportedVersion(path: path, version: record.version) }
+                let problem: String? =
+                    record.sequence != (expected?.sequence ?? 0) + 1 ? "record \(record.sequence) where \((expected?.sequence ?? 0) + 1) belongs"
+                    : record.previous != (expected?.checksum ?? genesis) ? "record \(record.sequence) does not chain to the record before it"
+                    : (expected != nil && record.run != expected!.run) ? "record \(record.sequence) belongs to another run"
+                    : (expected == nil && record.kind != "header") ? "the first record is not a header" : nil
+                if let problem { throw .corrupt(path: path, offset: offset, sequence: expected?.sequence ?? 0, problem: problem) }
+                records.append(record)
+                offset = end
+            case .failure(let problem):
+                // Torn only if nothing valid follows: otherwise the middle of the journal is damaged.
+                if validLineExists(in: bytes, after: offset) {
+                    throw .corrupt(path: path, offset: offset, sequence: records.last?.sequence ?? 0, problem: problem)
+                }
+                return Scan(records: records, validBytes: offset)
+            }
+        }
+        return Scan(records: records, validBytes: offset)
+    }
+
+    private static func validLineExists(in bytes: [UInt8], after offset: Int) -> Bool {
+        var index = offset
+        while let newline = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) {
+            index = newline + 1
+            if index < bytes.count, case .success = parseLine(bytes, at: index) { return true }
+        }
+        return false
+    }
+
+    private enum LineResult {
+        case success((JournalRecord, Int))
+        case failure(String)
+    }
+
+    private static let prefix = Array(#"{"c":""#.utf8)
+
+    /// `{"c":"<8 hex>","n":<digits>,"r":<n bytes>}\n`, with the CRC of those n bytes.
+    private static func parseLine(_ bytes: [UInt8], at start: Int) -> LineResult {
+        var index = start
+        func expect(_ literal: String) -> Bool {
+            let expected = Array(literal.utf8)
+            guard index + expected.count <= bytes.count, Array(bytes[index..<index + expected.count]) == expected else { return false }
+            index += expected.count
+            return true
+        }
+        guard expect(#"{"c":""#) else { return .failure("a line does not start like a journal record") }
+        guard index + 8 <= bytes.count else { return .failure("the line ends early") }
+        let checksum = String(decoding: bytes[index..<index + 8], as: UTF8.self)
+        guard checksum.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return .failure("the checksum is not 8 hex digits") }
+        index += 8
+        guard expect(#"","n":"#) else { return .failure("the line ends early or is malformed") }
+        var length = 0
+        var digits = 0
+        while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57, digits < 8 {
+            length = length * 10 + Int(bytes[index] - 48)
+            index += 1
+            digits += 1
+        }
+        guard digits > 0, length <= maxRecordBytes else { return .failure("the record length is missing or too large") }
+        guard expect(#","r":"#) else { return .failure("the line ends early or is malformed") }
+        guard index + length + 2 <= bytes.count else { return .failure("the record is cut short") }
+        let body = bytes[index..<index + length]
+        index += length
+        guard expect("}\n") else { return .failure("the record does not end where its length says") }
+        guard CRC32C.hex(body) == checksum else { return .failure("checksum mismatch") }
+        guard let record = decodeRecord(Data(body), checksum: checksum) else { return .failure("the record is not a valid journal record") }
+        return .success((record, index))
+    }
+
+    private struct Fields: Decodable {
+        var v: Int
+        var seq: Int
+        var prev: String
+        var run: String
+        var t: String
+        var kind: String
+        var step: String?
+        var crit: Bool
+    }
+
+    private static let dataMarker = Array(#","data":"#.utf8)
+
+    private static func decodeRecord(_ body: Data, checksum: String) -> JournalRecord? {
+        guard let fields = try? JSONDecoder().decode(Fields.self, from: body) else { return nil }
+        // `data` is written last: its raw bytes run from the marker to the closing brace.
+        let bytes = [UInt8](body)
+        guard let marker = lastIndex(of: dataMarker, in: bytes) else { return nil }
+        let data = Data(bytes[(marker + dataMarker.count)..<(bytes.count - 1)])
+        return JournalRecord(version: fields.v, sequence: fields.seq, previous: fields.prev, run: fields.run, time: fields.t,
+                             kind: fields.kind, step: fields.step, critical: fields.crit, data: data, checksum: checksum)
+    }
+
+    private static func lastIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for start in stride(from: haystack.count - needle.count, through: 0, by: -1) where haystack[start] == needle[0] {
+            if Array(haystack[start..<start + needle.count]) == needle { return start }
+        }
+        return nil
+    }
+
+    // MARK: - framing and I/O
+
+    private static func encode<Payload: Encodable>(_ value: Payload, path: String) throws(JournalError) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return try encoder.encode(value)
+        } catch {
+            throw .cannotCreate(path: path, problem: "a record's data cannot be encoded: \(error)")
+        }
+    }
+
+    private static func string(_ text: String) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return (try? encoder.encode(text)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
+    }
+
+    static func frame(sequence: Int, previous: String, run: String, kind: String, step: String?, critical: Bool, data: Data)
+        throws(JournalError) -> (record: JournalRecord, line: [UInt8])
+    {
+        let time = Date().formatted(.iso8601)
+        var body = #"{"v":\#(formatVersion),"seq":\#(sequence),"prev":\#(string(previous)),"run":\#(string(run)),"t":\#(string(time)),"#
+        body += #""kind":\#(string(kind)),"step":\#(step.map(string) ?? "null"),"crit":\#(critical),"data":"#
+        var bytes = Array(body.utf8)
+        bytes += data
+        bytes.append(UInt8(ascii: "}"))
+        guard bytes.count <= maxRecordBytes else { throw .cannotCreate(path: kind, problem: "a record is larger than 1 MiB") }
+        let checksum = CRC32C.hex(bytes)
+        let line = Array(#"{"c":"\#(checksum)","n":\#(bytes.count),"r":"#.utf8) + bytes + Array("}\n".utf8)
+        let record = JournalRecord(version: formatVersion, sequence: sequence, previous: previous, run: run, time: time,
+                                   kind: kind, step: step, critical: critical, data: data, checksum: checksum)
+        return (record, line)
+    }
+
+    /// One logical write (looping on short writes), then the sync.
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String, sync: (Int32) -> Int32) throws(JournalError) {
+        var written = 0
+        while written < bytes.count {
+            let result = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw .writeFailed(path: path, operation: "write", errno: errno)
+            }
+            written += result
+        }
+        guard sync(fd) == 0 else { throw .writeFailed(path: path, operation: "fsync", errno: errno) }
+    }
+
+    static func makeDirectory(_ directory: String) throws(JournalError) {
+        let parent = (directory as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .cannotCreate(path: parent, problem: "\(error)")
+        }
+        guard mkdir(directory, 0o700) == 0 else {
+            throw .cannotCreate(path: directory, problem: errno == EEXIST ? "it already exists" : String(cString: strerror(errno)))
+        }
+        _ = chmod(directory, 0o700)
+        try syncDirectory(parent)
+    }
+
+    static func syncDirectory(_ directory: String) throws(JournalError) {
+        let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .writeFailed(path: directory, operation: "open directory for fsync", errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .writeFailed(path: directory, operation: "fsync directory", errno: errno) }
+    }
+
+    /// Refuses a run directory that another user owns or that others may write.
+    static func checkOwnership(_ directory: String) throws(JournalError) {
+        var info = stat()
+        guard lstat(directory, &info) == 0 else { throw .cannotCreate(path: directory, problem: "no such run directory") }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw .unsafe(path: directory, problem: "not a directory") }
+        guard info.st_uid == getuid() else { throw .unsafe(path: directory, problem: "owned by uid \(info.st_uid), not by you (uid \(getuid()))") }
+        guard info.st_mode & 0o022 == 0 else { throw .unsafe(path: directory, problem: "writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8)))") }
+    }
+
+    /// `20261128T020000Z`: UTC, sortable, safe in file names.
+    static func compactTimestamp(_ date: Date = Date()) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        func two(_ value: Int?) -> String { String(format: "%02d", value ?? 0) }
+        return "\(c.year ?? 0)\(two(c.month))\(two(c.day))T\(two(c.hour))\(two(c.minute))\(two(c.second))Z"
+    }
+
+}
