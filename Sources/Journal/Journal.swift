@@ -17,6 +17,20 @@ public struct JournalRecord: Sendable, Equatable {
     /// CRC-32C of this record's bytes.
     public var checksum: String
 
+    public init(version: Int, sequence: Int, previous: String, run: String, time: String, kind: String,
+                step: String?, critical: Bool, data: Data, checksum: String) {
+        self.version = version
+        self.sequence = sequence
+        self.previous = previous
+        self.run = run
+        self.time = time
+        self.kind = kind
+        self.step = step
+        self.critical = critical
+        self.data = data
+        self.checksum = checksum
+    }
+
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
         try JSONDecoder().decode(type, from: data)
     }

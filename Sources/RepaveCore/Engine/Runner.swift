@@ -1,0 +1,123 @@
+import Foundation
+import Journal
+import KubeAPI
+import Logging
+
+/// Performs a `RunMachine`'s actions with real steps, a journal and a cluster.
+public final class Runner {
+    public enum Outcome: Equatable, Sendable {
+        case finished
+        case stopped(String)
+    }
+
+    let steps: [any Step]
+    let journal: Journal
+    let context: StepContext
+    let confirm: (String?) async -> Bool
+    let logger: Logger
+    /// Called with each step as it starts (progress output).
+    let progress: (String, String) -> Void
+
+    public init(
+        steps: [any Step], journal: Journal, client: KubeClient, dryRun: Bool = false,
+        logger: Logger = Logger(label: "repave.run"),
+        confirm: @escaping (String?) async -> Bool,
+        progress: @escaping (String, String) -> Void = { _, _ in }
+    ) {
+        self.steps = steps
+        self.journal = journal
+        self.logger = logger
+        self.confirm = confirm
+        self.progress = progress
+        self.context = StepContext(client: client, journal: journal, dryRun: dryRun, facts: Self.facts(in: journal.records), logger: logger)
+    }
+
+    /// What the journal says: steps done, a step whose last intent has no outcome, facts.
+    public struct State: Equatable, Sendable {
+        public var done: Set<String> = []
+        public var dangling: String?
+        public var attempts: [String: Int] = [:]
+    }
+
+    public static func state(of records: [JournalRecord]) -> State {
+        var state = State()
+        var open: String?
+        for record in records {
+            switch record.kind {
+            case "intent":
+                open = record.step
+                if let step = record.step { state.attempts[step, default: 0] += 1 }
+            case "outcome", "resolved": open = nil
+            case "step_done":
+                if let step = record.step { state.done.insert(step) }
+                open = nil
+            default: break
+            }
+        }
+        state.dangling = open
+        return state
+    }
+
+    static func facts(in records: [JournalRecord]) -> [String: String] {
+        var facts: [String: String] = [:]
+        for record in records where record.kind == "fact" {
+            if let fact = try? record.decode([String: String].self), let key = fact["key"] { facts[key] = fact["value"] }
+        }
+        return facts
+    }
+
+    /// Runs from the start (`resuming: false`) or from where the journal says it stopped.
+    public func run(resuming: Bool, confirmationRequired: Bool) async -> Outcome {
+        var machine = RunMachine(
+            steps: steps.map { .init(id: $0.id, mutates: $0.mutates, pointOfNoReturn: $0.isPointOfNoReturn) },
+            confirmationRequired: confirmationRequired)
+        let state = Self.state(of: journal.records)
+        var action = machine.next(after: resuming ? .resume(done: state.done, dangling: state.dangling) : .start)
+        while true {
+            var event: RunMachine.Event
+            do {
+                switch action {
+                case .finish:
+                    try journal.append(kind: "finished", data: ["result": "done"])
+                    return .finished
+                case .stop(let reason):
+                    try journal.append(kind: "stopped", data: ["reason": reason])
+                    return .stopped(reason)
+                case .observe(let id):
+                    let step = try find(id)
+                    context.currentStep = id
+                    context.attempt = (state.attempts[id] ?? 0) + 1
+                    progress(id, step.summary)
+                    event = .observed(goalHolds: try await step.observe(context))
+                case .confirm(let pointOfNoReturn):
+                    event = .confirmed(await confirm(pointOfNoReturn))
+                    if case .confirmed(true) = event { try journal.append(kind: "confirmed", data: ["by": "operator"]) }
+                case .apply(let id):
+                    if try find(id).isPointOfNoReturn { try journal.append(kind: "pnr", step: id, data: ["crossed": id]) }
+                    try await find(id).apply(context)
+                    event = .applied
+                case .await(let id):
+                    try await find(id).await(context)
+                    event = .awaited
+                case .settle(let id, let applied):
+                    try journal.append(kind: "resolved", step: id, data: ["applied": applied ? "yes" : "no"])
+                    event = .recorded
+                case .record(let id):
+                    try journal.append(kind: "step_done", step: id, data: ["step": id])
+                    event = .recorded
+                }
+            } catch {
+                logger.error("step failed", metadata: ["step": "\(context.currentStep)", "error": "\(error)"])
+                // A journal that can no longer be written must not be written again.
+                if error is JournalError { return .stopped("\(error)") }
+                event = .failed("\(context.currentStep): \(error)")
+            }
+            action = machine.next(after: event)
+        }
+    }
+
+    private func find(_ id: String) throws -> any Step {
+        guard let step = steps.first(where: { $0.id == id }) else { throw RepaveError(code: "internal", "no step \(id)", exitStatus: .internalError) }
+        return step
+    }
+}

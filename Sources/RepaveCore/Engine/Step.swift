@@ -1,0 +1,100 @@
+import Foundation
+import Journal
+import KubeAPI
+import Logging
+
+/// One idempotent *ensure* of a run: observe whether its goal holds, apply the change if not
+/// (every mutating request through `context.mutate`, journaled before and after), then await
+/// until the goal holds.
+public protocol Step: Sendable {
+    var id: String { get }
+    /// Whether `apply` changes the cluster.
+    var mutates: Bool { get }
+    /// Past this step the old state cannot be restored by `abort` (the claim's deletion).
+    var isPointOfNoReturn: Bool { get }
+    /// What the step will do, for `plan` and the confirmation.
+    var summary: String { get }
+    /// The longest the step may take (its timeout), for the window check.
+    var estimate: Duration { get }
+
+    func observe(_ context: StepContext) async throws -> Bool
+    func apply(_ context: StepContext) async throws
+    func await(_ context: StepContext) async throws
+}
+
+extension Step {
+    public var isPointOfNoReturn: Bool { false }
+    public func await(_ context: StepContext) async throws {}
+}
+
+/// What a step may use: the cluster, the journal (through `mutate` and `remember`), facts
+/// recorded by earlier steps (also across a resume), dry-run, a logger.
+public final class StepContext: @unchecked Sendable {
+    // Unchecked: the runner drives one step at a time from one task; `facts` and the journal are
+    // only touched from that task.
+    public let client: KubeClient
+    public let dryRun: Bool
+    public let logger: Logger
+    let journal: Journal
+    public private(set) var facts: [String: String]
+    var currentStep = ""
+    var attempt = 1
+
+    init(client: KubeClient, journal: Journal, dryRun: Bool, facts: [String: String], logger: Logger) {
+        self.client = client
+        self.journal = journal
+        self.dryRun = dryRun
+        self.facts = facts
+        self.logger = logger
+    }
+
+    /// Journals `key = value` (durable before returning), readable by every later step and by
+    /// a resumed run: original replicas, the uid of an object this run created.
+    public func remember(_ key: String, _ value: String) throws {
+        try journal.append(kind: "fact", step: currentStep, data: ["key": key, "value": value])
+        facts[key] = value
+    }
+
+    /// One mutating request: intent journaled and fsynced first, then the request, then its
+    /// outcome journaled. Failpoints before and after each.
+    @discardableResult
+    public func mutate<Result: Sendable>(
+        _ verb: String, _ path: String, precondition: String? = nil,
+        _ request: () async throws -> Result
+    ) async throws -> Result {
+        let step = currentStep
+        Failpoints.hit("before-intent:\(step)")
+        try journal.append(kind: "intent", step: step, data: Intent(verb: verb, path: path, precondition: precondition, attempt: attempt, dryRun: dryRun))
+        Failpoints.hit("after-intent:\(step)")
+        Failpoints.hit("before-request:\(step)")
+        let result: Result
+        do {
+            result = try await request()
+        } catch {
+            try journal.append(kind: "outcome", step: step, data: Outcome(result: "error", detail: "\(error)"))
+            throw error
+        }
+        Failpoints.hit("after-request:\(step)")
+        try journal.append(kind: "outcome", step: step, data: Outcome(result: "ok", detail: nil))
+        Failpoints.hit("after-outcome:\(step)")
+        return result
+    }
+
+    /// Marks a wait, so that crash tests can stop the process inside it.
+    public func waiting() {
+        Failpoints.hit("in-wait:\(currentStep)")
+    }
+}
+
+struct Intent: Codable, Equatable {
+    var verb: String
+    var path: String
+    var precondition: String?
+    var attempt: Int
+    var dryRun: Bool
+}
+
+struct Outcome: Codable, Equatable {
+    var result: String
+    var detail: String?
+}

@@ -1,0 +1,144 @@
+import Journal
+import Testing
+
+@testable import RepaveCore
+
+@Suite("run machine")
+struct RunMachineTests {
+    let steps: [RunMachine.StepInfo] = [
+        .init(id: "preflight", mutates: false),
+        .init(id: "scale-down", mutates: true),
+        .init(id: "delete-claim", mutates: true, pointOfNoReturn: true),
+    ]
+
+    @Test("a fresh run: observe, one confirmation naming the point of no return, apply, await, record")
+    func freshRun() {
+        var machine = RunMachine(steps: steps, confirmationRequired: true)
+        #expect(machine.next(after: .start) == .observe("preflight"))
+        #expect(machine.next(after: .observed(goalHolds: true)) == .record("preflight"))
+        #expect(machine.next(after: .recorded) == .observe("scale-down"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .confirm(pointOfNoReturn: "delete-claim"))
+        #expect(machine.next(after: .confirmed(true)) == .apply("scale-down"))
+        #expect(machine.next(after: .applied) == .await("scale-down"))
+        #expect(machine.next(after: .awaited) == .record("scale-down"))
+        #expect(machine.next(after: .recorded) == .observe("delete-claim"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .apply("delete-claim"))   // asked once only
+        #expect(machine.next(after: .applied) == .await("delete-claim"))
+        #expect(machine.next(after: .awaited) == .record("delete-claim"))
+        #expect(machine.next(after: .recorded) == .finish)
+    }
+
+    @Test("nothing to do: every goal already holds, no confirmation asked")
+    func nothingToDo() {
+        var machine = RunMachine(steps: steps, confirmationRequired: true)
+        var actions: [RunMachine.Action] = [machine.next(after: .start)]
+        while actions.last != .finish {
+            let event: RunMachine.Event = if case .observe = actions.last! { .observed(goalHolds: true) } else { .recorded }
+            actions.append(machine.next(after: event))
+        }
+        #expect(!actions.contains { if case .confirm = $0 { true } else { false } })
+        #expect(actions.filter { if case .apply = $0 { true } else { false } }.isEmpty)
+    }
+
+    @Test("refusing the confirmation stops before any change; --yes never asks; a failure stops")
+    func refusalsAndFailures() {
+        var machine = RunMachine(steps: steps, confirmationRequired: true)
+        _ = machine.next(after: .start)
+        _ = machine.next(after: .observed(goalHolds: true))
+        _ = machine.next(after: .recorded)
+        #expect(machine.next(after: .observed(goalHolds: false)) == .confirm(pointOfNoReturn: "delete-claim"))
+        #expect(machine.next(after: .confirmed(false)) == .stop("not confirmed; nothing was changed"))
+
+        var yes = RunMachine(steps: steps, confirmationRequired: false)
+        _ = yes.next(after: .start)
+        _ = yes.next(after: .observed(goalHolds: true))
+        _ = yes.next(after: .recorded)
+        #expect(yes.next(after: .observed(goalHolds: false)) == .apply("scale-down"))
+        #expect(yes.next(after: .failed("boom")) == .stop("boom"))
+    }
+
+    @Test("resume with a dangling intent whose change happened: settled as applied, then recorded")
+    func resumeApplied() {
+        var machine = RunMachine(steps: steps, confirmationRequired: true)
+        #expect(machine.next(after: .resume(done: ["preflight"], dangling: "scale-down")) == .observe("scale-down"))
+        #expect(machine.next(after: .observed(goalHolds: true)) == .settle("scale-down", applied: true))
+        #expect(machine.next(after: .recorded) == .record("scale-down"))
+        #expect(machine.next(after: .recorded) == .observe("delete-claim"))
+    }
+
+    @Test("resume with a dangling intent whose change did not happen: settled, then applied again without asking")
+    func resumeNotApplied() {
+        var machine = RunMachine(steps: steps, confirmationRequired: true)
+        #expect(machine.next(after: .resume(done: ["preflight"], dangling: "scale-down")) == .observe("scale-down"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .settle("scale-down", applied: false))
+        #expect(machine.next(after: .recorded) == .apply("scale-down"))
+    }
+
+    /// A whole run simulated the way the runner journals it, then resumed from every prefix of
+    /// its journal, in a world where a dangling intent was either applied or lost. Every resume
+    /// finishes, and no step's change is made twice.
+    @Test("resume from every possible last record converges, each change made once")
+    func resumeFromEveryRecord() {
+        func simulate(_ machine: inout RunMachine, first: RunMachine.Event, world: inout Set<String>, applies: inout [String], journal: inout [(String, String?)]) {
+            var action = machine.next(after: first)
+            var guardCount = 0
+            while guardCount < 100 {
+                guardCount += 1
+                switch action {
+                case .finish, .stop: return
+                case .observe(let id): action = machine.next(after: .observed(goalHolds: steps.first { $0.id == id }!.mutates ? world.contains(id) : true))
+                case .confirm: action = machine.next(after: .confirmed(true))
+                case .apply(let id):
+                    journal.append(("intent", id))
+                    if world.contains(id) { applies.append("DUPLICATE \(id)") }
+                    world.insert(id)
+                    applies.append(id)
+                    journal.append(("outcome", id))
+                    action = machine.next(after: .applied)
+                case .await: action = machine.next(after: .awaited)
+                case .settle(let id, _): journal.append(("resolved", id)); action = machine.next(after: .recorded)
+                case .record(let id): journal.append(("step_done", id)); action = machine.next(after: .recorded)
+                }
+            }
+        }
+        var full = RunMachine(steps: steps, confirmationRequired: false)
+        var world = Set<String>(), applies: [String] = [], journal: [(String, String?)] = [("header", nil)]
+        simulate(&full, first: .start, world: &world, applies: &applies, journal: &journal)
+        #expect(applies == ["scale-down", "delete-claim"])
+
+        for cut in 1...journal.count {
+            let prefix = Array(journal.prefix(cut))
+            for danglingApplied in [true, false] {
+                // The world holds every change whose outcome (or a later record) is in the prefix;
+                // a dangling intent's change may or may not have reached the server.
+                var world = Set(prefix.filter { $0.0 == "outcome" }.compactMap(\.1))
+                let dangling = prefix.last?.0 == "intent" ? prefix.last?.1 : nil
+                if let dangling, danglingApplied { world.insert(dangling) }
+                let done = Set(prefix.filter { $0.0 == "step_done" }.compactMap(\.1))
+                var machine = RunMachine(steps: steps, confirmationRequired: true)
+                var applies: [String] = []
+                var rest: [(String, String?)] = []
+                simulate(&machine, first: .resume(done: done, dangling: dangling), world: &world, applies: &applies, journal: &rest)
+                #expect(!applies.contains { $0.hasPrefix("DUPLICATE") }, "cut \(cut), dangling applied \(danglingApplied): \(applies)")
+                #expect(world == ["scale-down", "delete-claim"], "cut \(cut)")
+                #expect(machine.done.union(rest.filter { $0.0 == "step_done" }.compactMap(\.1)) == Set(steps.map(\.id)), "cut \(cut)")
+            }
+        }
+    }
+
+    @Test("the runner folds a journal into done steps, a dangling intent and attempts")
+    func folding() {
+        func record(_ kind: String, _ step: String?) -> JournalRecord {
+            JournalRecord(version: 1, sequence: 0, previous: "", run: "r", time: "", kind: kind, step: step, critical: true, data: Data("{}".utf8), checksum: "")
+        }
+        let state = Runner.state(of: [
+            record("header", nil), record("intent", "a"), record("outcome", "a"), record("step_done", "a"),
+            record("intent", "b"), record("outcome", "b"), record("intent", "b"),
+        ])
+        #expect(state.done == ["a"])
+        #expect(state.dangling == "b")
+        #expect(state.attempts == ["a": 1, "b": 2])
+    }
+}
+
+import Foundation
