@@ -6,9 +6,16 @@ import Logging
 // repave-lab: the lab agent (kubelets and Longhorn) for the local control plane. Not shipped in
 // the `repave` binary; `scripts/lab up` starts it.
 @main
-struct AgentCommand: AsyncParsableCommand {
+struct LabCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repave-lab",
+        abstract: "The lab's tools: the agent (kubelets and Longhorn) and test-only engine runs.",
+        subcommands: [AgentCommand.self, EngineDemo.self], defaultSubcommand: AgentCommand.self)
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
         abstract: "Plays the lab cluster's kubelets (lab-node-1…N) and the Longhorn CSI driver against a real API server.")
 
     @Option(help: "The kubeconfig of the agent's identity.")

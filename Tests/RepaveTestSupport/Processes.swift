@@ -39,10 +39,19 @@ public func runProcess(
 /// The built `repave` binary: beside the test bundle in SwiftPM's build directory, or
 /// `REPAVE_BIN`.
 public func repaveBinary() throws -> String {
-    if let path = ProcessInfo.processInfo.environment["REPAVE_BIN"] { return path }
+    try builtBinary("repave", override: "REPAVE_BIN")
+}
+
+/// The built `repave-lab` binary (the lab agent and the engine demo).
+public func labBinary() throws -> String {
+    try builtBinary("repave-lab", override: "REPAVE_LAB_BIN")
+}
+
+func builtBinary(_ name: String, override: String) throws -> String {
+    if let path = ProcessInfo.processInfo.environment[override] { return path }
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<3 {
-        let candidate = directory.appendingPathComponent("repave").path
+        let candidate = directory.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         directory.deleteLastPathComponent()
     }
@@ -50,5 +59,5 @@ public func repaveBinary() throws -> String {
 }
 
 public struct BinaryNotFound: Error, CustomStringConvertible {
-    public var description: String { "the repave binary is not built next to the tests: run `swift build` first or set REPAVE_BIN" }
+    public var description: String { "the repave binaries are not built next to the tests: run `swift build` first" }
 }
