@@ -184,8 +184,10 @@ struct JournalTests {
         let scratch = try ScratchDirectory()
         let directory = try makeRun(scratch, count: 0)
         // util-linux flock(1) holds the lock in a child process while we try.
-        let holder = Task { try await runProcess("flock", ["--exclusive", directory + "/lock", "sleep", "2"]) }
-        try await Task.sleep(for: .milliseconds(400))
+        let marker = scratch.file("holding")
+        let holder = Task { try await runProcess("flock", ["--exclusive", directory + "/lock", "sh", "-c", "touch \(marker); sleep 2"]) }
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(FileManager.default.fileExists(atPath: marker))
         let clock = ContinuousClock()
         let start = clock.now
         let error = #expect(throws: JournalError.self) { try Journal.open(directory: directory) }
