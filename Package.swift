@@ -50,7 +50,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .target(name: "RepaveCommands", dependencies: [
-            "RepaveCore", "KubeAPI", "Curl", "Git",
+            "RepaveCore", "KubeAPI", "Curl", "Git", "Journal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

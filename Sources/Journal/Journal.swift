@@ -131,7 +131,7 @@ public final class Journal {
         let lock = try RunLock(directory: directory)
         let path = directory + "/" + fileName
         guard let contents = FileManager.default.contents(atPath: path) else {
-            throw .cannotCreate(path: path, problem: access(path, F_OK) == 0 ? "cannot read it" : "no journal in this run directory")
+            throw access(path, F_OK) == 0 ? .cannotCreate(path: path, problem: "cannot read it") : .missing(path: path)
         }
         let scan = try Self.scan(contents, path: path)
         var repairedCopy: String?
@@ -161,9 +161,7 @@ public final class Journal {
     /// Reads a journal without locking or repairing it (`repave journal show`, `status`).
     public static func read(directory: String) throws(JournalError) -> (records: [JournalRecord], tornBytes: Int) {
         let path = directory + "/" + fileName
-        guard let contents = FileManager.default.contents(atPath: path) else {
-            throw .cannotCreate(path: path, problem: "no journal in this run directory")
-        }
+        guard let contents = FileManager.default.contents(atPath: path) else { throw .missing(path: path) }
         let scan = try scan(contents, path: path)
         return (scan.records, contents.count - scan.validBytes)
     }
@@ -356,7 +354,7 @@ public final class Journal {
     /// Refuses a run directory that another user owns or that others may write.
     static func checkOwnership(_ directory: String) throws(JournalError) {
         var info = stat()
-        guard lstat(directory, &info) == 0 else { throw .cannotCreate(path: directory, problem: "no such run directory") }
+        guard lstat(directory, &info) == 0 else { throw .missing(path: directory) }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw .unsafe(path: directory, problem: "not a directory") }
         guard info.st_uid == getuid() else { throw .unsafe(path: directory, problem: "owned by uid \(info.st_uid), not by you (uid \(getuid()))") }
         guard info.st_mode & 0o022 == 0 else { throw .unsafe(path: directory, problem: "writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8)))") }

@@ -11,6 +11,8 @@ public enum JournalError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Files or directories with the wrong owner or permissions.
     case unsafe(path: String, problem: String)
     case cannotCreate(path: String, problem: String)
+    /// No journal where one was expected.
+    case missing(path: String)
     /// A writer that already failed refuses every later append.
     case closed(path: String)
 
@@ -22,6 +24,7 @@ public enum JournalError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedVersion(let path, let version): "journal \(path) has format version \(version), newer than this repave understands"
         case .unsafe(let path, let problem): "\(path): \(problem)"
         case .cannotCreate(let path, let problem): "cannot create \(path): \(problem)"
+        case .missing(let path): "no journal at \(path)"
         case .closed(let path): "journal \(path) stopped accepting records after an earlier write failure"
         }
     }

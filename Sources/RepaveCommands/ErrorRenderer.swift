@@ -2,6 +2,7 @@ import ArgumentParser
 import Curl
 import Foundation
 import Git
+import Journal
 import KubeAPI
 import RepaveCore
 
@@ -31,6 +32,10 @@ public enum ErrorRenderer {
                 hint: error.reason == .unauthorized ? "the credentials were rejected; check 'repave config' and renew them"
                     : error.reason == .forbidden ? "the user lacks RBAC permission for this; see deploy/ for the Role repave needs" : nil,
                 exitStatus: unavailable.contains(error.reason) ? .clusterUnavailable : .refused)
+        case let error as JournalError:
+            return RepaveError(code: "journal.refused", "the run journal cannot be used", causes: [error.description],
+                               hint: "see 'repave journal show RUN'; a damaged journal is never resumed automatically",
+                               exitStatus: .journalRefused)
         case let error as GitError:
             return RepaveError(
                 code: "git.failed", "failed to \(error.operation)", causes: [error.message],
@@ -46,7 +51,7 @@ public enum ErrorRenderer {
     /// Whether the error comes from Repave or the libraries it wraps (as opposed to
     /// ArgumentParser's own control flow, or a bug).
     static func isOurs(_ error: any Error) -> Bool {
-        error is any UserFacingError || error is CurlError || error is GitError || error is KubeconfigError || error is KubeAPIError
+        error is any UserFacingError || error is CurlError || error is GitError || error is KubeconfigError || error is KubeAPIError || error is JournalError
     }
 
     public static func text(_ error: any UserFacingError) -> String {

@@ -1,0 +1,63 @@
+import Foundation
+import Journal
+import RepaveTestSupport
+import Testing
+
+/// `repave plan`, `repave journal show` and `repave status` as an operator runs them.
+@Suite("plan, journal and status commands")
+struct RunCommandsTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    func repave(_ arguments: [String], environment: [String: String?] = [:]) async throws -> ProcessResult {
+        try await runProcess(try repaveBinary(), arguments, environment: environment)
+    }
+
+    @Test("plan: the devpod plan with its defaults and digest, without touching a cluster")
+    func plan() async throws {
+        // No kubeconfig at all: plan must not need one.
+        let home = try ScratchDirectory()
+        let result = try await repave(["plan", Self.root + "/plans/devpod-home.yaml"], environment: ["HOME": home.path, "KUBECONFIG": nil])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.contains("target:        devpod/coder-jeda-codespace-home in context ardenone-cluster"))
+        #expect(result.standardOutput.contains("timeouts:      scaleDown 5m, claimDeletion 5m, bind 5m, rollout 10m, verify 10m"))
+        let json = try await repave(["plan", Self.root + "/plans/devpod-home.yaml", "-o", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        #expect((object["digest"] as? String)?.count == 64)
+        #expect(result.standardOutput.contains("digest sha256:\(object["digest"] as? String ?? "?")"))
+    }
+
+    @Test("plan: a broken plan is exit 2 with one error line naming file, line, column and key")
+    func brokenPlan() async throws {
+        let scratch = try ScratchDirectory()
+        let file = scratch.file("bad.yaml")
+        try "apiVersion: repave/v1\nkind: RecreatePlan\nmetadata: {name: x}\ntarget: {namespace: devpod, claims: home}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try await repave(["plan", file])
+        #expect(result.status == 2)
+        #expect(result.standardError == "error: \(file):4:29: target.claims: unknown key (did you mean 'claim'?)\nhint: valid keys here: namespace, claim, workloads\n")
+    }
+
+    @Test("journal show and status read a run; a missing run is exit 4")
+    func journalAndStatus() async throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.file("runs/demo-20261128T020000Z")
+        let journal = try Journal.create(directory: directory, run: "r1", header: ["plan": "demo"])
+        try journal.append(kind: "intent", step: "scale-down", data: ["verb": "PATCH"])
+        let show = try await repave(["journal", "show", directory])
+        #expect(show.status == 0)
+        #expect(show.standardOutput.contains("intent [scale-down]  {\"verb\":\"PATCH\"}"))
+        let json = try await repave(["journal", "show", directory, "-o", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        #expect((object["records"] as? [[String: Any]])?.count == 2)
+
+        let status = try await repave(["status", directory, "-o", "json"], environment: [:])
+        let state = try #require(try JSONSerialization.jsonObject(with: Data(status.standardOutput.utf8)) as? [String: Any])
+        #expect(state["state"] as? String == "interrupted")
+        #expect(state["inProgress"] as? String == "scale-down")
+
+        let latest = try await repave(["status"], environment: ["XDG_STATE_HOME": scratch.path + "/state"])
+        #expect(latest.status == 2)
+        let missing = try await repave(["journal", "show", scratch.file("runs/nope")])
+        #expect(missing.status == 4)
+        #expect(missing.standardError.contains("no journal at"))
+    }
+}
