@@ -1,0 +1,119 @@
+import Foundation
+import KubeAPI
+import Logging
+
+/// The run's lock in the cluster: Lease `repave-<claim>` (coordination.k8s.io/v1) in the target
+/// namespace, held by the run id, renewed while the run lives, taken over only once expired.
+/// Every write carries the Lease's resourceVersion (or uid, for the release), so two runs can
+/// never both believe they hold it.
+public struct ClusterLock: Sendable {
+    public let client: KubeClient
+    public let namespace: String
+    public let name: String
+    public let holder: String
+    public let duration: Duration
+
+    public init(client: KubeClient, namespace: String, claim: String, holder: String, duration: Duration = .seconds(60)) {
+        self.client = client
+        self.namespace = namespace
+        // Object names stop at 253 characters; a long claim keeps its start and a hash.
+        let full = "repave-\(claim)"
+        name = full.count <= 253 ? full : String(full.prefix(236)) + "-" + String(SHA256.hex(of: Data(full.utf8)).prefix(16))
+        self.holder = holder
+        self.duration = duration
+    }
+
+    public enum Acquired: Sendable, Equatable {
+        /// No Lease existed: created.
+        case created
+        /// This run already held it (a resume): renewed.
+        case renewed
+        /// Another holder's Lease had expired: taken over (the caller journals it).
+        case tookOver(previousHolder: String)
+    }
+
+    public struct Held: Error, Sendable, CustomStringConvertible, UserFacingError {
+        public let lease: String
+        public let holder: String
+        public let renewedAgo: Int
+        public let expiresIn: Int
+        public var code: String { "lock.held" }
+        public var message: String { "another run holds the lock \(lease): \(holder)" }
+        public var causes: [String] { ["renewed \(renewedAgo)s ago; it expires in \(expiresIn)s unless renewed"] }
+        public var hint: String? { "wait for that run to finish, or check it with 'repave status'; the lock is taken over only once expired" }
+        public var exitStatus: ExitStatus { .journalRefused }
+        public var description: String { message }
+    }
+
+    /// Takes the lock, or throws ``Held`` naming the current holder.
+    @discardableResult
+    public func acquire(now: Date = Date()) async throws -> Acquired {
+        guard let existing = try await client.getIfPresent(.leases, named: name, in: namespace) else {
+            do {
+                try await client.create(.leases, in: namespace, lease(resourceVersion: nil, acquired: now, renewed: now))
+                return .created
+            } catch let error as KubeAPIError where error.reason == .alreadyExists {
+                return try await acquire(now: now)   // raced with another run: look again
+            }
+        }
+        let current = Lease(existing)
+        let renewed = current.renewTime.flatMap(Self.parse) ?? .distantPast
+        let expiry = renewed.addingTimeInterval(Double(current.leaseDurationSeconds))
+        if current.holderIdentity == holder {
+            try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: current.acquireTime.flatMap(Self.parse) ?? now, renewed: now))
+            return .renewed
+        }
+        guard expiry <= now || current.holderIdentity == nil else {
+            throw Held(lease: "\(namespace)/\(name)", holder: current.holderIdentity ?? "?",
+                       renewedAgo: Int(now.timeIntervalSince(renewed)), expiresIn: Int(expiry.timeIntervalSince(now)))
+        }
+        // Expired: take it over, guarded by the resourceVersion we read (409 if it moved).
+        try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: now, renewed: now))
+        return .tookOver(previousHolder: current.holderIdentity ?? "")
+    }
+
+    /// Renews the lock; throws if another run took it (a conflict or a different holder).
+    public func renew(now: Date = Date()) async throws {
+        let current = Lease(try await client.get(.leases, named: name, in: namespace))
+        guard current.holderIdentity == holder else {
+            throw Held(lease: "\(namespace)/\(name)", holder: current.holderIdentity ?? "?", renewedAgo: 0, expiresIn: 0)
+        }
+        try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: current.acquireTime.flatMap(Self.parse) ?? now, renewed: now))
+    }
+
+    /// Releases the lock if this run still holds it: a uid-guarded delete.
+    public func release() async throws {
+        guard let existing = try await client.getIfPresent(.leases, named: name, in: namespace), Lease(existing).holderIdentity == holder else { return }
+        do {
+            try await client.delete(.leases, named: name, in: namespace, uid: Lease(existing).uid, resourceVersion: Lease(existing).resourceVersion)
+        } catch let error as KubeAPIError where error.reason == .notFound {}
+    }
+
+    private func lease(resourceVersion: String?, acquired: Date, renewed: Date) -> JSON {
+        var metadata: JSON = ["name": .string(name), "namespace": .string(namespace), "labels": ["app.kubernetes.io/managed-by": "repave"]]
+        if let resourceVersion { metadata["resourceVersion"] = .string(resourceVersion) }
+        return [
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
+            "spec": [
+                "holderIdentity": .string(holder),
+                "leaseDurationSeconds": .integer(Int64(duration.components.seconds)),
+                "acquireTime": .string(Self.microTime(acquired)), "renewTime": .string(Self.microTime(renewed)),
+            ],
+        ]
+    }
+
+    /// MicroTime, as the Lease API wants it: `2026-11-28T02:00:00.000000Z`.
+    static func microTime(_ date: Date) -> String {
+        let whole = date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon))
+            .replacingOccurrences(of: "Z", with: "")
+        let micros = Int((date.timeIntervalSince1970 - floor(date.timeIntervalSince1970)) * 1_000_000)
+        return whole + "." + String(format: "%06d", micros) + "Z"
+    }
+
+    static func parse(_ text: String) -> Date? {
+        if let date = try? Date(text, strategy: .iso8601) { return date }
+        // Fractional seconds: drop them to the whole second.
+        guard let dot = text.firstIndex(of: ".") else { return nil }
+        return try? Date(String(text[..<dot]) + "Z", strategy: .iso8601)
+    }
+}
