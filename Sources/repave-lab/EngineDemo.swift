@@ -31,12 +31,19 @@ struct EngineDemo: AsyncParsableCommand {
             PatchConfigMap(namespace: namespace),
             DeleteConfigMap(namespace: namespace, delay: waitDelay),
         ]
-        let runner = Runner(steps: steps, journal: journal, client: client, logger: logger, confirm: { _ in true })
-        switch await runner.run(resuming: resume, confirmationRequired: false) {
+        let interruption = Interruption()
+        let runner = Runner(steps: steps, journal: journal, client: client, interruption: interruption, logger: logger, confirm: { _ in true })
+        let resume = self.resume
+        let task = Task { await runner.run(resuming: resume, confirmationRequired: false) }
+        interruption.install { task.cancel() }
+        switch await task.value {
         case .finished: print("finished")
         case .stopped(let reason):
             FileHandle.standardError.write(Data("stopped: \(reason)\n".utf8))
             throw ExitCode(3)
+        case .interrupted(let signal):
+            FileHandle.standardError.write(Data("interrupted by signal \(signal); resume with --resume\n".utf8))
+            throw ExitCode(128 + signal)
         }
     }
 }

@@ -83,6 +83,37 @@ struct EngineCrashTests {
         }
     }
 
+    @Test("SIGTERM inside a wait: the run stops cleanly (exit 143, journal ends 'stopped'), and resume finishes it")
+    func sigterm() async throws {
+        let scratch = try ScratchDirectory()
+        try await withTestNamespace(client, prefix: "engine") { namespace in
+            let run = scratch.file("runs/demo")
+            let process = Task {
+                try await runProcess(try labBinary(), ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace,
+                                                       "--run-dir", run, "--wait-delay", "5"])
+            }
+            var inWait = false
+            for _ in 0..<100 where !inWait {
+                try await Task.sleep(for: .milliseconds(100))
+                inWait = (try? Journal.read(directory: run).records.contains { $0.kind == "outcome" && $0.step == "delete" }) ?? false
+            }
+            #expect(inWait)
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(try await runProcess("pkill", ["-TERM", "-f", "engine-demo.*\(run)"]).status == 0)
+            let result = try await process.value
+            #expect(result.status == 143, "\(result.standardError)")
+            #expect(clock.now - start < .seconds(3))
+            let records = try Journal.read(directory: run).records
+            #expect(records.last?.kind == "stopped")
+            let reason = String(decoding: records.last?.data ?? Data(), as: UTF8.self)
+            #expect(reason.contains("signal 15"))
+            let resumed = try await demo(namespace, run, resume: true)
+            #expect(resumed.status == 0, "\(resumed.standardError)")
+            try await expectConverged(namespace, run, "sigterm")
+        }
+    }
+
     @Test("a second process cannot drive a run that is running")
     func lockedRun() async throws {
         let scratch = try ScratchDirectory()

@@ -8,6 +8,8 @@ public final class Runner {
     public enum Outcome: Equatable, Sendable {
         case finished
         case stopped(String)
+        /// Stopped by SIGINT or SIGTERM after the last record was written.
+        case interrupted(Int32)
     }
 
     let steps: [any Step]
@@ -17,9 +19,11 @@ public final class Runner {
     let logger: Logger
     /// Called with each step as it starts (progress output).
     let progress: (String, String) -> Void
+    let interruption: Interruption
 
     public init(
         steps: [any Step], journal: Journal, client: KubeClient, dryRun: Bool = false,
+        interruption: Interruption = Interruption(),
         logger: Logger = Logger(label: "repave.run"),
         confirm: @escaping (String?) async -> Bool,
         progress: @escaping (String, String) -> Void = { _, _ in }
@@ -29,6 +33,7 @@ public final class Runner {
         self.logger = logger
         self.confirm = confirm
         self.progress = progress
+        self.interruption = interruption
         self.context = StepContext(client: client, journal: journal, dryRun: dryRun, facts: Self.facts(in: journal.records), logger: logger)
     }
 
@@ -75,6 +80,11 @@ public final class Runner {
         var action = machine.next(after: resuming ? .resume(done: state.done, dangling: state.dangling) : .start)
         while true {
             var event: RunMachine.Event
+            if let signal = interruption.signal {
+                // Between records: stop here, cleanly; resume continues from this point.
+                _ = try? journal.append(kind: "stopped", data: ["reason": "interrupted by signal \(signal)"])
+                return .interrupted(signal)
+            }
             do {
                 switch action {
                 case .finish:
