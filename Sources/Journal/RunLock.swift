@@ -7,12 +7,22 @@ public final class RunLock {
     public let path: String
     private let descriptor: Int32
 
-    public init(directory: String) throws(JournalError) {
+    /// - Parameter retries: 10 ms retries while the lock reads as held (see below).
+    public init(directory: String, retries: Int = 20) throws(JournalError) {
         path = directory + "/lock"
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .cannotCreate(path: path, problem: String(cString: strerror(errno))) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let code = errno
+        // Non-blocking, but retried for up to 0.2 s: a child process forked by another thread
+        // holds a copy of a just-released lock's descriptor until it execs (O_CLOEXEC closes it
+        // only then), which would otherwise read as "locked" for a moment.
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        var code = locked ? 0 : errno
+        for _ in 0..<retries where !locked && code == EWOULDBLOCK {
+            usleep(10_000)
+            locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+            code = locked ? 0 : errno
+        }
+        guard locked else {
             let holder = Self.readHolder(fd)
             close(fd)
             if code == EWOULDBLOCK { throw .locked(path: directory, holder: holder) }
