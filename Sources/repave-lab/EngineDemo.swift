@@ -18,29 +18,68 @@ struct EngineDemo: AsyncParsableCommand {
     @Flag var resume = false
     @Option(name: .customLong("wait-delay"), help: "Seconds the delete step waits before checking (for kill tests).")
     var waitDelay: Double = 0
+    @Option(name: .customLong("window-start"), help: "'now' or an RFC 3339 time.")
+    var windowStart: String?
+    @Option(name: .customLong("window-duration"), help: "Seconds.")
+    var windowDuration: Double = 3600
+    @Flag(help: "Skip the typed confirmation.")
+    var yes = false
+    @Flag(name: .customLong("accept-changed-plan"), help: "Resume even though the run's binding changed (journaled).")
+    var acceptChangedPlan = false
 
     func run() async throws {
         let logger = Logger(label: "engine-demo")
         let connection = try KubeconfigLoader(explicitPath: kubeconfig).load()
         let client = try KubeClient(connection: connection, userAgent: "repave-lab/engine-demo", logger: logger)
-        let journal = resume
-            ? try Journal.open(directory: runDirectory)
-            : try Journal.create(directory: runDirectory, run: UUID().uuidString.lowercased(), header: ["namespace": namespace])
+        if !resume && !yes && !Confirmation.isInteractive {
+            FileHandle.standardError.write(Data("error: refusing to change the cluster without a terminal to confirm on; pass --yes\n".utf8))
+            throw ExitCode(2)
+        }
+        // The header binds the run: a "plan" (here the namespace), the cluster, the target.
+        let namespaceUID = Namespace(try await client.get(.namespaces, named: namespace)).uid
+        let current = RunHeader(plan: "engine-demo", planDigest: SHA256.hex(of: Data(namespace.utf8)),
+                                cluster: try await RunHeader.identify(client),
+                                targets: ["namespace/\(namespace)": namespaceUID], tlsVerified: true)
+        let journal: Journal
+        if resume {
+            journal = try Journal.open(directory: runDirectory)
+            let recorded = try journal.records[0].decode(RunHeader.self)
+            let problems = recorded.mismatches(current)
+            if !problems.isEmpty {
+                guard acceptChangedPlan else {
+                    FileHandle.standardError.write(Data(("error: resume refused: " + problems.joined(separator: "; ") + "\nhint: pass --accept-changed-plan to continue anyway (it is journaled)\n").utf8))
+                    throw ExitCode(4)
+                }
+                try journal.append(kind: "override", data: ["accepted": problems.joined(separator: "; ")])
+            }
+        } else {
+            journal = try Journal.create(directory: runDirectory, run: UUID().uuidString.lowercased(), header: current)
+        }
+        var window: RecreatePlan.Window?
+        if let windowStart {
+            let start = windowStart == "now" ? Date() : try Date(windowStart, strategy: .iso8601)
+            window = RecreatePlan.Window(start: start, duration: PlanDuration(seconds: windowDuration))
+        }
         let steps: [any Step] = [
             CreateConfigMap(namespace: namespace, run: journal.run),
             PatchConfigMap(namespace: namespace),
             DeleteConfigMap(namespace: namespace, delay: waitDelay),
         ]
         let interruption = Interruption()
-        let runner = Runner(steps: steps, journal: journal, client: client, interruption: interruption, logger: logger, confirm: { _ in true })
+        let target = "\(namespace)/\(demoName)"
+        let summaries = steps.map { (id: $0.id, summary: $0.summary) }
+        let runner = Runner(
+            steps: steps, journal: journal, client: client, interruption: interruption, window: window, logger: logger,
+            confirm: { pnr in Confirmation.askTypedName(target, steps: summaries, pointOfNoReturn: pnr) })
         let resume = self.resume
-        let task = Task { await runner.run(resuming: resume, confirmationRequired: false) }
+        let confirmationRequired = !yes && !resume
+        let task = Task { await runner.run(resuming: resume, confirmationRequired: confirmationRequired) }
         interruption.install { task.cancel() }
         switch await task.value {
         case .finished: print("finished")
         case .stopped(let reason):
             FileHandle.standardError.write(Data("stopped: \(reason)\n".utf8))
-            throw ExitCode(3)
+            throw ExitCode(reason.hasPrefix("not confirmed") || reason.hasPrefix("not starting") ? 2 : 3)
         case .interrupted(let signal):
             FileHandle.standardError.write(Data("interrupted by signal \(signal); resume with --resume\n".utf8))
             throw ExitCode(128 + signal)

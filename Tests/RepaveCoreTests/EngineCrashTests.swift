@@ -21,7 +21,7 @@ struct EngineCrashTests {
     } + ["in-wait:delete"]
 
     func demo(_ namespace: String, _ runDirectory: String, resume: Bool, failpoint: String? = nil) async throws -> ProcessResult {
-        var arguments = ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace, "--run-dir", runDirectory]
+        var arguments = ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace, "--run-dir", runDirectory, "--yes"]
         if resume { arguments.append("--resume") }
         return try await runProcess(try labBinary(), arguments, environment: ["REPAVE_FAILPOINTS": failpoint])
     }
@@ -62,7 +62,7 @@ struct EngineCrashTests {
             let run = scratch.file("runs/demo")
             let process = Task {
                 try await runProcess(try labBinary(), ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace,
-                                                       "--run-dir", run, "--wait-delay", "5"])
+                                                       "--run-dir", run, "--wait-delay", "5", "--yes"])
             }
             // Wait until the delete's outcome is journaled: the process is then inside its wait.
             var inWait = false
@@ -77,7 +77,7 @@ struct EngineCrashTests {
             #expect(result.status == 137)
             let records = try Journal.read(directory: run).records
             #expect(records.last?.kind == "outcome")
-            let resumed = try await runProcess(try labBinary(), ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace, "--run-dir", run, "--resume"])
+            let resumed = try await runProcess(try labBinary(), ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace, "--run-dir", run, "--resume", "--yes"])
             #expect(resumed.status == 0, "\(resumed.standardError)")
             try await expectConverged(namespace, run, "sigkill")
         }
@@ -90,7 +90,7 @@ struct EngineCrashTests {
             let run = scratch.file("runs/demo")
             let process = Task {
                 try await runProcess(try labBinary(), ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace,
-                                                       "--run-dir", run, "--wait-delay", "5"])
+                                                       "--run-dir", run, "--wait-delay", "5", "--yes"])
             }
             var inWait = false
             for _ in 0..<100 where !inWait {
@@ -114,6 +114,73 @@ struct EngineCrashTests {
         }
     }
 
+    @Test("the window: too short or not open refuses before any change; a resume outside it warns and finishes")
+    func window() async throws {
+        let scratch = try ScratchDirectory()
+        try await withTestNamespace(client, prefix: "engine") { namespace in
+            let base = ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace, "--yes"]
+            // The three steps may take 20 s (their estimates); a 2 s window cannot hold them.
+            let short = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("short"), "--window-start", "now", "--window-duration", "2"])
+            #expect(short.status == 2)
+            #expect(short.standardError.contains("not starting create: the window has"))
+            #expect(try await client.getIfPresent(.configMaps, named: "engine-demo", in: namespace) == nil)
+            let later = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("later"), "--window-start", "2099-01-01T00:00:00Z"])
+            #expect(later.status == 2)
+            #expect(later.standardError.contains("the maintenance window opens in"))
+
+            let run = scratch.file("resumed")
+            let crashed = try await runProcess(try labBinary(), base + ["--run-dir", run], environment: ["REPAVE_FAILPOINTS": "before-request:patch"])
+            #expect(crashed.status == 137)
+            let resumed = try await runProcess(try labBinary(), base + ["--run-dir", run, "--resume", "--window-start", "2020-01-01T00:00:00Z", "--window-duration", "60"])
+            #expect(resumed.status == 0, "\(resumed.standardError)")
+            let records = try Journal.read(directory: run).records
+            #expect(records.contains { $0.kind == "note" && String(decoding: $0.data, as: UTF8.self).contains("window closed") })
+            try await expectConverged(namespace, run, "resume outside the window")
+        }
+    }
+
+    @Test("confirmation: refused without a terminal; on a terminal the typed name decides")
+    func confirmation() async throws {
+        let scratch = try ScratchDirectory()
+        try await withTestNamespace(client, prefix: "engine") { namespace in
+            let command = "\(try labBinary()) engine-demo --kubeconfig \(lab.adminKubeconfig) --namespace \(namespace)"
+            let piped = try await runProcess("bash", ["-c", "echo \(namespace)/engine-demo | \(command) --run-dir \(scratch.file("pipe"))"])
+            #expect(piped.status == 2)
+            #expect(piped.standardError.contains("without a terminal to confirm on; pass --yes"))
+
+            // script(1) gives the process a pseudo-terminal; the answer arrives on it.
+            let wrong = try await runProcess("bash", ["-c", "printf 'devpod/home\\n' | script -qec '\(command) --run-dir \(scratch.file("wrong"))' /dev/null"])
+            #expect(wrong.standardOutput.contains("Type \(namespace)/engine-demo to continue"), "\(wrong.standardOutput)")
+            #expect(wrong.standardOutput.contains("delete: delete configmap \(namespace)/engine-demo (uid-guarded)  <- point of no return"))
+            #expect(wrong.status == 2, "\(wrong.standardOutput)")
+            #expect(try await client.getIfPresent(.configMaps, named: "engine-demo", in: namespace) == nil)
+
+            let right = try await runProcess("bash", ["-c", "printf '\(namespace)/engine-demo\\n' | script -qec '\(command) --run-dir \(scratch.file("right"))' /dev/null"])
+            #expect(right.status == 0, "\(right.standardOutput)")
+            #expect(right.standardOutput.contains("finished"))
+            try await expectConverged(namespace, scratch.file("right"), "confirmed")
+        }
+    }
+
+    @Test("resume refuses a run whose binding changed, unless the override is given (and journaled)")
+    func binding() async throws {
+        let scratch = try ScratchDirectory()
+        try await withTestNamespace(client, prefix: "engine") { namespace in
+            try await withTestNamespace(client, prefix: "engine") { other in
+                let run = scratch.file("run")
+                #expect(try await demo(namespace, run, resume: false, failpoint: "after-outcome:create").status == 137)
+                let before = try Journal.read(directory: run).records.count
+                let refused = try await demo(other, run, resume: true)
+                #expect(refused.status == 4)
+                #expect(refused.standardError.contains("resume refused: the plan changed"))
+                #expect(try Journal.read(directory: run).records.count == before)
+                let resumed = try await demo(namespace, run, resume: true)
+                #expect(resumed.status == 0, "\(resumed.standardError)")
+                try await expectConverged(namespace, run, "binding")
+            }
+        }
+    }
+
     @Test("a second process cannot drive a run that is running")
     func lockedRun() async throws {
         let scratch = try ScratchDirectory()
@@ -121,7 +188,7 @@ struct EngineCrashTests {
             let run = scratch.file("runs/demo")
             let first = Task {
                 try await runProcess(try labBinary(), ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace,
-                                                       "--run-dir", run, "--wait-delay", "2"])
+                                                       "--run-dir", run, "--wait-delay", "2", "--yes"])
             }
             for _ in 0..<50 where (try? Journal.read(directory: run).records.count) ?? 0 < 3 { try await Task.sleep(for: .milliseconds(50)) }
             let second = try await demo(namespace, run, resume: true)

@@ -142,3 +142,34 @@ struct RunMachineTests {
 }
 
 import Foundation
+
+@Suite("window and run binding")
+struct WindowAndBindingTests {
+    let start = Date(timeIntervalSince1970: 1_795_831_200)   // 2026-11-28T02:00:00Z
+
+    @Test("window: not yet open, inside, too short for the remaining steps, closed; none means no limit")
+    func window() {
+        let window = RecreatePlan.Window(start: start, duration: PlanDuration(minutes: 45))
+        #expect(WindowCheck.evaluate(window, now: start.addingTimeInterval(-60), remaining: 60) == .notYetOpen(opensIn: 60))
+        #expect(WindowCheck.evaluate(window, now: start.addingTimeInterval(60), remaining: 600) == .inside)
+        #expect(WindowCheck.evaluate(window, now: start.addingTimeInterval(44 * 60), remaining: 600) == .tooShort(left: 60, needed: 600))
+        #expect(WindowCheck.evaluate(window, now: start.addingTimeInterval(50 * 60), remaining: 0) == .closed(closedFor: 300))
+        #expect(WindowCheck.evaluate(nil, now: start, remaining: 1e9) == .inside)
+        #expect(WindowCheck.tooShort(left: 60, needed: 600).explanation == "the window has 1m left and the remaining steps may take up to 10m (their timeouts)")
+    }
+
+    @Test("binding: the plan digest, the cluster and the target uids must still match on resume")
+    func binding() {
+        let header = RunHeader(plan: "devpod-home", planDigest: "aaaa", cluster: .init(server: "https://a:6443", kubeSystemUID: "u1"),
+                               targets: ["persistentvolumeclaim/devpod/home": "c1"], tlsVerified: true)
+        #expect(header.mismatches(header).isEmpty)
+        var other = header
+        other.planDigest = "bbbb"
+        other.cluster.kubeSystemUID = "u2"
+        other.targets["persistentvolumeclaim/devpod/home"] = "c2"
+        let problems = header.mismatches(other)
+        #expect(problems.count == 3)
+        #expect(problems[1] == "this is another cluster (kube-system uid u1 at the start, u2 now)")
+        #expect(problems[2].hasPrefix("persistentvolumeclaim/devpod/home is another object now"))
+    }
+}

@@ -20,10 +20,13 @@ public final class Runner {
     /// Called with each step as it starts (progress output).
     let progress: (String, String) -> Void
     let interruption: Interruption
+    let window: RecreatePlan.Window?
+    let clock: @Sendable () -> Date
 
     public init(
         steps: [any Step], journal: Journal, client: KubeClient, dryRun: Bool = false,
-        interruption: Interruption = Interruption(),
+        interruption: Interruption = Interruption(), window: RecreatePlan.Window? = nil,
+        clock: @escaping @Sendable () -> Date = { Date() },
         logger: Logger = Logger(label: "repave.run"),
         confirm: @escaping (String?) async -> Bool,
         progress: @escaping (String, String) -> Void = { _, _ in }
@@ -34,6 +37,8 @@ public final class Runner {
         self.confirm = confirm
         self.progress = progress
         self.interruption = interruption
+        self.window = window
+        self.clock = clock
         self.context = StepContext(client: client, journal: journal, dryRun: dryRun, facts: Self.facts(in: journal.records), logger: logger)
     }
 
@@ -103,6 +108,19 @@ public final class Runner {
                     event = .confirmed(await confirm(pointOfNoReturn))
                     if case .confirmed(true) = event { try journal.append(kind: "confirmed", data: ["by": "operator"]) }
                 case .apply(let id):
+                    // No change starts that the window cannot hold. A resumed run only warns:
+                    // a half-done maintenance is worse than a late one.
+                    let index = steps.firstIndex { $0.id == id } ?? 0
+                    let remaining = steps[index...].reduce(0.0) { $0 + Double($1.estimate.components.seconds) }
+                    if let problem = WindowCheck.evaluate(window, now: clock(), remaining: remaining).explanation {
+                        if resuming {
+                            logger.warning("\(problem); continuing the resumed run")
+                            try journal.append(kind: "note", step: id, critical: false, data: ["window": problem])
+                        } else {
+                            try journal.append(kind: "stopped", step: id, data: ["reason": problem])
+                            return .stopped("not starting \(id): \(problem)")
+                        }
+                    }
                     if try find(id).isPointOfNoReturn { try journal.append(kind: "pnr", step: id, data: ["crossed": id]) }
                     try await find(id).apply(context)
                     event = .applied

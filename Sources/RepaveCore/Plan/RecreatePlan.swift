@@ -53,6 +53,11 @@ public struct RecreatePlan: Sendable, Codable, Equatable {
         public var start: Date
         public var duration: PlanDuration
 
+        public init(start: Date, duration: PlanDuration) {
+            self.start = start
+            self.duration = duration
+        }
+
         public var end: Date { start.addingTimeInterval(duration.seconds) }
     }
 
