@@ -18,7 +18,7 @@ extension Repository {
             operation: operation(),
             workingTree: tree?.tree,
             branches: try branches(),
-            commitsOnNoRemote: try countCommits(push: ["refs/heads/*"], includeHead: true, hide: ["refs/remotes/*"]),
+            commitsOnNoRemote: try countCommits(push: ["refs/heads/*", "refs/tags/*"], includeHead: true, hide: ["refs/remotes/*"]),
             commitsOnNoBranch: git_repository_head_detached(raw) == 1
                 ? try countCommits(push: [], includeHead: true, hide: ["refs/heads/*", "refs/remotes/*"]) : 0,
             stashes: isBare ? [] : try stashes(),
@@ -80,12 +80,18 @@ extension Repository {
             let flags = entry.status.rawValue
             let delta = entry.index_to_workdir ?? entry.head_to_index
             let path = delta.flatMap { $0.pointee.new_file.path ?? $0.pointee.old_file.path }.map { String(cString: $0) } ?? ""
-            if flags & GIT_STATUS_IGNORED.rawValue != 0 {
-                ignored.append(path)
-                continue
-            }
             if flags & GIT_STATUS_CONFLICTED.rawValue != 0 {
                 tree.conflicted.add(path)
+                continue
+            }
+            // Staged changes first: a path can be both staged (deleted from the index) and now
+            // ignored or untracked (`git rm --cached secret.env`), and the staged part must count.
+            let staged = GIT_STATUS_INDEX_NEW.rawValue | GIT_STATUS_INDEX_MODIFIED.rawValue | GIT_STATUS_INDEX_DELETED.rawValue
+                | GIT_STATUS_INDEX_RENAMED.rawValue | GIT_STATUS_INDEX_TYPECHANGE.rawValue
+            if flags & staged != 0 { tree.staged.add(entry.head_to_index.flatMap { $0.pointee.new_file.path ?? $0.pointee.old_file.path }.map { String(cString: $0) } ?? path) }
+            if flags & GIT_STATUS_INDEX_RENAMED.rawValue != 0 { tree.renamed.add(path) }
+            if flags & GIT_STATUS_IGNORED.rawValue != 0 {
+                ignored.append(path)
                 continue
             }
             if flags & GIT_STATUS_WT_NEW.rawValue != 0 {
@@ -97,15 +103,26 @@ extension Repository {
                 }
                 continue
             }
-            let staged = GIT_STATUS_INDEX_NEW.rawValue | GIT_STATUS_INDEX_MODIFIED.rawValue | GIT_STATUS_INDEX_DELETED.rawValue
-                | GIT_STATUS_INDEX_RENAMED.rawValue | GIT_STATUS_INDEX_TYPECHANGE.rawValue
-            if flags & staged != 0 { tree.staged.add(entry.head_to_index.flatMap { $0.pointee.new_file.path }.map { String(cString: $0) } ?? path) }
-            if flags & GIT_STATUS_INDEX_RENAMED.rawValue != 0 { tree.renamed.add(path) }
             if flags & (GIT_STATUS_INDEX_TYPECHANGE.rawValue | GIT_STATUS_WT_TYPECHANGE.rawValue) != 0 { tree.typeChanged.add(path) }
             if flags & GIT_STATUS_WT_MODIFIED.rawValue != 0 { tree.modified.add(path) }
             if flags & GIT_STATUS_WT_DELETED.rawValue != 0 { tree.deleted.add(path) }
         }
+        try hiddenByIndexFlags(into: &tree)
         return (tree, ignored)
+    }
+
+    /// Files marked skip-worktree or assume-unchanged: neither git nor libgit2 shows their edits,
+    /// so their state cannot be proven; they are reported (a conservative failure).
+    private func hiddenByIndexFlags(into tree: inout RepositoryFacts.WorkingTree) throws(GitError) {
+        var index: OpaquePointer?
+        try GitError.check(git_repository_index(&index, raw), "read the index of \(workingDirectory ?? gitDirectory)")
+        defer { git_index_free(index) }
+        for position in 0..<git_index_entrycount(index) {
+            guard let entry = git_index_get_byindex(index, position)?.pointee else { continue }
+            let hidden = UInt32(entry.flags) & GIT_INDEX_ENTRY_VALID.rawValue != 0
+                || UInt32(entry.flags_extended) & GIT_INDEX_ENTRY_SKIP_WORKTREE.rawValue != 0
+            if hidden, let path = entry.path { tree.hiddenByIndexFlags.add(String(cString: path)) }
+        }
     }
 
     /// An untracked directory that git shows as one entry may hold nothing but excluded content
@@ -118,6 +135,8 @@ extension Repository {
             visited += 1
             if visited > 10_000 { return false }   // too big to prove: count it as untracked
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: root + directory) else { return false }
+            // A repository inside is never "only excluded content": it must be searched.
+            if names.contains(".git") { return false }
             for name in names {
                 let relative = directory + name
                 var isDirectory: ObjCBool = false

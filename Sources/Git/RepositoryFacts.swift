@@ -26,6 +26,8 @@ public struct RepositoryFacts: Sendable, Codable, Equatable {
         /// Untracked and not ignored (by .gitignore or by the check's ignore globs). Untracked
         /// directories count once, as `git status` shows them.
         public var untracked = Paths()
+        /// Tracked files marked skip-worktree or assume-unchanged, whose edits git hides.
+        public var hiddenByIndexFlags = Paths()
         /// Untracked paths (directories collapsed) left out because an ignore glob (e.g.
         /// `**/node_modules/**`) matched: not a failure, but lost with the volume.
         public var untrackedExcludedByGlob: [String] = []
@@ -34,7 +36,8 @@ public struct RepositoryFacts: Sendable, Codable, Equatable {
         public var untrackedDirectories: [String] = []
 
         public var isClean: Bool {
-            staged.count + modified.count + deleted.count + renamed.count + typeChanged.count + conflicted.count + untracked.count == 0
+            staged.count + modified.count + deleted.count + renamed.count + typeChanged.count + conflicted.count + untracked.count
+                + hiddenByIndexFlags.count == 0
         }
     }
 
@@ -80,8 +83,8 @@ public struct RepositoryFacts: Sendable, Codable, Equatable {
     /// nil for a bare repository.
     public var workingTree: WorkingTree?
     public var branches: [Branch]
-    /// Commits reachable from local branches (and a detached HEAD) that no remote-tracking ref
-    /// contains: `git rev-list --count --branches HEAD --not --remotes`.
+    /// Commits reachable from local branches, tags and HEAD that no remote-tracking ref contains:
+    /// `git rev-list --count --branches --tags HEAD --not --remotes`.
     public var commitsOnNoRemote: Int
     /// With a detached HEAD: commits reachable from HEAD but from no branch and no remote.
     public var commitsOnNoBranch: Int

@@ -45,7 +45,7 @@ struct InspectionTests {
             oracle.stashes = stashes.isEmpty ? [] : stashes.split(separator: "\n").map(String.init)
             let unborn = (try await fixture.git(["rev-parse", "-q", "--verify", "HEAD"], in: name, allowFailure: true)).isEmpty
             if !unborn {
-                oracle.commitsOnNoRemote = Int(try await fixture.git(["rev-list", "--count", "--branches", "HEAD", "--not", "--remotes"], in: name)) ?? -1
+                oracle.commitsOnNoRemote = Int(try await fixture.git(["rev-list", "--count", "--branches", "--tags", "HEAD", "--not", "--remotes"], in: name)) ?? -1
             }
             let refs = try await fixture.git(["for-each-ref", "--format=%(refname:short)|%(upstream:short)|%(upstream:track)", "refs/heads"], in: name)
             for line in refs.split(separator: "\n") {

@@ -148,12 +148,63 @@ struct GitCheckTests {
         #expect(report.rules == ["pushed", "no-stash"])
 
         let globs = try GlobSet(["**/node_modules/**", "*.log", "build/", "/abs/only"])
-        #expect(globs.matches("node_modules/"))
-        #expect(globs.matches("a/b/node_modules/c/d.js"))
-        #expect(globs.matches("deep/debug.log"))
-        #expect(globs.matches("build/"))
-        #expect(globs.matches("abs/only"))
-        #expect(!globs.matches("node_modules_backup/x"))
-        #expect(!globs.matches("src/main.swift"))
+        #expect(globs.matches(relative: "node_modules/"))
+        #expect(globs.matches(relative: "a/b/node_modules/c/d.js"))
+        #expect(globs.matches(relative: "deep/debug.log"))
+        #expect(globs.matches(relative: "build/"))
+        #expect(globs.matches(relative: "x", absolute: "/abs/only"))
+        #expect(!globs.matches(relative: "abs/only"))
+        #expect(!globs.matches(relative: "node_modules_backup/x"))
+        #expect(!globs.matches(relative: "src/main.swift"))
+        // Relative patterns never look at where the root itself lives.
+        let tmp = try GlobSet(["**/tmp/**"])
+        #expect(!tmp.matches(relative: "notes.txt", absolute: "/tmp/work/notes.txt"))
+    }
+
+    @Test("regressions: ways unsaved work could pass (each must fail)")
+    func falseNegatives() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+
+        // A root given through a symlink is followed.
+        try await fixture.pushedClone("real/api")
+        try fixture.write("real/api/wip.txt", "unsaved\n")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/link", withDestinationPath: scratch.path + "/real")
+        #expect(try await run(fixture, ["link"]).repositories.map(\.passed) == [false])
+
+        // A file removed from the index and now ignored is still a staged change.
+        try await fixture.pushedClone("secret")
+        try await fixture.commit("secret", file: "secret.env", content: "token\n", message: "oops")
+        try await fixture.git(["push", "-q"], in: "secret")
+        try fixture.write("secret/.git/info/exclude", "secret.env\n")
+        try await fixture.git(["rm", "-q", "--cached", "secret.env"], in: "secret")
+        #expect(try repository(try await run(fixture, ["secret"]), "secret").reasons.first?.hasPrefix("1 staged: secret.env") == true)
+
+        // A relative glob never matches where the root lives (scratch dirs live under /tmp).
+        let tmpGlob = try await run(fixture, ["real"], ignore: ["**/tmp/**"])
+        #expect(tmpGlob.repositories.count == 1 && !tmpGlob.passed)
+
+        // Edits hidden by skip-worktree are reported.
+        try await fixture.pushedClone("hidden")
+        try await fixture.git(["update-index", "--skip-worktree", "README.md"], in: "hidden")
+        try fixture.write("hidden/README.md", "edited but hidden\n")
+        #expect(try await fixture.git(["status", "--porcelain"], in: "hidden").isEmpty)    // git shows nothing
+        #expect(try repository(try await run(fixture, ["hidden"]), "hidden").reasons.first?.contains("skip-worktree") == true)
+
+        // A repository inside an untracked directory whose other content is excluded is found.
+        try await fixture.pushedClone("outer")
+        try fixture.write("outer/tools/node_modules/x/index.js", "x\n")
+        try await fixture.pushedClone("outer/tools/inner")
+        try fixture.write("outer/tools/inner/wip.txt", "unsaved\n")
+        let nested = try await run(fixture, ["outer"])
+        #expect(try repository(nested, "outer/tools/inner").reasons == ["1 untracked: wip.txt"])
+
+        // A commit reachable only from a tag is on no remote.
+        try await fixture.pushedClone("tagged")
+        try await fixture.git(["checkout", "-q", "--detach"], in: "tagged")
+        try await fixture.commit("tagged", file: "t.txt", content: "t\n", message: "tagged only")
+        try await fixture.git(["tag", "v1"], in: "tagged")
+        try await fixture.git(["checkout", "-q", "main"], in: "tagged")
+        #expect(try repository(try await run(fixture, ["tagged"]), "tagged").reasons == ["1 commit reachable from tags or HEAD is on no remote"])
     }
 }

@@ -38,16 +38,27 @@ public struct GitCheck: Sendable {
         try GitLibrary.setOwnerValidation(!allowOtherOwners)
         let sizer = Sizer(budget: inventoryBudget)
         var discovery = RepositoryDiscovery(ignore: globs, sizer: sizer)
-        let roots = paths.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        // Real paths: a root given through a symlink is searched where it points (lstat would
+        // otherwise see one small link and find nothing).
+        let roots = paths.map { path in
+            realpath(path, nil).map { pointer in defer { free(pointer) }; return String(cString: pointer) }
+                ?? URL(fileURLWithPath: path).standardizedFileURL.path
+        }
+        var broken: [GitReport.RepositoryReport] = []
         for root in roots {
-            if let enclosing = enclosingRepository(of: root) {
-                discovery.adopt(enclosing)
-            } else {
+            switch enclosingRepository(of: root) {
+            case .none:
                 discovery.search(root, relativeTo: root)
+            case .found(let enclosing):
+                discovery.adopt(enclosing)
+            case .failed(let reason):
+                // Inside something git-like that libgit2 refuses: never walk it as plain files.
+                broken.append(.init(path: root, kind: "unknown", parent: nil, head: "unknown", passed: false,
+                                    reasons: [explain(reason, path: root)], facts: nil))
             }
         }
 
-        var reports: [String: GitReport.RepositoryReport] = [:]
+        var reports = Dictionary(broken.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         var lostInRepositories: [(path: String, kind: LostKind)] = []
         var pending = discovery.repositories
         while !pending.isEmpty {
@@ -64,7 +75,7 @@ public struct GitCheck: Sendable {
                     // submodules in their paths: search there too.
                     let base = facts.path.hasSuffix("/") ? facts.path : facts.path + "/"
                     let nested = (facts.workingTree?.untrackedDirectories ?? [])
-                        + facts.ignored.filter { $0.hasSuffix("/") && !globs.matches($0) }
+                        + facts.ignored.filter { $0.hasSuffix("/") && !globs.matches(relative: $0, absolute: base + $0) }
                         + facts.submodules.map { $0.path + "/" }
                     let before = discovery.repositories.count
                     for directory in nested {
@@ -116,7 +127,7 @@ public struct GitCheck: Sendable {
                 group.addTask {
                     do {
                         let facts = try await Repository.inspect(at: found.path) { relative in
-                            globs.matches(relative) || globs.matches(base + relative)
+                            globs.matches(relative: relative, absolute: base + relative)
                         }
                         return (index, .success(facts))
                     } catch {
@@ -133,12 +144,25 @@ public struct GitCheck: Sendable {
         }
     }
 
-    /// The repository containing `path` when `path` is inside one (not its top).
-    private func enclosingRepository(of path: String) -> RepositoryDiscovery.Found? {
-        if FileManager.default.fileExists(atPath: path + "/.git") { return nil }
-        guard let repository = try? Repository.discover(from: path) else { return nil }
-        let top = repository.workingDirectory.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? repository.gitDirectory
-        return RepositoryDiscovery.Found(path: top, kind: repository.isBare ? .bare : .normal, parent: nil)
+    enum Enclosing {
+        case none
+        case found(RepositoryDiscovery.Found)
+        case failed(any Error)
+    }
+
+    /// The repository containing `path` when `path` is inside one (not its top). Only "not a
+    /// repository" means none; any other failure (owner check, a broken repository) is reported.
+    private func enclosingRepository(of path: String) -> Enclosing {
+        if FileManager.default.fileExists(atPath: path + "/.git") { return .none }
+        do {
+            let repository = try Repository.discover(from: path)
+            let top = repository.workingDirectory.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? repository.gitDirectory
+            return .found(RepositoryDiscovery.Found(path: top, kind: repository.isBare ? .bare : .normal, parent: nil))
+        } catch where error.code == .notFound && !error.message.contains("safe.directory") {
+            return .none
+        } catch {
+            return .failed(error)
+        }
     }
 
     /// The libgit2 error in the operator's words; the owner check gets its own explanation.

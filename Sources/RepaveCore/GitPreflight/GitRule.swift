@@ -31,6 +31,7 @@ public enum GitRule: String, Sendable, Codable, CaseIterable {
             let kinds: [(String, RepositoryFacts.Paths)] = [
                 ("conflicted", tree.conflicted), ("staged", tree.staged), ("modified", tree.modified),
                 ("deleted", tree.deleted), ("type-changed", tree.typeChanged), ("untracked", tree.untracked),
+                ("hidden by skip-worktree or assume-unchanged (git status cannot show their edits)", tree.hiddenByIndexFlags),
             ]
             for (name, paths) in kinds where paths.count > 0 {
                 let more = paths.count > paths.sample.count ? ", …" : ""
@@ -64,6 +65,11 @@ public enum GitRule: String, Sendable, Codable, CaseIterable {
         }
         if facts.commitsOnNoBranch > 0, case .detached(let commit) = facts.head {
             reasons.append("HEAD is detached at \(commit.prefix(12)) with \(count(facts.commitsOnNoBranch, "commit")) on no branch or remote")
+        }
+        if reasons.isEmpty && facts.commitsOnNoRemote > 0 {
+            // Branch by branch everything is pushed, yet commits exist that no remote has
+            // (reachable from a tag, say).
+            reasons.append("\(count(facts.commitsOnNoRemote, "commit")) reachable from tags or HEAD \(facts.commitsOnNoRemote == 1 ? "is" : "are") on no remote")
         }
         return reasons
     }

@@ -3,9 +3,13 @@ import Foundation
 /// Path globs as a plan's `ignore` list writes them: `**` spans directories, `*` and `?` stay
 /// within one, a pattern without a slash matches a name at any depth (`*.log`). A directory is
 /// given with a trailing slash, so `**/node_modules/**` matches `web/node_modules/` itself.
+///
+/// Patterns match paths relative to the scanned root (or the repository); only a pattern that
+/// starts with `/` matches absolute paths. (Matching `**/tmp/**` against absolute paths would
+/// exclude everything under a root that happens to live in /tmp.)
 public struct GlobSet: Sendable {
     public let patterns: [String]
-    private let expressions: [NSRegularExpression]
+    private let expressions: [(regex: NSRegularExpression, absolute: Bool)]
 
     public struct InvalidPattern: Error, CustomStringConvertible {
         public let pattern: String
@@ -16,7 +20,7 @@ public struct GlobSet: Sendable {
         self.patterns = patterns
         expressions = try patterns.map { pattern in
             do {
-                return try NSRegularExpression(pattern: Self.regex(for: pattern))
+                return (try NSRegularExpression(pattern: Self.regex(for: pattern)), pattern.hasPrefix("/"))
             } catch {
                 throw InvalidPattern(pattern: pattern)
             }
@@ -25,12 +29,15 @@ public struct GlobSet: Sendable {
 
     public var isEmpty: Bool { patterns.isEmpty }
 
-    /// Whether `path` (relative or absolute; a leading slash is ignored) matches any pattern.
-    public func matches(_ path: String) -> Bool {
+    /// Whether a path matches: `relative` (to the scanned root or the repository) against the
+    /// relative patterns, `absolute` against the patterns that start with `/`.
+    public func matches(relative: String, absolute: String? = nil) -> Bool {
         guard !expressions.isEmpty else { return false }
-        let subject = path.hasPrefix("/") ? String(path.dropFirst()) : path
-        let range = NSRange(subject.startIndex..., in: subject)
-        return expressions.contains { $0.firstMatch(in: subject, range: range) != nil }
+        return expressions.contains { expression in
+            let subject = expression.absolute ? (absolute.map { String($0.drop { $0 == "/" }) } ?? "") : relative
+            guard !subject.isEmpty else { return false }
+            return expression.regex.firstMatch(in: subject, range: NSRange(subject.startIndex..., in: subject)) != nil
+        }
     }
 
     static func regex(for glob: String) -> String {

@@ -96,7 +96,7 @@ struct RepositoryDiscovery {
             case .symlink:
                 continue   // never followed: a link may leave the tree or loop
             case .directory:
-                if ignore.matches(childRelative + "/") || ignore.matches(path + "/") {
+                if ignore.matches(relative: childRelative + "/", absolute: path + "/") {
                     let size = sizer.measure(path)
                     let subtree = Subtree(bytes: size.bytes, files: size.files, complete: size.complete)
                     if parent == nil {
@@ -126,7 +126,7 @@ struct RepositoryDiscovery {
             for (entry, subtree) in children where !subtree.containsRepository {
                 let path = directory + "/" + entry.name
                 loose.append(Loose(path: path, bytes: subtree.bytes, files: subtree.files, isDirectory: entry.type == .directory,
-                                   excludedByGlob: entry.type == .directory && (ignore.matches(relative.isEmpty ? entry.name + "/" : relative + "/" + entry.name + "/") || ignore.matches(path + "/")),
+                                   excludedByGlob: entry.type == .directory && ignore.matches(relative: (relative.isEmpty ? "" : relative + "/") + entry.name + "/", absolute: path + "/"),
                                    complete: subtree.complete))
             }
         }
@@ -138,7 +138,8 @@ struct RepositoryDiscovery {
     private func repositoryKind(_ directory: String, entries: [Entry]) -> Kind? {
         if let git = entries.first(where: { $0.name == ".git" }) {
             switch git.type {
-            case .directory: return .normal
+            // git accepts a symlinked .git directory; libgit2 opens it, so inspect it.
+            case .directory, .symlink: return .normal
             case .file:
                 let pointer = (try? String(contentsOfFile: directory + "/.git", encoding: .utf8)) ?? ""
                 if pointer.contains("/worktrees/") { return .worktree }
@@ -165,8 +166,11 @@ struct RepositoryDiscovery {
     }
 
     /// The directory's entries (lstat, so symlinks stay links), or nil when it cannot be read.
+    /// An entry that cannot be examined is reported as unreadable, never silently dropped: the
+    /// check then fails instead of passing over what it could not see.
     private mutating func readDirectory(_ path: String) -> [Entry]? {
         var entries: [Entry] = []
+        var problems: [(String, String)] = []
         let readable = forEachEntry(of: path) { name, info in
             let type: EntryType = switch info.st_mode & S_IFMT {
             case S_IFDIR: .directory
@@ -175,7 +179,10 @@ struct RepositoryDiscovery {
             default: .other
             }
             entries.append(Entry(name: name, type: type, size: Int64(info.st_size)))
+        } failed: { name, reason in
+            problems.append((path + "/" + name, reason))
         }
+        unreadable += problems
         guard readable else {
             unreadable.append((path, String(cString: strerror(errno))))
             return nil
@@ -184,18 +191,31 @@ struct RepositoryDiscovery {
     }
 }
 
-/// Calls `body` with each entry of `directory` (not `.` or `..`) and its `lstat`, so links stay
-/// links. False when the directory cannot be opened (errno says why).
-func forEachEntry(of directory: String, _ body: (String, stat) -> Void) -> Bool {
+/// Calls `body` with each entry of `directory` (not `.` or `..`) and its `lstat` (relative to
+/// the open directory, so links stay links), and `failed` with each entry that cannot be
+/// examined or whose name is not UTF-8. False when the directory cannot be opened or read
+/// (errno says why).
+func forEachEntry(of directory: String, _ body: (String, stat) -> Void, failed: (String, String) -> Void = { _, _ in }) -> Bool {
     guard let handle = opendir(directory) else { return false }
     defer { closedir(handle) }
-    while let pointer = readdir(handle) {
-        let name = withUnsafeBytes(of: pointer.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name == "." || name == ".." { continue }
+    let fd = dirfd(handle)
+    while true {
+        errno = 0
+        guard let pointer = readdir(handle) else {
+            return errno == 0   // NULL with errno set is a read error, not the end
+        }
+        let bytes = withUnsafeBytes(of: pointer.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+        if bytes == [46] || bytes == [46, 46] { continue }
+        guard let name = String(validating: bytes, as: UTF8.self) else {
+            failed(String(decoding: bytes, as: UTF8.self), "the name is not UTF-8; its contents cannot be checked")
+            continue
+        }
         var info = stat()
-        if lstat(directory + "/" + name, &info) == 0 { body(name, info) }
+        let result = withUnsafeBytes(of: pointer.pointee.d_name) { raw in
+            fstatat(fd, raw.baseAddress!.assumingMemoryBound(to: CChar.self), &info, AT_SYMLINK_NOFOLLOW)
+        }
+        if result == 0 { body(name, info) } else { failed(name, String(cString: strerror(errno))) }
     }
-    return true
 }
 
 /// Measures directory trees within one shared time budget; past it, sizes are estimates.
