@@ -134,20 +134,27 @@ public final class Journal {
             throw access(path, F_OK) == 0 ? .cannotCreate(path: path, problem: "cannot read it") : .missing(path: path)
         }
         let scan = try Self.scan(contents, path: path)
+        // The header is written by rename, so it cannot be torn: damage there is corruption, and
+        // nothing is truncated.
+        guard !scan.records.isEmpty else { throw .corrupt(path: path, offset: 0, sequence: 0, problem: "no valid header record") }
         var repairedCopy: String?
         if scan.validBytes < contents.count {
-            // A torn tail: keep the evidence, then cut back to the last good record.
+            // A torn tail: keep the evidence durably first, then cut back to the last good record.
             let copy = path + ".broken-" + compactTimestamp()
-            guard FileManager.default.createFile(atPath: copy, contents: contents, attributes: [.posixPermissions: 0o600]) else {
-                throw .writeFailed(path: copy, operation: "copy the torn journal aside", errno: errno)
+            let copyFD = Glibc.open(copy, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard copyFD >= 0 else { throw .writeFailed(path: copy, operation: "create the copy of the torn journal", errno: errno) }
+            do {
+                defer { close(copyFD) }
+                try writeAll(copyFD, [UInt8](contents), path: copy, sync: { fsync($0) })
             }
-            let copyFD = Glibc.open(copy, O_RDONLY | O_CLOEXEC)
-            if copyFD >= 0 { _ = fsync(copyFD); close(copyFD) }
-            guard truncate(path, off_t(scan.validBytes)) == 0 else { throw .writeFailed(path: path, operation: "truncate", errno: errno) }
             try syncDirectory(directory)
+            let journalFD = Glibc.open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+            guard journalFD >= 0 else { throw .writeFailed(path: path, operation: "open for truncation", errno: errno) }
+            defer { close(journalFD) }
+            guard ftruncate(journalFD, off_t(scan.validBytes)) == 0 else { throw .writeFailed(path: path, operation: "truncate", errno: errno) }
+            guard fsync(journalFD) == 0 else { throw .writeFailed(path: path, operation: "fsync after truncation", errno: errno) }
             repairedCopy = copy
         }
-        guard !scan.records.isEmpty else { throw .corrupt(path: path, offset: 0, sequence: 0, problem: "no valid header record") }
         let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw .cannotCreate(path: path, problem: String(cString: strerror(errno))) }
         let journal = Journal(directory: directory, records: scan.records, descriptor: fd, lock: lock, sync: sync)
@@ -201,11 +208,14 @@ public final class Journal {
         return Scan(records: records, validBytes: offset)
     }
 
+    /// Whether a valid record starts anywhere after `offset` — not only after a newline, since
+    /// the damage may be the newline itself.
     private static func validLineExists(in bytes: [UInt8], after offset: Int) -> Bool {
-        var index = offset
-        while let newline = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) {
-            index = newline + 1
-            if index < bytes.count, case .success = parseLine(bytes, at: index) { return true }
+        var index = offset + 1
+        while index + prefix.count <= bytes.count {
+            if bytes[index] == prefix[0], Array(bytes[index..<index + prefix.count]) == prefix,
+               case .success = parseLine(bytes, at: index) { return true }
+            index += 1
         }
         return false
     }
@@ -265,17 +275,19 @@ public final class Journal {
 
     private static func decodeRecord(_ body: Data, checksum: String) -> JournalRecord? {
         guard let fields = try? JSONDecoder().decode(Fields.self, from: body) else { return nil }
-        // `data` is written last: its raw bytes run from the marker to the closing brace.
+        // `data` is written last; the fixed fields before it are JSON strings and numbers, which
+        // cannot contain the marker (quotes inside strings are escaped), so its first occurrence
+        // starts the payload. (A nested "data" key inside the payload must not.)
         let bytes = [UInt8](body)
-        guard let marker = lastIndex(of: dataMarker, in: bytes) else { return nil }
+        guard let marker = firstIndex(of: dataMarker, in: bytes) else { return nil }
         let data = Data(bytes[(marker + dataMarker.count)..<(bytes.count - 1)])
         return JournalRecord(version: fields.v, sequence: fields.seq, previous: fields.prev, run: fields.run, time: fields.t,
                              kind: fields.kind, step: fields.step, critical: fields.crit, data: data, checksum: checksum)
     }
 
-    private static func lastIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
-        for start in stride(from: haystack.count - needle.count, through: 0, by: -1) where haystack[start] == needle[0] {
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
             if Array(haystack[start..<start + needle.count]) == needle { return start }
         }
         return nil

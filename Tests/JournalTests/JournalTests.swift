@@ -217,6 +217,38 @@ struct JournalTests {
         #expect(throws: JournalError.self) { try Journal.create(directory: directory, run: "again", header: Header(planDigest: "", server: "")) }
     }
 
+    @Test("review regressions: a nested data key, a damaged newline mid-file, a damaged header")
+    func reviewRegressions() throws {
+        let scratch = try ScratchDirectory()
+        let directory = scratch.file("nested")
+        let journal = try Journal.create(directory: directory, run: "r", header: Header(planDigest: "d", server: "s"))
+        try journal.append(kind: "outcome", data: ["observed": ["a": "1", "data": "v"]])
+        let reread = try Journal.read(directory: directory).records
+        #expect(try reread[1].decode([String: [String: String]].self) == ["observed": ["a": "1", "data": "v"]])
+
+        // The newline ending a durable record is damaged, and a valid record follows: corruption,
+        // not a torn tail (both records would otherwise be cut away).
+        let run = try makeRun(scratch, count: 2)
+        let path = run + "/journal.jsonl"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let firstNewline = bytes.firstIndex(of: UInt8(ascii: "\n"))!
+        let secondNewline = bytes[(firstNewline + 1)...].firstIndex(of: UInt8(ascii: "\n"))!
+        bytes[secondNewline] = UInt8(ascii: "x")
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: JournalError.self) { try Journal.open(directory: run) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
+
+        // A damaged header is refused, and the file is left exactly as it was.
+        let headerRun = scratch.file("header")
+        _ = try Journal.create(directory: headerRun, run: "r", header: Header(planDigest: "d", server: "s"))
+        var header = try Data(contentsOf: URL(fileURLWithPath: headerRun + "/journal.jsonl"))
+        header[20] ^= 0x01
+        try header.write(to: URL(fileURLWithPath: headerRun + "/journal.jsonl"))
+        #expect(throws: JournalError.self) { try Journal.open(directory: headerRun) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: headerRun + "/journal.jsonl")) == header)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: headerRun).filter { $0.contains("broken") }.isEmpty)
+    }
+
     @Test("CRC-32C matches the standard check value; run directories are named after the plan")
     func basics() {
         #expect(CRC32C.hex(Array("123456789".utf8)) == "e3069283")
