@@ -77,9 +77,12 @@ struct EngineDemo: AsyncParsableCommand {
         interruption.install { task.cancel() }
         switch await task.value {
         case .finished: print("finished")
+        case .refused(let reason):
+            FileHandle.standardError.write(Data("stopped before any change: \(reason)\n".utf8))
+            throw ExitCode(2)
         case .stopped(let reason):
             FileHandle.standardError.write(Data("stopped: \(reason)\n".utf8))
-            throw ExitCode(reason.hasPrefix("not confirmed") || reason.hasPrefix("not starting") ? 2 : 3)
+            throw ExitCode(3)
         case .interrupted(let signal):
             FileHandle.standardError.write(Data("interrupted by signal \(signal); resume with --resume\n".utf8))
             throw ExitCode(128 + signal)

@@ -62,7 +62,16 @@ struct RunMachineTests {
         var machine = RunMachine(steps: steps, confirmationRequired: true)
         #expect(machine.next(after: .resume(done: ["preflight"], dangling: "scale-down")) == .observe("scale-down"))
         #expect(machine.next(after: .observed(goalHolds: true)) == .settle("scale-down", applied: true))
-        #expect(machine.next(after: .recorded) == .record("scale-down"))
+        #expect(machine.next(after: .recorded) == .await("scale-down"))
+        #expect(machine.next(after: .awaited) == .record("scale-down"))
+        #expect(machine.next(after: .recorded) == .observe("delete-claim"))
+    }
+
+    @Test("resume of a step whose change was made but whose wait was cut short: straight back to the wait, no second change")
+    func resumeIntoWait() {
+        var machine = RunMachine(steps: steps, confirmationRequired: true)
+        #expect(machine.next(after: .resume(done: ["preflight"], dangling: nil, applied: ["scale-down"])) == .await("scale-down"))
+        #expect(machine.next(after: .awaited) == .record("scale-down"))
         #expect(machine.next(after: .recorded) == .observe("delete-claim"))
     }
 
@@ -94,6 +103,7 @@ struct RunMachineTests {
                     world.insert(id)
                     applies.append(id)
                     journal.append(("outcome", id))
+                    journal.append(("applied", id))
                     action = machine.next(after: .applied)
                 case .await: action = machine.next(after: .awaited)
                 case .settle(let id, _): journal.append(("resolved", id)); action = machine.next(after: .recorded)
@@ -115,10 +125,11 @@ struct RunMachineTests {
                 let dangling = prefix.last?.0 == "intent" ? prefix.last?.1 : nil
                 if let dangling, danglingApplied { world.insert(dangling) }
                 let done = Set(prefix.filter { $0.0 == "step_done" }.compactMap(\.1))
+                let applied = Set(prefix.filter { $0.0 == "applied" }.compactMap(\.1)).subtracting(done)
                 var machine = RunMachine(steps: steps, confirmationRequired: true)
                 var applies: [String] = []
                 var rest: [(String, String?)] = []
-                simulate(&machine, first: .resume(done: done, dangling: dangling), world: &world, applies: &applies, journal: &rest)
+                simulate(&machine, first: .resume(done: done, dangling: dangling, applied: applied), world: &world, applies: &applies, journal: &rest)
                 #expect(!applies.contains { $0.hasPrefix("DUPLICATE") }, "cut \(cut), dangling applied \(danglingApplied): \(applies)")
                 #expect(world == ["scale-down", "delete-claim"], "cut \(cut)")
                 #expect(machine.done.union(rest.filter { $0.0 == "step_done" }.compactMap(\.1)) == Set(steps.map(\.id)), "cut \(cut)")
@@ -131,13 +142,20 @@ struct RunMachineTests {
         func record(_ kind: String, _ step: String?) -> JournalRecord {
             JournalRecord(version: 1, sequence: 0, previous: "", run: "r", time: "", kind: kind, step: step, critical: true, data: Data("{}".utf8), checksum: "")
         }
+        func outcome(_ step: String, _ result: String) -> JournalRecord {
+            var r = record("outcome", step)
+            r.data = Data(#"{"result":"\#(result)"}"#.utf8)
+            return r
+        }
         let state = Runner.state(of: [
-            record("header", nil), record("intent", "a"), record("outcome", "a"), record("step_done", "a"),
-            record("intent", "b"), record("outcome", "b"), record("intent", "b"),
+            record("header", nil), record("intent", "a"), outcome("a", "ok"), record("applied", "a"), record("step_done", "a"),
+            record("intent", "b"), outcome("b", "ok"), record("applied", "b"), record("intent", "c"), outcome("c", "error"),
         ])
         #expect(state.done == ["a"])
-        #expect(state.dangling == "b")
-        #expect(state.attempts == ["a": 1, "b": 2])
+        #expect(state.applied == ["b"])
+        #expect(state.dangling == "c")      // an error outcome may have reached the server
+        #expect(state.attempts == ["a": 1, "b": 1, "c": 1])
+        #expect(state.changed)
     }
 }
 

@@ -17,8 +17,9 @@ public struct RunMachine: Sendable, Equatable {
     public enum Event: Sendable, Equatable {
         /// A fresh run.
         case start
-        /// A resumed run: steps already done, and a step whose intent has no outcome.
-        case resume(done: Set<String>, dangling: String?)
+        /// A resumed run: steps already done, a step whose intent has no outcome, and steps whose
+        /// change was made but whose wait did not finish.
+        case resume(done: Set<String>, dangling: String?, applied: Set<String> = [])
         /// The step's goal holds (or not) in the live cluster.
         case observed(goalHolds: Bool)
         /// The operator's answer to the one confirmation.
@@ -49,6 +50,8 @@ public struct RunMachine: Sendable, Equatable {
     public private(set) var confirmed: Bool
     public private(set) var dangling: String?
     public private(set) var done: Set<String> = []
+    /// Applied, not yet awaited to completion: resume goes straight to the wait.
+    public private(set) var applied: Set<String> = []
     private var last: Action?
 
     /// - Parameter confirmationRequired: false for `--yes` (and for a resume: the operator
@@ -71,11 +74,17 @@ public struct RunMachine: Sendable, Equatable {
         case .start:
             cursor = 0
             return observeCurrent()
-        case .resume(let completed, let pending):
+        case .resume(let completed, let pending, let changed):
             done = completed
             dangling = pending
+            applied = changed
             confirmed = true
             cursor = steps.firstIndex { !completed.contains($0.id) } ?? steps.count
+            if let step = current, applied.contains(step.id) {
+                // Its change was made; only the wait (re-run from a fresh list) remains. Applying
+                // again could send a second mutation.
+                return .await(step.id)
+            }
             return observeCurrent()
         case .failed(let reason):
             return .stop(reason)
@@ -104,14 +113,15 @@ public struct RunMachine: Sendable, Equatable {
         case .recorded:
             guard let step = current else { return .finish }
             if case .settle(_, applied: true)? = last {
-                // A settled intent whose goal already holds: record the step as done.
-                return .record(step.id)
+                // The dangling request did happen: wait for its goal, then record the step.
+                return .await(step.id)
             }
             if case .settle(_, applied: false)? = last {
                 return step.mutates && !confirmed ? .confirm(pointOfNoReturn: nil) : .apply(step.id)
             }
             done.insert(step.id)
             cursor += 1
+            if let next = current, applied.contains(next.id) { return .await(next.id) }
             return observeCurrent()
         }
     }

@@ -7,6 +7,9 @@ import Logging
 public final class Runner {
     public enum Outcome: Equatable, Sendable {
         case finished
+        /// Stopped before this run changed anything (exit 2).
+        case refused(String)
+        /// Stopped after a change (exit 3: resume is safe).
         case stopped(String)
         /// Stopped by SIGINT or SIGTERM after the last record was written.
         case interrupted(Int32)
@@ -46,8 +49,18 @@ public final class Runner {
     public struct State: Equatable, Sendable {
         public var done: Set<String> = []
         public var dangling: String?
+        public var applied: Set<String> = []
         public var attempts: [String: Int] = [:]
+        /// Whether this run has sent any change (an intent exists).
+        public var changed = false
     }
+
+    /// Record kinds this engine writes; a journal with another critical kind comes from a newer
+    /// Repave and is not resumed.
+    public static let knownKinds: Set<String> = [
+        "header", "intent", "outcome", "fact", "resolved", "applied", "confirmed", "pnr", "step_done",
+        "stopped", "finished", "repair", "note", "override",
+    ]
 
     public static func state(of records: [JournalRecord]) -> State {
         var state = State()
@@ -56,10 +69,19 @@ public final class Runner {
             switch record.kind {
             case "intent":
                 open = record.step
+                state.changed = true
                 if let step = record.step { state.attempts[step, default: 0] += 1 }
-            case "outcome", "resolved": open = nil
+            case "outcome":
+                // An error outcome may still have reached the server (a lost answer): leave it
+                // open, so resume settles it by reading the cluster.
+                if (try? record.decode([String: String?].self))?["result"] == "ok" { open = nil }
+            case "resolved": open = nil
+            case "applied": if let step = record.step { state.applied.insert(step) }
             case "step_done":
-                if let step = record.step { state.done.insert(step) }
+                if let step = record.step {
+                    state.done.insert(step)
+                    state.applied.remove(step)
+                }
                 open = nil
             default: break
             }
@@ -82,7 +104,11 @@ public final class Runner {
             steps: steps.map { .init(id: $0.id, mutates: $0.mutates, pointOfNoReturn: $0.isPointOfNoReturn) },
             confirmationRequired: confirmationRequired)
         let state = Self.state(of: journal.records)
-        var action = machine.next(after: resuming ? .resume(done: state.done, dangling: state.dangling) : .start)
+        if let unknown = journal.records.first(where: { $0.critical && !Self.knownKinds.contains($0.kind) }) {
+            return .refused("the journal has a critical record of kind '\(unknown.kind)' (seq \(unknown.sequence)) that this repave does not know; use the repave that wrote it")
+        }
+        var changed = state.changed
+        var action = machine.next(after: resuming ? .resume(done: state.done, dangling: state.dangling, applied: state.applied) : .start)
         while true {
             var event: RunMachine.Event
             if let signal = interruption.signal {
@@ -97,7 +123,7 @@ public final class Runner {
                     return .finished
                 case .stop(let reason):
                     try journal.append(kind: "stopped", data: ["reason": reason])
-                    return .stopped(reason)
+                    return changed ? .stopped(reason) : .refused(reason)
                 case .observe(let id):
                     let step = try find(id)
                     context.currentStep = id
@@ -113,18 +139,24 @@ public final class Runner {
                     let index = steps.firstIndex { $0.id == id } ?? 0
                     let remaining = steps[index...].reduce(0.0) { $0 + Double($1.estimate.components.seconds) }
                     if let problem = WindowCheck.evaluate(window, now: clock(), remaining: remaining).explanation {
-                        if resuming {
+                        // Enforced before the first change only: once something changed, stopping
+                        // halfway is worse than finishing late.
+                        if resuming || changed {
                             logger.warning("\(problem); continuing the resumed run")
                             try journal.append(kind: "note", step: id, critical: false, data: ["window": problem])
                         } else {
                             try journal.append(kind: "stopped", step: id, data: ["reason": problem])
-                            return .stopped("not starting \(id): \(problem)")
+                            return .refused("not starting \(id): \(problem)")
                         }
                     }
                     if try find(id).isPointOfNoReturn { try journal.append(kind: "pnr", step: id, data: ["crossed": id]) }
+                    changed = true
                     try await find(id).apply(context)
+                    // Durable before the wait: a resume then goes straight back to waiting.
+                    try journal.append(kind: "applied", step: id, data: ["step": id])
                     event = .applied
                 case .await(let id):
+                    context.currentStep = id
                     try await find(id).await(context)
                     event = .awaited
                 case .settle(let id, let applied):
