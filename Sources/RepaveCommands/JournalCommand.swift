@@ -22,12 +22,16 @@ struct JournalCommand: AsyncParsableCommand {
             let (records, torn) = try RunLocator.read(directory)
             switch global.output {
             case .json:
-                let lines = records.map { record -> String in
-                    let data = String(decoding: record.data, as: UTF8.self)
-                    let step = record.step.map { "\"\($0)\"" } ?? "null"
-                    return #"{"seq":\#(record.sequence),"time":"\#(record.time)","kind":"\#(record.kind)","step":\#(step),"checksum":"\#(record.checksum)","data":\#(data)}"#
+                var items: [Any] = []
+                for record in records {
+                    var item: [String: Any] = ["seq": record.sequence, "time": record.time, "kind": record.kind,
+                                               "step": record.step ?? NSNull(), "checksum": record.checksum]
+                    item["data"] = (try? JSONSerialization.jsonObject(with: record.data, options: [.fragmentsAllowed])) ?? NSNull()
+                    items.append(item)
                 }
-                print(#"{"run":"\#(directory)","tornBytes":\#(torn),"records":[\#(lines.joined(separator: ","))]}"#)
+                let document: [String: Any] = ["run": directory, "tornBytes": torn, "records": items]
+                let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
+                print(String(decoding: data, as: UTF8.self))
             case .text:
                 for record in records {
                     let step = record.step.map { " [\($0)]" } ?? ""
@@ -46,11 +50,11 @@ enum RunLocator {
         return RunDirectory.root() + "/" + run
     }
 
-    /// The newest run under the state directory.
+    /// The newest run under the state directory, by the UTC time that ends each run's name.
     static func latest() -> String? {
         let root = RunDirectory.root()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-        return names.sorted().last.map { root + "/" + $0 }
+        return names.max { $0.suffix(16) < $1.suffix(16) }.map { root + "/" + $0 }
     }
 
     static func read(_ directory: String) throws -> (records: [JournalRecord], tornBytes: Int) {

@@ -76,6 +76,17 @@ struct PlanTests {
         #expect(PlanDuration(parsing: text)?.seconds == seconds)
     }
 
+    @Test("durations are exact, bounded and written back exactly")
+    func durationEdges() {
+        #expect(PlanDuration(parsing: "99999999999999999999h") == nil)   // no crash, refused
+        #expect(PlanDuration(parsing: "169h") == nil)
+        #expect(PlanDuration(parsing: "0.0001ms") == nil)
+        #expect(PlanDuration(parsing: "500ms")?.description == "500ms")
+        #expect(PlanDuration(parsing: "1.4s")?.description == "1400ms")
+        #expect(PlanDuration(parsing: "1.4s") != PlanDuration(parsing: "1s"))
+        #expect(PlanDuration(parsing: "90s")?.description == "1m30s")
+    }
+
     struct Bad: Sendable, CustomTestStringConvertible {
         let name: String
         let replace: String?
@@ -106,6 +117,8 @@ struct PlanTests {
         .init(name: "Norway problem", replace: "  namespace: devpod", with: "  namespace: no", line: 5, fragment: "unquoted 'no'"),
         .init(name: "unquoted replica count", replace: "  parameters: {numberOfReplicas: \"3\"}", with: "  parameters: {numberOfReplicas: 3}", line: 10, fragment: "'3' must be quoted"),
         .init(name: "non-numeric replicas", replace: "  parameters: {numberOfReplicas: \"3\"}", with: "  parameters: {numberOfReplicas: \"three\"}", line: 10, fragment: "numberOfReplicas 'three' is not a whole number"),
+        .init(name: "zero replicas", replace: "  parameters: {numberOfReplicas: \"3\"}", with: "  parameters: {numberOfReplicas: \"0\"}", line: 10, fragment: "from 1 to 10"),
+        .init(name: "null parameter", replace: "  parameters: {numberOfReplicas: \"3\"}", with: "  parameters: {numberOfReplicas: \"3\", fsType: ~}", line: 10, fragment: "an empty or null parameter is not allowed"),
         .init(name: "bad reclaim policy", replace: "  provisioner: driver.longhorn.io", with: "  provisioner: driver.longhorn.io\n  reclaimPolicy: Retian", line: 10, fragment: "'Retian' is not allowed (did you mean 'Retain'?)"),
         .init(name: "ensure not a bool", replace: "  provisioner: driver.longhorn.io", with: "  provisioner: driver.longhorn.io\n  ensure: maybe", line: 10, fragment: "expected true or false"),
         .init(name: "unknown workload kind", replace: "  claim: home", with: "  claim: home\n  workloads: [{kind: Deploymnet, name: ws}]", line: 7, fragment: "unsupported workload kind 'Deploymnet' (did you mean 'Deployment'?)"),

@@ -145,8 +145,8 @@ extension RecreatePlan {
                 verify.robustness = try oneOf(fields["robustness"], ["healthy", "degraded"], default: "healthy")
             }
         }
-        if let value = parameters["numberOfReplicas"], Int(value) == nil {
-            throw classMap["parameters"]!.fail("numberOfReplicas '\(value)' is not a whole number")
+        if let value = parameters["numberOfReplicas"], !(Int(value).map { (1...10).contains($0) } ?? false) {
+            throw classMap["parameters"]!.fail("numberOfReplicas '\(value)' is not a whole number from 1 to 10")
         }
 
         return RecreatePlan(
@@ -174,8 +174,8 @@ extension RecreatePlan {
 
     private static func duration(_ reader: PlanReader) throws(PlanError) -> PlanDuration {
         let text = try reader.string()
-        guard let value = PlanDuration(parsing: text), value.seconds > 0 else {
-            throw reader.fail("'\(text)' is not a duration", hint: "write durations like 90s, 5m or 1h30m")
+        guard let value = PlanDuration(parsing: text), value.milliseconds > 0 else {
+            throw reader.fail("'\(text)' is not a duration", hint: "write durations like 90s, 5m or 1h30m (whole milliseconds, at most 168h)")
         }
         return value
     }

@@ -115,8 +115,8 @@ struct PlanReader {
             guard case .scalar(let key) = keyNode else { throw fail("keys must be plain strings") }
             let reader = child(value, key.string)
             guard result[key.string] == nil else { throw PlanReader(file: file, node: keyNode, path: reader.path).fail("duplicate key") }
-            guard case .scalar(let scalar) = value else { throw reader.fail("expected a string value") }
-            if scalar.style == .plain && !scalar.string.isEmpty && (Int(scalar.string) != nil || ["true", "false"].contains(scalar.string)) {
+            guard case .scalar(let scalar) = value, !reader.isNull else { throw reader.fail("expected a string value (an empty or null parameter is not allowed)") }
+            if scalar.style == .plain && (Int(scalar.string) != nil || ["true", "false"].contains(scalar.string)) {
                 throw reader.fail("StorageClass parameters are strings; '\(scalar.string)' must be quoted", hint: "write \(key.string): \"\(scalar.string)\"")
             }
             result[key.string] = scalar.string

@@ -102,40 +102,47 @@ public struct RecreatePlan: Sendable, Codable, Equatable {
     public var digest: String { SHA256.hex(of: canonicalJSON()) }
 }
 
-/// A plan duration (`90s`, `5m`, `1h30m`), kept as written and as seconds.
+/// A plan duration (`90s`, `5m`, `1h30m`, `250ms`), held in whole milliseconds and written back
+/// exactly (so the plan digest changes whenever the duration does).
 public struct PlanDuration: Sendable, Codable, Equatable, CustomStringConvertible {
-    public let seconds: Double
+    public let milliseconds: Int64
+    /// No plan waits longer than a week.
+    public static let maximum: Int64 = 7 * 24 * 3600 * 1000
 
-    public init(seconds: Double) { self.seconds = seconds }
-    public init(minutes: Double) { self.seconds = minutes * 60 }
+    public var seconds: Double { Double(milliseconds) / 1000 }
 
-    /// Go-style: one or more number+unit pairs, units h, m, s, ms.
+    public init(seconds: Double) { milliseconds = Int64((seconds * 1000).rounded()) }
+    public init(minutes: Double) { self.init(seconds: minutes * 60) }
+
+    /// Go-style: one or more number+unit pairs, units h, m, s, ms; whole milliseconds, at most a week.
     public init?(parsing text: String) {
         var rest = Substring(text)
         var total = 0.0
         guard !rest.isEmpty else { return nil }
         while !rest.isEmpty {
             let number = rest.prefix { $0.isNumber || $0 == "." }
-            guard !number.isEmpty, let value = Double(number) else { return nil }
+            guard !number.isEmpty, number.count <= 12, let value = Double(number) else { return nil }
             rest = rest.dropFirst(number.count)
             let unit = rest.prefix { $0.isLetter }
             rest = rest.dropFirst(unit.count)
             switch unit {
-            case "h": total += value * 3600
-            case "m": total += value * 60
-            case "s": total += value
-            case "ms": total += value / 1000
+            case "h": total += value * 3_600_000
+            case "m": total += value * 60_000
+            case "s": total += value * 1000
+            case "ms": total += value
             default: return nil
             }
         }
-        seconds = total
+        guard total <= Double(Self.maximum), total == total.rounded() else { return nil }
+        milliseconds = Int64(total)
     }
 
-    public var duration: Duration { .milliseconds(Int64(seconds * 1000)) }
+    public var duration: Duration { .milliseconds(milliseconds) }
 
     public var description: String {
-        var remaining = Int(seconds.rounded())
-        guard remaining > 0 else { return seconds > 0 ? "\(Int(seconds * 1000))ms" : "0s" }
+        guard milliseconds % 1000 == 0 else { return "\(milliseconds)ms" }
+        var remaining = milliseconds / 1000
+        guard remaining > 0 else { return "0s" }
         var text = ""
         if remaining >= 3600 { text += "\(remaining / 3600)h"; remaining %= 3600 }
         if remaining >= 60 { text += "\(remaining / 60)m"; remaining %= 60 }
