@@ -36,6 +36,18 @@ public final class RunLock {
         _ = fchmod(fd, 0o600)
     }
 
+    /// Who holds the run's lock right now, or nil when nobody does (checked without keeping it).
+    public static func holder(of directory: String) -> String? {
+        do {
+            _ = try RunLock(directory: directory, retries: 0)
+            return nil
+        } catch .locked(_, let holder) {
+            return holder
+        } catch {
+            return nil
+        }
+    }
+
     deinit {
         _ = ftruncate(descriptor, 0)
         close(descriptor)

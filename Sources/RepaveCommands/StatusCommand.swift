@@ -21,7 +21,8 @@ struct StatusCommand: AsyncParsableCommand {
         let (records, torn) = try RunLocator.read(directory)
         let state = Runner.state(of: records)
         let ending = records.last { ["finished", "stopped"].contains($0.kind) && $0.sequence == records.last?.sequence }
-        let outcome = ending?.kind ?? "interrupted"
+        let runningBy = RunLock.holder(of: directory)
+        let outcome = runningBy != nil ? "running" : ending?.kind ?? "interrupted"
         let reason = ending.flatMap { try? $0.decode([String: String].self) }?["reason"]
         let crossed = records.contains { $0.kind == "pnr" }
         switch global.output {
@@ -32,15 +33,16 @@ struct StatusCommand: AsyncParsableCommand {
             ]
             if let dangling = state.dangling { object["inProgress"] = dangling }
             if let reason { object["reason"] = reason }
+            if let runningBy { object["runningBy"] = runningBy }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         case .text:
             print("run:        \(directory)")
-            print("state:      \(outcome)\(reason.map { " (\($0))" } ?? "")")
+            print("state:      \(outcome)\(runningBy.map { " (\($0))" } ?? reason.map { " (\($0))" } ?? "")")
             print("steps done: \(state.done.isEmpty ? "none" : state.done.sorted().joined(separator: ", "))")
             if let dangling = state.dangling { print("in progress: \(dangling) (a request's outcome is unknown; resume settles it by reading the cluster)") }
             print("point of no return: \(crossed ? "crossed" : "not crossed")")
-            if outcome != "finished" { print("next:       repave resume \(directory)") }
+            if outcome != "finished" && outcome != "running" { print("next:       repave resume \(directory)") }
         }
     }
 }
