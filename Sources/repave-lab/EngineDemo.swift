@@ -26,6 +26,8 @@ struct EngineDemo: AsyncParsableCommand {
     var yes = false
     @Flag(name: .customLong("accept-changed-plan"), help: "Resume even though the run's binding changed (journaled).")
     var acceptChangedPlan = false
+    @Flag(help: "Hold the cluster lock (Lease repave-engine-demo) while running.")
+    var lease = false
 
     func run() async throws {
         let logger = Logger(label: "engine-demo")
@@ -68,8 +70,9 @@ struct EngineDemo: AsyncParsableCommand {
         let interruption = Interruption()
         let target = "\(namespace)/\(demoName)"
         let summaries = steps.map { (id: $0.id, summary: $0.summary) }
+        let lock = lease ? ClusterLock(client: client, namespace: namespace, claim: demoName, holder: journal.run) : nil
         let runner = Runner(
-            steps: steps, journal: journal, client: client, interruption: interruption, window: window, logger: logger,
+            steps: steps, journal: journal, client: client, interruption: interruption, window: window, lock: lock, logger: logger,
             confirm: { pnr in Confirmation.askTypedName(target, steps: summaries, pointOfNoReturn: pnr) })
         let resume = self.resume
         let confirmationRequired = !yes && !resume

@@ -181,6 +181,33 @@ struct EngineCrashTests {
         }
     }
 
+    @Test("the cluster lock: held while running and released at the end; a live foreign lease refuses; a crashed run's resume renews its own")
+    func clusterLock() async throws {
+        let scratch = try ScratchDirectory()
+        try await withTestNamespace(client, prefix: "engine") { namespace in
+            let base = ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace, "--yes", "--lease"]
+            let first = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("one")])
+            #expect(first.status == 0, "\(first.standardError)")
+            #expect(try await client.getIfPresent(.leases, named: "repave-engine-demo", in: namespace) == nil)
+            let kinds = try Journal.read(directory: scratch.file("one")).records.filter { $0.kind == "lock" }.map { String(decoding: $0.data, as: UTF8.self) }
+            #expect(kinds.count == 2 && kinds[0].contains("created") && kinds[1].contains("released"), "\(kinds)")
+
+            // A run that crashed keeps its lease; its own resume renews and finishes.
+            let crashed = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("two")], environment: ["REPAVE_FAILPOINTS": "after-outcome:create"])
+            #expect(crashed.status == 137)
+            let held = Lease(try await client.get(.leases, named: "repave-engine-demo", in: namespace))
+            #expect(held.holderIdentity == (try Journal.read(directory: scratch.file("two")).records.first?.run))
+            // Meanwhile another run is refused, naming the holder, and changes nothing.
+            let other = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("three")])
+            #expect(other.status == 2, "\(other.standardError)")
+            #expect(other.standardError.contains("another run holds the lock \(namespace)/repave-engine-demo: \(held.holderIdentity ?? "?")"))
+            let resumed = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("two"), "--resume"])
+            #expect(resumed.status == 0, "\(resumed.standardError)")
+            #expect(try await client.getIfPresent(.leases, named: "repave-engine-demo", in: namespace) == nil)
+            try await expectConverged(namespace, scratch.file("two"), "lease resume")
+        }
+    }
+
     @Test("a second process cannot drive a run that is running")
     func lockedRun() async throws {
         let scratch = try ScratchDirectory()

@@ -81,6 +81,30 @@ public struct ClusterLock: Sendable {
         try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: current.acquireTime.flatMap(Self.parse) ?? now, renewed: now))
     }
 
+    /// Renews every third of the lease duration until cancelled; `lost` is called (once) when a
+    /// renewal finds the lease taken or fails until the lease would have expired.
+    public func keepRenewed(lost: @escaping @Sendable (String) -> Void) -> Task<Void, Never> {
+        Task {
+            var lastSuccess = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: duration / 3)
+                if Task.isCancelled { return }
+                do {
+                    try await renew()
+                    lastSuccess = .now
+                } catch let error as Held {
+                    lost("the cluster lock was taken by \(error.holder)")
+                    return
+                } catch {
+                    if ContinuousClock.now - lastSuccess >= duration {
+                        lost("the cluster lock could not be renewed for \(duration): \(error)")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
     /// Releases the lock if this run still holds it: a uid-guarded delete.
     public func release() async throws {
         guard let existing = try await client.getIfPresent(.leases, named: name, in: namespace), Lease(existing).holderIdentity == holder else { return }

@@ -1,5 +1,6 @@
 import Foundation
 import Journal
+import Synchronization
 import KubeAPI
 import Logging
 
@@ -25,10 +26,12 @@ public final class Runner {
     let interruption: Interruption
     let window: RecreatePlan.Window?
     let clock: @Sendable () -> Date
+    let lock: ClusterLock?
+    private let lockLost = LockLoss()
 
     public init(
         steps: [any Step], journal: Journal, client: KubeClient, dryRun: Bool = false,
-        interruption: Interruption = Interruption(), window: RecreatePlan.Window? = nil,
+        interruption: Interruption = Interruption(), window: RecreatePlan.Window? = nil, lock: ClusterLock? = nil,
         clock: @escaping @Sendable () -> Date = { Date() },
         logger: Logger = Logger(label: "repave.run"),
         confirm: @escaping (String?) async -> Bool,
@@ -42,6 +45,7 @@ public final class Runner {
         self.interruption = interruption
         self.window = window
         self.clock = clock
+        self.lock = lock
         self.context = StepContext(client: client, journal: journal, dryRun: dryRun, facts: Self.facts(in: journal.records), logger: logger)
     }
 
@@ -58,7 +62,7 @@ public final class Runner {
     /// Record kinds this engine writes; a journal with another critical kind comes from a newer
     /// Repave and is not resumed.
     public static let knownKinds: Set<String> = [
-        "header", "intent", "outcome", "fact", "resolved", "applied", "confirmed", "pnr", "step_done",
+        "header", "intent", "outcome", "fact", "resolved", "applied", "confirmed", "pnr", "step_done", "lock",
         "stopped", "finished", "repair", "note", "override",
     ]
 
@@ -108,6 +112,19 @@ public final class Runner {
             return .refused("the journal has a critical record of kind '\(unknown.kind)' (seq \(unknown.sequence)) that this repave does not know; use the repave that wrote it")
         }
         var changed = state.changed
+        var renewal: Task<Void, Never>?
+        if let lock {
+            do {
+                let acquired = try await lock.acquire()
+                try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "\(acquired)"])
+                let loss = lockLost
+                renewal = lock.keepRenewed { reason in loss.set(reason) }
+            } catch {
+                _ = try? journal.append(kind: "stopped", data: ["reason": "\(error)"])
+                return changed ? .stopped("\(error)") : .refused("\(error)")
+            }
+        }
+        defer { renewal?.cancel() }
         var action = machine.next(after: resuming ? .resume(done: state.done, dangling: state.dangling, applied: state.applied) : .start)
         while true {
             var event: RunMachine.Event
@@ -119,6 +136,11 @@ public final class Runner {
             do {
                 switch action {
                 case .finish:
+                    renewal?.cancel()
+                    if let lock {
+                        try await lock.release()
+                        try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "released"])
+                    }
                     try journal.append(kind: "finished", data: ["result": "done"])
                     return .finished
                 case .stop(let reason):
@@ -133,6 +155,9 @@ public final class Runner {
                 case .confirm(let pointOfNoReturn):
                     event = .confirmed(await confirm(pointOfNoReturn))
                     if case .confirmed(true) = event { try journal.append(kind: "confirmed", data: ["by": "operator"]) }
+                case .apply(let id) where lockLost.reason != nil:
+                    // Another run may be acting now: change nothing more.
+                    event = .failed("not starting \(id): \(lockLost.reason ?? "")")
                 case .apply(let id):
                     // No change starts that the window cannot hold. A resumed run only warns:
                     // a half-done maintenance is worse than a late one.
@@ -180,4 +205,11 @@ public final class Runner {
         guard let step = steps.first(where: { $0.id == id }) else { throw RepaveError(code: "internal", "no step \(id)", exitStatus: .internalError) }
         return step
     }
+}
+
+/// Set once by the lease renewal when the cluster lock is lost.
+final class LockLoss: Sendable {
+    private let value = Mutex<String?>(nil)
+    func set(_ reason: String) { value.withLock { if $0 == nil { $0 = reason } } }
+    var reason: String? { value.withLock { $0 } }
 }
