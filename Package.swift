@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "JournalTests", dependencies: ["Journal", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "GitTests", dependencies: ["Git", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "RepaveCommandsTests", dependencies: [
-            "RepaveCommands", "repave", "RepaveTestSupport",
+            "RepaveCommands", "repave", "RepaveTestSupport", "Journal", "KubeAPI",
         ], swiftSettings: strict),
     ]
 )

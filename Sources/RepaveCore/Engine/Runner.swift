@@ -137,15 +137,16 @@ public final class Runner {
                 switch action {
                 case .finish:
                     renewal?.cancel()
-                    if let lock {
-                        try await lock.release()
-                        try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "released"])
-                    }
+                    try await releaseLock()
                     try journal.append(kind: "finished", data: ["result": "done"])
                     return .finished
                 case .stop(let reason):
                     try journal.append(kind: "stopped", data: ["reason": reason])
-                    return changed ? .stopped(reason) : .refused(reason)
+                    if changed { return .stopped(reason) }
+                    // Nothing changed: nothing to protect, so the lock goes too.
+                    renewal?.cancel()
+                    try await releaseLock()
+                    return .refused(reason)
                 case .observe(let id):
                     let step = try find(id)
                     context.currentStep = id
@@ -171,6 +172,8 @@ public final class Runner {
                             try journal.append(kind: "note", step: id, critical: false, data: ["window": problem])
                         } else {
                             try journal.append(kind: "stopped", step: id, data: ["reason": problem])
+                            renewal?.cancel()
+                            try await releaseLock()
                             return .refused("not starting \(id): \(problem)")
                         }
                     }
@@ -199,6 +202,12 @@ public final class Runner {
             }
             action = machine.next(after: event)
         }
+    }
+
+    private func releaseLock() async throws {
+        guard let lock else { return }
+        try await lock.release()
+        try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "released"])
     }
 
     private func find(_ id: String) throws -> any Step {

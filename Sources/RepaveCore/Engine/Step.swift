@@ -80,6 +80,12 @@ public final class StepContext: @unchecked Sendable {
         return result
     }
 
+    /// Journals something the operator should know (not critical to resuming).
+    public func note(_ text: String) throws {
+        try journal.append(kind: "note", step: currentStep, critical: false, data: ["note": text])
+        logger.notice("\(text)")
+    }
+
     /// Marks a wait, so that crash tests can stop the process inside it.
     public func waiting() {
         Failpoints.hit("in-wait:\(currentStep)")

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import Journal
+import KubeAPI
+import Logging
+import RepaveCore
+
+/// `repave run PLAN`: executes the recreate strategy, journaled, asking once (on a terminal)
+/// before the first change.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Recreate the plan's claim: preflight, then the steps, journaled and resumable.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The plan file.")
+    var plan: String
+
+    @Flag(help: "Do not ask for the typed confirmation (required without a terminal).")
+    var yes = false
+
+    @Option(name: .customLong("state-dir"), help: "Where run directories go (default: $XDG_STATE_HOME/repave/runs).")
+    var stateDirectory: String?
+
+    @Option(name: .customLong("window-start"), help: "Override the plan's window start: 'now' or an RFC 3339 time (tests, demos).")
+    var windowStart: String?
+
+    func run() async throws {
+        var parsed = try RecreatePlan.load(contentsOf: plan)
+        if let windowStart {
+            let start: Date
+            if windowStart == "now" { start = Date() } else {
+                guard let date = try? Date(windowStart, strategy: .iso8601) else { throw ValidationError("--window-start: '\(windowStart)' is not 'now' or an RFC 3339 time") }
+                start = date
+            }
+            parsed.window = .init(start: start, duration: parsed.window?.duration ?? PlanDuration(minutes: 45))
+        }
+        guard yes || Confirmation.isInteractive else {
+            throw RepaveError(code: "run.no-terminal", "refusing to change the cluster without a terminal to confirm on",
+                              hint: "run it on a terminal, or pass --yes", exitStatus: .refused)
+        }
+        let session = try await RunSession.connect(global: global, plan: parsed)
+        let identity = try await RunHeader.identify(session.client)
+        let claim = try await session.client.getIfPresent(.persistentVolumeClaims, named: parsed.target.claim, in: parsed.target.namespace)
+        let header = RunHeader(plan: parsed.name, planDigest: parsed.digest, cluster: identity,
+                               targets: claim.map { ["persistentvolumeclaim/\(parsed.target.namespace)/\(parsed.target.claim)": PersistentVolumeClaim($0).uid] } ?? [:],
+                               tlsVerified: session.client.connection.tls.verification == .verify)
+        let root = stateDirectory ?? RunDirectory.root()
+        let directory = root + "/" + RunDirectory.name(plan: parsed.name)
+        let journal = try Journal.create(directory: directory, run: UUID().uuidString.lowercased(), header: header)
+        // The plan as approved, beside its journal: resume reads this copy, not the file.
+        let copy = directory + "/plan.json"
+        guard FileManager.default.createFile(atPath: copy, contents: parsed.canonicalJSON(), attributes: [.posixPermissions: 0o600]) else {
+            throw RepaveError(code: "run.plan-copy", "cannot write \(copy)", exitStatus: .refused)
+        }
+        FileHandle.standardError.write(Data("run \(directory)\n".utf8))
+        try await RunSession.execute(session, plan: parsed, journal: journal, directory: directory, resuming: false, confirm: !yes)
+    }
+}
+
+/// `repave resume RUN`: continues a stopped run from its journal.
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume", abstract: "Continue a stopped run from its journal.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The run directory or name.")
+    var run: String
+
+    @Flag(name: .customLong("accept-changed-plan"), help: "Resume although the cluster or targets changed since the run started (journaled).")
+    var acceptChanged = false
+
+    func run() async throws {
+        let directory = RunLocator.resolve(run)
+        let journal = try Journal.open(directory: directory)
+        if let copy = journal.repairedCopy {
+            FileHandle.standardError.write(Data("note: the journal's torn last record was cut away (copy: \(copy))\n".utf8))
+        }
+        guard let planData = FileManager.default.contents(atPath: directory + "/plan.json") else {
+            throw RepaveError(code: "resume.no-plan", "\(directory) holds no plan.json", exitStatus: .journalRefused)
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let plan = try decoder.decode(RecreatePlan.self, from: planData)
+        let recorded = try journal.records[0].decode(RunHeader.self)
+        let session = try await RunSession.connect(global: global, plan: plan)
+        var current = recorded
+        current.planDigest = plan.digest
+        current.cluster = try await RunHeader.identify(session.client)
+        let problems = recorded.mismatches(current)
+        if !problems.isEmpty {
+            guard acceptChanged else {
+                throw RepaveError(code: "resume.changed", "resume refused: the run's binding changed", causes: problems,
+                                  hint: "if you are sure, pass --accept-changed-plan (it is journaled)", exitStatus: .journalRefused)
+            }
+            try journal.append(kind: "override", data: ["accepted": problems.joined(separator: "; ")])
+        }
+        try await RunSession.execute(session, plan: plan, journal: journal, directory: directory, resuming: true, confirm: false)
+    }
+}
+
+/// What `run` and `resume` share: connecting, running the steps, reporting, exit statuses.
+enum RunSession {
+    struct Connected {
+        let client: KubeClient
+    }
+
+    static func connect(global: GlobalOptions, plan: RecreatePlan) async throws -> Connected {
+        let connection = try KubeconfigLoader(explicitPath: global.kubeconfig, context: global.context ?? plan.context).load()
+        let client = try KubeClient(connection: connection, userAgent: RepaveVersion.userAgent, logger: Logger(label: "repave"))
+        return Connected(client: client)
+    }
+
+    static func execute(_ session: Connected, plan: RecreatePlan, journal: sending Journal, directory: String, resuming: Bool, confirm: Bool) async throws {
+        let steps = Recreate(plan: plan, run: journal.run, runDirectory: directory).steps()
+        let lock = ClusterLock(client: session.client, namespace: plan.target.namespace, claim: plan.target.claim, holder: journal.run)
+        let interruption = Interruption()
+        let target = "\(plan.target.namespace)/\(plan.target.claim)"
+        let summaries = steps.map { (id: $0.id, summary: $0.summary) }
+        let started = ContinuousClock.now
+        let runner = Runner(
+            steps: steps, journal: journal, client: session.client, interruption: interruption, window: plan.window, lock: lock,
+            confirm: { pnr in Confirmation.askTypedName(target, steps: summaries, pointOfNoReturn: pnr) },
+            progress: { id, summary in
+                let elapsed = ContinuousClock.now - started
+                FileHandle.standardError.write(Data("[\(String(format: "%6.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))s] \(id): \(summary)\n".utf8))
+            })
+        let task = Task { await runner.run(resuming: resuming, confirmationRequired: confirm) }
+        interruption.install { task.cancel() }
+        switch await task.value {
+        case .finished:
+            print("finished: \(target) recreated on storageclass \(plan.storageClass.name) (run \(directory))")
+        case .refused(let reason):
+            throw RepaveError(code: "run.refused", "refused before changing anything", causes: [reason], exitStatus: .refused)
+        case .stopped(let reason):
+            throw RepaveError(code: "run.stopped", "the run stopped", causes: [reason], hint: "fix the cause, then: repave resume \(directory)", exitStatus: .stoppedMidRun)
+        case .interrupted(let signal):
+            throw RepaveError(code: "run.interrupted", "interrupted by signal \(signal) after the last journal record was written",
+                              hint: "repave resume \(directory)", exitStatus: signal == SIGINT ? .interrupted : .terminated)
+        }
+    }
+}
+
+extension RunCommand: GlobalOptionsCarrier {}
+extension ResumeCommand: GlobalOptionsCarrier {}

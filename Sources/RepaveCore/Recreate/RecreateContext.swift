@@ -1,0 +1,82 @@
+import Foundation
+import KubeAPI
+
+/// What every recreate step knows: the plan, the run, where manifests go, and the fact keys the
+/// steps share through the journal.
+public struct Recreate: Sendable {
+    public let plan: RecreatePlan
+    public let run: String
+    public let runDirectory: String
+
+    public init(plan: RecreatePlan, run: String, runDirectory: String) {
+        self.plan = plan
+        self.run = run
+        self.runDirectory = runDirectory
+    }
+
+    var namespace: String { plan.target.namespace }
+    var claim: String { plan.target.claim }
+    static let runAnnotation = "repave/run-id"
+    static let replicasAnnotation = "repave/original-replicas"
+
+    enum Fact {
+        static let claimUID = "claim.uid"
+        static let volume = "pv.name"
+        static let volumeUID = "pv.uid"
+        static let reclaimPolicy = "pv.reclaimPolicy"
+        static let workloads = "workloads"          // kind/name,kind/name
+        static let newClaimUID = "newclaim.uid"
+        static func replicas(_ workload: String) -> String { "replicas.\(workload)" }
+    }
+
+    /// The steps of DESIGN.md's recreate strategy, in order.
+    public func steps() -> [any Step] {
+        [
+            Preflight(recreate: self), SaveManifests(recreate: self), EnsureStorageClass(recreate: self),
+            RetainOldVolume(recreate: self), ScaleDown(recreate: self), DeleteClaim(recreate: self),
+            CreateClaim(recreate: self), AwaitBound(recreate: self), ScaleUp(recreate: self),
+            Verify(recreate: self), ReleaseOldVolume(recreate: self),
+        ]
+    }
+
+    // MARK: shared reads
+
+    func workloadType(_ kind: RecreatePlan.Workload.Kind) -> ResourceType {
+        kind == .deployment ? .deployments : .statefulSets
+    }
+
+    /// The workloads the run acts on: the plan's, or those recorded when the run started.
+    func workloads(_ context: StepContext) -> [RecreatePlan.Workload] {
+        if let recorded = context.facts[Fact.workloads] {
+            return recorded.split(separator: ",").compactMap { item in
+                let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let kind = RecreatePlan.Workload.Kind(rawValue: parts[0]) else { return nil }
+                return RecreatePlan.Workload(kind: kind, name: parts[1])
+            }
+        }
+        return plan.target.workloads
+    }
+
+    /// Pods in the namespace that mount the claim (one list of the namespace's pods).
+    func podsMountingClaim(_ client: KubeClient) async throws -> [Pod] {
+        try await client.list(.pods, in: namespace).items.map(Pod.init).filter { $0.claimNames.contains(claim) }
+    }
+
+    /// The workload (Deployment through its ReplicaSet, or StatefulSet) that controls a pod.
+    func owner(of pod: Pod, _ client: KubeClient) async throws -> RecreatePlan.Workload? {
+        guard let controller = pod.metadata.controller else { return nil }
+        switch controller.kind {
+        case "StatefulSet": return .init(kind: .statefulSet, name: controller.name)
+        case "ReplicaSet":
+            guard let replicaSet = try await client.getIfPresent(.replicaSets, named: controller.name, in: namespace),
+                  let deployment = ObjectMeta(replicaSet["metadata"] ?? [:]).controller, deployment.kind == "Deployment"
+            else { return nil }
+            return .init(kind: .deployment, name: deployment.name)
+        default: return nil
+        }
+    }
+
+    func refuse(_ code: String, _ message: String, hint: String) -> RepaveError {
+        RepaveError(code: "preflight.\(code)", message, hint: hint, exitStatus: .refused)
+    }
+}

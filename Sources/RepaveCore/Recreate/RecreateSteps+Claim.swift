@@ -1,0 +1,161 @@
+import Foundation
+import KubeAPI
+
+struct ScaleDown: Step {
+    let recreate: Recreate
+    var id: String { "scale-down" }
+    var mutates: Bool { true }
+    var summary: String { "scale the workloads to 0 (original replicas in an annotation) and wait until no pod mounts the claim" }
+    var estimate: Duration { recreate.plan.timeouts.scaleDown.duration }
+
+    func observe(_ context: StepContext) async throws -> Bool {
+        for workload in recreate.workloads(context) {
+            let object = try await context.client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+            if (workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas) != 0 { return false }
+        }
+        return try await recreate.podsMountingClaim(context.client).isEmpty
+    }
+
+    func apply(_ context: StepContext) async throws {
+        for workload in recreate.workloads(context) {
+            let type = recreate.workloadType(workload.kind)
+            let object = try await context.client.get(type, named: workload.name, in: recreate.namespace)
+            let meta = ObjectMeta(object["metadata"] ?? [:])
+            let replicas = workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
+            guard replicas != 0 else { continue }
+            let original = context.facts[Recreate.Fact.replicas("\(workload.kind.rawValue)/\(workload.name)")] ?? String(replicas)
+            // One merge patch, guarded by the resourceVersion just read: replicas and the note of
+            // what they were, together.
+            try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name)) {
+                try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
+                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(Recreate.replicasAnnotation): .string(original)]],
+                    "spec": ["replicas": 0],
+                ]), dryRun: context.dryRun)
+            }
+        }
+    }
+
+    func await(_ context: StepContext) async throws {
+        context.waiting()
+        // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods.
+        for pod in try await recreate.podsMountingClaim(context.client) {
+            try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, timeout: estimate,
+                                          describedAs: "pod \(pod.name) to terminate (it mounts the claim)") { $0 == nil }
+        }
+        guard try await recreate.podsMountingClaim(context.client).isEmpty else {
+            throw RepaveError(code: "scale-down.pods", "pods still mount the claim after scale-down", hint: "something scaled the workload back up; check reconcilers", exitStatus: .stoppedMidRun)
+        }
+    }
+}
+
+struct DeleteClaim: Step {
+    let recreate: Recreate
+    var id: String { "delete-claim" }
+    var mutates: Bool { true }
+    var isPointOfNoReturn: Bool { true }
+    var summary: String { "delete persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) (uid-guarded) and wait until it is gone" }
+    var estimate: Duration { recreate.plan.timeouts.claimDeletion.duration }
+
+    func observe(_ context: StepContext) async throws -> Bool {
+        guard let old = context.facts[Recreate.Fact.claimUID] else { return false }
+        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else { return true }
+        return PersistentVolumeClaim(current).uid != old
+    }
+
+    func apply(_ context: StepContext) async throws {
+        guard let uid = context.facts[Recreate.Fact.claimUID] else {
+            throw RepaveError(code: "delete-claim.no-uid", "no recorded claim uid", exitStatus: .stoppedMidRun)
+        }
+        let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+        if let current, PersistentVolumeClaim(current).metadata.isTerminating { return }   // already deleting: only wait
+        try await context.mutate("DELETE", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace, name: recreate.claim), precondition: uid) {
+            try await context.client.delete(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, uid: uid, dryRun: context.dryRun)
+        }
+    }
+
+    func await(_ context: StepContext) async throws {
+        context.waiting()
+        let old = context.facts[Recreate.Fact.claimUID] ?? ""
+        do {
+            try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: estimate,
+                                          describedAs: "claim \(recreate.claim) (uid \(old)) to be gone") { object in
+                object.map { PersistentVolumeClaim($0).uid != old } ?? true
+            }
+        } catch let error as WaitTimedOut {
+            let finalizers = error.lastSeen.map { ObjectMeta($0["metadata"] ?? [:]).finalizers } ?? []
+            throw RepaveError(code: "delete-claim.stuck", "the claim is still there after \(estimate)", causes: ["finalizers: \(finalizers.joined(separator: ", "))"],
+                              hint: "kubernetes.io/pvc-protection stays while a pod uses the claim; 'repave resume' continues once it is gone", exitStatus: .stoppedMidRun)
+        }
+    }
+}
+
+struct CreateClaim: Step {
+    let recreate: Recreate
+    var id: String { "create-claim" }
+    var mutates: Bool { true }
+    var summary: String { "create the claim again, same name, on storageclass \(recreate.plan.storageClass.name)" }
+    var estimate: Duration { .seconds(30) }
+
+    func observe(_ context: StepContext) async throws -> Bool {
+        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else { return false }
+        let claim = PersistentVolumeClaim(current)
+        guard claim.uid != context.facts[Recreate.Fact.claimUID] else { return false }
+        guard claim.metadata.annotations[Recreate.runAnnotation] == recreate.run else {
+            throw RepaveError(code: "create-claim.foreign", "a claim \(recreate.namespace)/\(recreate.claim) (uid \(claim.uid)) exists that this run did not create",
+                              hint: "someone else recreated it; repave neither adopts nor deletes it: inspect it, then decide", exitStatus: .stoppedMidRun)
+        }
+        if context.facts[Recreate.Fact.newClaimUID] == nil { try context.remember(Recreate.Fact.newClaimUID, claim.uid) }
+        return true
+    }
+
+    func apply(_ context: StepContext) async throws {
+        let saved = try JSON.decode(Data(contentsOf: URL(fileURLWithPath: recreate.runDirectory + "/manifests/persistentvolumeclaim-\(recreate.claim).json")))
+        let object = Self.recreated(from: saved, storageClass: recreate.plan.storageClass.name, run: recreate.run)
+        let created = try await context.mutate("POST", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace)) {
+            try await context.client.create(.persistentVolumeClaims, in: recreate.namespace, object, dryRun: context.dryRun)
+        }
+        if !context.dryRun { try context.remember(Recreate.Fact.newClaimUID, PersistentVolumeClaim(created).uid) }
+    }
+
+    /// The saved claim as a new object: same name, labels, annotations (minus binding and
+    /// provisioner ones), size, access and volume modes; the new class; this run's id.
+    static func recreated(from saved: JSON, storageClass: String, run: String) -> JSON {
+        let meta = saved["metadata"] ?? [:]
+        var annotations = (meta["annotations"]?.objectValue ?? [:]).filter { key, _ in
+            !(key.hasPrefix("pv.kubernetes.io/") || key.hasPrefix("volume.beta.kubernetes.io/") || key.hasPrefix("volume.kubernetes.io/")
+              || key == "kubectl.kubernetes.io/last-applied-configuration")
+        }
+        annotations[Recreate.runAnnotation] = .string(run)
+        var metadata: JSON = ["name": meta["name"] ?? "", "namespace": meta["namespace"] ?? "", "annotations": .object(annotations)]
+        if let labels = meta["labels"] { metadata["labels"] = labels }
+        var spec: JSON = [
+            "accessModes": saved[path: "spec", "accessModes"] ?? ["ReadWriteOnce"],
+            "resources": ["requests": ["storage": saved[path: "spec", "resources", "requests", "storage"] ?? "1Gi"]],
+            "storageClassName": .string(storageClass),
+        ]
+        if let mode = saved[path: "spec", "volumeMode"] { spec["volumeMode"] = mode }
+        return ["apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec]
+    }
+}
+
+struct AwaitBound: Step {
+    let recreate: Recreate
+    var id: String { "await-bound" }
+    var mutates: Bool { false }
+    var summary: String { recreate.plan.storageClass.volumeBindingMode == "WaitForFirstConsumer" ? "(WaitForFirstConsumer: the claim binds after scale-up)" : "wait until the new claim is Bound" }
+    var estimate: Duration { recreate.plan.timeouts.bind.duration }
+
+    func observe(_ context: StepContext) async throws -> Bool {
+        if recreate.plan.storageClass.volumeBindingMode == "WaitForFirstConsumer" { return true }
+        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else { return false }
+        return PersistentVolumeClaim(current).isBound
+    }
+
+    func apply(_ context: StepContext) async throws {}
+
+    func await(_ context: StepContext) async throws {
+        context.waiting()
+        try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: estimate,
+                                      describedAs: "the new claim to be Bound") { $0.map { PersistentVolumeClaim($0).isBound } ?? false }
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import KubeAPI
+
+// The recreate strategy's steps. Each is an ensure: `observe` reads the cluster (and the facts
+// journaled so far) and says whether the goal holds; `apply` makes one change at a time through
+// `context.mutate`; `await` waits until the goal holds.
+
+struct Preflight: Step {
+    let recreate: Recreate
+    var id: String { "preflight" }
+    var mutates: Bool { false }
+    var summary: String { "check the claim, who mounts it, the storage class and the git report" }
+    var estimate: Duration { .seconds(30) }
+
+    func observe(_ context: StepContext) async throws -> Bool {
+        let client = context.client
+        let plan = recreate.plan
+        guard let claimObject = try await client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
+            throw recreate.refuse("no-claim", "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) does not exist",
+                                  hint: "check target.namespace and target.claim in the plan")
+        }
+        let claim = PersistentVolumeClaim(claimObject)
+        guard claim.isBound, claim.volumeName != nil else {
+            throw recreate.refuse("claim-not-bound", "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) is \(claim.phase), not Bound",
+                                  hint: "recreate a claim only once it holds a volume")
+        }
+        // Everything that mounts the claim must belong to the plan's workloads: anything else
+        // would keep the claim in use (and lose its data without being stopped).
+        var owners: Set<String> = []
+        for pod in try await recreate.podsMountingClaim(client) {
+            guard let owner = try await recreate.owner(of: pod, client) else {
+                throw recreate.refuse("foreign-pod", "pod \(recreate.namespace)/\(pod.name) mounts the claim and belongs to no Deployment or StatefulSet",
+                                      hint: "stop or move that pod before the window")
+            }
+            if !plan.target.workloads.isEmpty && !plan.target.workloads.contains(owner) {
+                throw recreate.refuse("foreign-workload", "pod \(pod.name) of \(owner.kind.rawValue)/\(owner.name) mounts the claim but is not in the plan's workloads",
+                                      hint: "add it to target.workloads, or stop it before the window")
+            }
+            owners.insert("\(owner.kind.rawValue)/\(owner.name)")
+        }
+        if let existing = try await client.getIfPresent(.storageClasses, named: plan.storageClass.name) {
+            let current = StorageClass(existing)
+            if current.provisioner != plan.storageClass.provisioner || current.parameters != plan.storageClass.parameters {
+                throw recreate.refuse("class-mismatch", "storageclass \(plan.storageClass.name) exists with other settings (\(current.provisioner), \(current.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))",
+                                      hint: "StorageClass parameters are immutable: choose another class name in the plan")
+            }
+        } else if !plan.storageClass.ensure {
+            throw recreate.refuse("no-class", "storageclass \(plan.storageClass.name) does not exist and storageClass.ensure is false",
+                                  hint: "create it, or set ensure: true")
+        }
+        try checkGitReport()
+        if context.facts[Recreate.Fact.workloads] == nil {
+            let workloads = plan.target.workloads.isEmpty ? owners.sorted() : plan.target.workloads.map { "\($0.kind.rawValue)/\($0.name)" }
+            try context.remember(Recreate.Fact.workloads, workloads.joined(separator: ","))
+        }
+        return true
+    }
+
+    func apply(_ context: StepContext) async throws {}
+
+    /// A `repave git-check --report` must have passed, be young enough, and name this claim.
+    private func checkGitReport() throws {
+        guard let git = recreate.plan.gitPreflight, let file = git.report else { return }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: file))
+        } catch {
+            throw recreate.refuse("git-report-missing", "cannot read the git report \(file)", hint: "make it where the data lives: repave git-check PATH --report \(file) --for \(recreate.namespace)/\(recreate.claim)")
+        }
+        guard let report = try? JSONDecoder().decode(GitReport.self, from: data) else {
+            throw recreate.refuse("git-report-invalid", "\(file) is not a repave git-check report", hint: "regenerate it with repave git-check --report")
+        }
+        guard report.claim == "\(recreate.namespace)/\(recreate.claim)" else {
+            throw recreate.refuse("git-report-foreign", "the git report \(file) was made for \(report.claim ?? "no claim"), not \(recreate.namespace)/\(recreate.claim)", hint: "run git-check with --for \(recreate.namespace)/\(recreate.claim)")
+        }
+        let created = (try? Date(report.createdAt, strategy: .iso8601)) ?? .distantPast
+        guard Date().timeIntervalSince(created) <= git.maxReportAge.seconds else {
+            throw recreate.refuse("git-report-stale", "the git report \(file) is older than \(git.maxReportAge)", hint: "run git-check again right before the window")
+        }
+        guard report.passed else {
+            let failing = report.repositories.filter { !$0.passed }.map { "\($0.path): \($0.reasons.joined(separator: "; "))" }
+            throw recreate.refuse("git-dirty", "the git report \(file) failed: " + failing.joined(separator: " | "), hint: "commit and push, then run git-check again")
+        }
+    }
+}
+
+struct SaveManifests: Step {
+    let recreate: Recreate
+    var id: String { "save-manifests" }
+    var mutates: Bool { false }
+    var summary: String { "save the claim, volume, class and workloads as they are (raw JSON) into the run directory" }
+    var estimate: Duration { .seconds(10) }
+
+    func observe(_ context: StepContext) async throws -> Bool {
+        if context.facts[Recreate.Fact.volumeUID] != nil { return true }
+        let client = context.client
+        let directory = recreate.runDirectory + "/manifests"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let claimObject = try await client.get(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+        let claim = PersistentVolumeClaim(claimObject)
+        let volumeObject = try await client.get(.persistentVolumes, named: claim.volumeName ?? "")
+        let volume = PersistentVolume(volumeObject)
+        try save(claimObject, "persistentvolumeclaim-\(recreate.claim).json")
+        try save(volumeObject, "persistentvolume-\(volume.name).json")
+        if let className = claim.storageClassName, let storageClass = try await client.getIfPresent(.storageClasses, named: className) {
+            try save(storageClass, "storageclass-\(className).json")
+        }
+        if let longhorn = try await client.getIfPresent(.longhornVolumes, named: volume.name, in: recreate.plan.verify.namespace) {
+            try save(longhorn, "longhorn-volume-\(volume.name).json")
+        }
+        for workload in recreate.workloads(context) {
+            let object = try await client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+            try save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
+            let replicas = workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
+            // Already scaled down by an earlier, interrupted attempt: its annotation knows.
+            let original = ObjectMeta(object["metadata"] ?? [:]).annotations[Recreate.replicasAnnotation].flatMap(Int.init) ?? replicas
+            try context.remember(Recreate.Fact.replicas("\(workload.kind.rawValue)/\(workload.name)"), String(original))
+        }
+        try context.remember(Recreate.Fact.claimUID, claim.uid)
+        try context.remember(Recreate.Fact.volume, volume.name)
+        try context.remember(Recreate.Fact.reclaimPolicy, volume.reclaimPolicy)
+        try context.remember(Recreate.Fact.volumeUID, volume.uid)
+        return true
+    }
+
+    func apply(_ context: StepContext) async throws {}
+
+    /// temp file, fsync, rename, directory fsync: a manifest is whole or absent.
+    private func save(_ object: JSON, _ name: String) throws {
+        let path = recreate.runDirectory + "/manifests/" + name
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: object.encoded(), attributes: [.posixPermissions: 0o600]) else {
+            throw RepaveError(code: "manifests.write", "cannot write \(temporary)", exitStatus: .stoppedMidRun)
+        }
+        let fd = open(temporary, O_RDONLY)
+        if fd >= 0 { _ = fsync(fd); close(fd) }
+        guard rename(temporary, path) == 0 else { throw RepaveError(code: "manifests.write", "cannot rename \(temporary)", exitStatus: .stoppedMidRun) }
+        let dir = open(recreate.runDirectory + "/manifests", O_RDONLY | O_DIRECTORY)
+        if dir >= 0 { _ = fsync(dir); close(dir) }
+    }
+}
+
+struct EnsureStorageClass: Step {
+    let recreate: Recreate
+    var id: String { "ensure-storage-class" }
+    var mutates: Bool { true }
+    var summary: String { "create storageclass \(recreate.plan.storageClass.name) if absent" }
+    var estimate: Duration { .seconds(10) }
+
+    func observe(_ context: StepContext) async throws -> Bool {
+        try await context.client.getIfPresent(.storageClasses, named: recreate.plan.storageClass.name) != nil
+    }
+
+    func apply(_ context: StepContext) async throws {
+        let spec = recreate.plan.storageClass
+        try await context.mutate("POST", ResourceType.storageClasses.path()) {
+            try await context.client.create(.storageClasses, [
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": ["name": .string(spec.name), "annotations": [.init(Recreate.runAnnotation): .string(recreate.run)]],
+                "provisioner": .string(spec.provisioner),
+                "parameters": .object(spec.parameters.mapValues { .string($0) }),
+                "reclaimPolicy": .string(spec.reclaimPolicy), "volumeBindingMode": .string(spec.volumeBindingMode),
+                "allowVolumeExpansion": .bool(spec.allowVolumeExpansion),
+            ], dryRun: context.dryRun)
+        }
+    }
+}
+
+struct RetainOldVolume: Step {
+    let recreate: Recreate
+    var id: String { "retain-old-volume" }
+    var mutates: Bool { true }
+    var summary: String { "set the old volume's reclaim policy to Retain, so deleting the claim cannot destroy its data" }
+    var estimate: Duration { .seconds(10) }
+
+    func observe(_ context: StepContext) async throws -> Bool {
+        guard let name = context.facts[Recreate.Fact.volume] else { return false }
+        return PersistentVolume(try await context.client.get(.persistentVolumes, named: name)).reclaimPolicy == "Retain"
+    }
+
+    func apply(_ context: StepContext) async throws {
+        let name = context.facts[Recreate.Fact.volume] ?? ""
+        let volume = PersistentVolume(try await context.client.get(.persistentVolumes, named: name))
+        try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name)) {
+            try await context.client.patch(.persistentVolumes, named: name, .merge([
+                "metadata": ["resourceVersion": .string(volume.resourceVersion)],
+                "spec": ["persistentVolumeReclaimPolicy": "Retain"],
+            ]), dryRun: context.dryRun)
+        }
+    }
+}

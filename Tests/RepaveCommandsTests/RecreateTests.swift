@@ -1,0 +1,147 @@
+import Foundation
+import Journal
+import KubeAPI
+import RepaveTestSupport
+import Testing
+
+/// The mission, end to end on the lab: the devpod's home claim recreated on a 3-replica class.
+@Suite("recreate end to end", .serialized)
+struct RecreateTests {
+    let lab: Lab
+    let client: KubeClient
+
+    init() throws {
+        lab = try Lab.current()
+        client = try lab.adminClient(userAgent: "repave-test/recreate")
+    }
+
+    func suffix() -> String { String(UInt32.random(in: 0...UInt32.max), radix: 36) }
+
+    func plan(namespace: String, newClass: String, extra: String = "") -> String {
+        """
+        apiVersion: repave/v1
+        kind: RecreatePlan
+        metadata: {name: devpod-home}
+        target:
+          namespace: \(namespace)
+          claim: coder-jeda-codespace-home
+          workloads: [{kind: Deployment, name: coder-jeda-codespace}]
+        storageClass:
+          name: \(newClass)
+          provisioner: driver.longhorn.io
+          parameters: {numberOfReplicas: "3", staleReplicaTimeout: "30", fsType: ext4}
+        timeouts: {scaleDown: 60s, claimDeletion: 60s, bind: 60s, rollout: 60s, verify: 30s}
+        \(extra)
+        """
+    }
+
+    /// The devpod's world: a 1-replica Longhorn class, the 60Gi home claim on it, the workspace
+    /// Deployment mounting it, available.
+    func devpodWorld(_ namespace: String, oldClass: String) async throws -> PersistentVolumeClaim {
+        try await client.create(.storageClasses, LabFixtures.storageClass(oldClass, replicas: 1))
+        let claim = PersistentVolumeClaim(try await client.create(.persistentVolumeClaims, in: namespace,
+            LabFixtures.claim("coder-jeda-codespace-home", storageClass: oldClass, size: "60Gi")))
+        try await client.create(.deployments, in: namespace, LabFixtures.deployment("coder-jeda-codespace", claim: "coder-jeda-codespace-home"))
+        try await client.wait(for: .deployments, named: "coder-jeda-codespace", in: namespace, timeout: .seconds(30), describedAs: "workspace available") {
+            $0.map { Deployment($0).availableReplicas == 1 } ?? false
+        }
+        return claim
+    }
+
+    func cleanUp(classes: [String], volume: String?) async {
+        for name in classes {
+            if let object = try? await client.getIfPresent(.storageClasses, named: name) {
+                _ = try? await client.delete(.storageClasses, named: name, uid: StorageClass(object).uid)
+            }
+        }
+        if let volume {
+            if let pv = try? await client.getIfPresent(.persistentVolumes, named: volume) {
+                _ = try? await client.delete(.persistentVolumes, named: volume, uid: PersistentVolume(pv).uid)
+            }
+            if let lh = try? await client.getIfPresent(.longhornVolumes, named: volume, in: "longhorn-system") {
+                _ = try? await client.delete(.longhornVolumes, named: volume, in: "longhorn-system", uid: LonghornVolume(lh).uid)
+            }
+        }
+    }
+
+    @Test("the devpod scenario: new claim, same name, 3 healthy replicas, workload back, old volume retained, lease released")
+    func devpod() async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        var oldVolume: String?
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            let original = try await devpodWorld(namespace, oldClass: oldClass)
+            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
+            let planFile = scratch.file("devpod-home.yaml")
+            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
+
+            let result = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")])
+            #expect(result.status == 0, "\(result.standardError)")
+            #expect(result.standardOutput.contains("finished: \(namespace)/coder-jeda-codespace-home recreated on storageclass \(newClass)"))
+            for step in ["preflight", "save-manifests", "ensure-storage-class", "retain-old-volume", "scale-down", "delete-claim", "create-claim", "await-bound", "scale-up", "verify", "release-old-volume"] {
+                #expect(result.standardError.contains("] \(step): "), "no progress line for \(step)")
+            }
+
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace))
+            #expect(claim.uid != original.uid)
+            #expect(claim.storageClassName == newClass)
+            #expect(claim.isBound)
+            #expect(claim.requestedStorage == "60Gi")
+            #expect(claim.metadata.annotations["repave/run-id"] != nil)
+            let longhorn = LonghornVolume(try await client.get(.longhornVolumes, named: claim.volumeName ?? "", in: "longhorn-system"))
+            #expect(longhorn.numberOfReplicas == 3)
+            #expect(longhorn.robustness == "healthy")
+            let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace))
+            #expect(deployment.replicas == 1 && deployment.availableReplicas == 1)
+            #expect(deployment.metadata.annotations["repave/original-replicas"] == nil)
+            let old = PersistentVolume(try await client.get(.persistentVolumes, named: oldVolume ?? ""))
+            #expect(old.reclaimPolicy == "Retain")
+            #expect(try await client.getIfPresent(.longhornVolumes, named: old.name, in: "longhorn-system") != nil)
+            #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: namespace) == nil)
+
+            let runs = try FileManager.default.contentsOfDirectory(atPath: scratch.file("runs"))
+            let records = try Journal.read(directory: scratch.file("runs/\(runs[0])")).records
+            #expect(records.last?.kind == "finished")
+            #expect(records.filter { $0.kind == "intent" }.count <= 8)
+            #expect(FileManager.default.fileExists(atPath: scratch.file("runs/\(runs[0])/manifests/persistentvolumeclaim-coder-jeda-codespace-home.json")))
+        }
+        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+    }
+
+    @Test("refusals change nothing: a pod of another workload mounts the claim; the target class exists with other parameters")
+    func refusals() async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", clash = "longhorn-3r-\(id)"
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            let original = try await devpodWorld(namespace, oldClass: oldClass)
+            // The target class exists with one replica: parameters are immutable, so refuse.
+            try await client.create(.storageClasses, LabFixtures.storageClass(clash, replicas: 1))
+            let planFile = scratch.file("plan.yaml")
+            try plan(namespace: namespace, newClass: clash).write(toFile: planFile, atomically: true, encoding: .utf8)
+            let refused = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")])
+            #expect(refused.status == 2, "\(refused.standardError)")
+            #expect(refused.standardError.contains("storageclass \(clash) exists with other settings"))
+            #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: namespace) == nil, "a refused run releases its lock")
+
+            // Another Deployment mounts the same claim.
+            try await client.create(.deployments, in: namespace, LabFixtures.deployment("sidecar", claim: "coder-jeda-codespace-home"))
+            try await client.wait(for: .deployments, named: "sidecar", in: namespace, timeout: .seconds(30), describedAs: "sidecar available") {
+                $0.map { Deployment($0).availableReplicas == 1 } ?? false
+            }
+            try plan(namespace: namespace, newClass: "longhorn-3r-other-\(id)").write(toFile: planFile, atomically: true, encoding: .utf8)
+            let foreign = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs2")])
+            #expect(foreign.status == 2, "\(foreign.standardError)")
+            #expect(foreign.standardError.contains("of Deployment/sidecar mounts the claim but is not in the plan's workloads"))
+
+            // Nothing changed.
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace))
+            #expect(claim.uid == original.uid)
+            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).replicas == 1)
+            #expect(PersistentVolume(try await client.get(.persistentVolumes, named: claim.volumeName ?? "")).reclaimPolicy == "Delete")
+            #expect(try await client.getIfPresent(.storageClasses, named: "longhorn-3r-other-\(id)") == nil)
+        }
+        await cleanUp(classes: [oldClass, clash], volume: nil)
+    }
+}
