@@ -40,8 +40,11 @@ struct RunCommandsTests {
     func journalAndStatus() async throws {
         let scratch = try ScratchDirectory()
         let directory = scratch.file("runs/demo-20261128T020000Z")
-        let journal = try Journal.create(directory: directory, run: "r1", header: ["plan": "demo"])
-        try journal.append(kind: "intent", step: "scale-down", data: ["verb": "PATCH"])
+        var journal: Journal? = try Journal.create(directory: directory, run: "r1", header: ["plan": "demo"])
+        try journal?.append(kind: "intent", step: "scale-down", data: ["verb": "PATCH"])
+        let running = try await repave(["status", directory, "-o", "json"])
+        #expect(running.standardOutput.contains(#""state":"running""#), "the lock is held: \(running.standardOutput)")
+        journal = nil   // the process that held the run is gone
         let show = try await repave(["journal", "show", directory])
         #expect(show.status == 0)
         #expect(show.standardOutput.contains("intent [scale-down]  {\"verb\":\"PATCH\"}"))
