@@ -32,10 +32,9 @@ lab-down:
 bench: deps lab-build
 	@bench/run
 
-demo:
-	@echo "make demo: not available yet. The devpod recreate (plans/devpod-home.yaml against the lab) arrives" >&2
-	@echo "with the recreate-strategy issue; today 'make test' and 'make lab-up' work." >&2
-	@exit 2
+# The devpod maintenance on a lab cluster, end to end (scripts/demo).
+demo: deps lab-build build
+	@scripts/demo
 
 clean:
 	rm -rf .build .lab
