@@ -109,6 +109,37 @@ struct RecreateTests {
         await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 
+    @Test("crashed at the point of no return and inside the scale-up wait, then resumed: the claim is recreated once", arguments: ["after-request:delete-claim", "after-request:create-claim", "in-wait:scale-up"])
+    func crashAndResume(_ failpoint: String) async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        var oldVolume: String?
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            let original = try await devpodWorld(namespace, oldClass: oldClass)
+            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
+            let planFile = scratch.file("devpod-home.yaml")
+            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
+            let crashed = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")],
+                                               environment: ["REPAVE_FAILPOINTS": failpoint])
+            #expect(crashed.status == 137, "\(crashed.standardError)")
+            let run = scratch.file("runs/" + (try FileManager.default.contentsOfDirectory(atPath: scratch.file("runs"))[0]))
+            let status = try await runProcess(try repaveBinary(), ["status", run])
+            #expect(status.standardOutput.contains("state:      interrupted"))
+            let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
+            #expect(resumed.status == 0, "\(failpoint): \(resumed.standardError)")
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace))
+            #expect(claim.uid != original.uid && claim.storageClassName == newClass && claim.isBound)
+            let records = try Journal.read(directory: run).records
+            #expect(records.last?.kind == "finished")
+            // One creation of the new claim, whatever the crash point.
+            let newClaims = Set(records.filter { $0.kind == "fact" }.compactMap { try? $0.decode([String: String].self) }.filter { $0["key"] == "newclaim.uid" }.compactMap { $0["value"] })
+            #expect(newClaims == [claim.uid])
+            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).availableReplicas == 1)
+        }
+        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+    }
+
     @Test("refusals change nothing: a pod of another workload mounts the claim; the target class exists with other parameters")
     func refusals() async throws {
         let scratch = try ScratchDirectory()
