@@ -40,6 +40,10 @@ struct RunCommand: AsyncParsableCommand {
                               hint: "run it on a terminal, or pass --yes", exitStatus: .refused)
         }
         let session = try await RunSession.connect(global: global, plan: parsed)
+        // Permissions before anything else is read: all missing ones listed at once.
+        let recreate = Recreate(plan: parsed, run: "", runDirectory: "")
+        try await recreate.checkPermissions(session.client, workloads: parsed.target.workloads.isEmpty
+            ? [.init(kind: .deployment, name: "*"), .init(kind: .statefulSet, name: "*")] : parsed.target.workloads)
         let identity = try await RunHeader.identify(session.client)
         let claim = try await session.client.getIfPresent(.persistentVolumeClaims, named: parsed.target.claim, in: parsed.target.namespace)
         let header = RunHeader(plan: parsed.name, planDigest: parsed.digest, cluster: identity,
@@ -126,15 +130,27 @@ enum RunSession {
                 let elapsed = ContinuousClock.now - started
                 FileHandle.standardError.write(Data("[\(String(format: "%6.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))s] \(id): \(summary)\n".utf8))
             })
-        let task = Task { await runner.run(resuming: resuming, confirmationRequired: confirm) }
+        let task = Task {
+            let outcome = await runner.run(resuming: resuming, confirmationRequired: confirm)
+            return (outcome, runner.failure)
+        }
         interruption.install { task.cancel() }
-        switch await task.value {
+        let (outcome, failure) = await task.value
+        switch outcome {
         case .finished:
             print("finished: \(target) recreated on storageclass \(plan.storageClass.name) (run \(directory))")
         case .refused(let reason):
+            if let failure = failure as? any UserFacingError {
+                throw RepaveError(code: failure.code, failure.message, causes: failure.causes + ["nothing was changed"], hint: failure.hint, exitStatus: .refused)
+            }
             throw RepaveError(code: "run.refused", "refused before changing anything", causes: [reason], exitStatus: .refused)
         case .stopped(let reason):
-            throw RepaveError(code: "run.stopped", "the run stopped", causes: [reason], hint: "fix the cause, then: repave resume \(directory)", exitStatus: .stoppedMidRun)
+            let resume = "then: repave resume \(directory)"
+            if let failure = failure as? any UserFacingError {
+                throw RepaveError(code: failure.code, failure.message, causes: failure.causes,
+                                  hint: (failure.hint.map { $0 + "; " } ?? "fix the cause, ") + resume, exitStatus: .stoppedMidRun)
+            }
+            throw RepaveError(code: "run.stopped", "the run stopped", causes: [reason], hint: "fix the cause, \(resume)", exitStatus: .stoppedMidRun)
         case .interrupted(let signal):
             throw RepaveError(code: "run.interrupted", "interrupted by signal \(signal) after the last journal record was written",
                               hint: "repave resume \(directory)", exitStatus: signal == SIGINT ? .interrupted : .terminated)

@@ -175,4 +175,45 @@ struct RecreateTests {
         }
         await cleanUp(classes: [oldClass, clash], volume: nil)
     }
+
+    @Test("refusals before any change: missing permissions (all listed), an unacknowledged Argo CD or HPA; acknowledged, it runs")
+    func preflightRefusals() async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        var oldVolume: String?
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            let original = try await devpodWorld(namespace, oldClass: oldClass)
+            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
+            let planFile = scratch.file("plan.yaml")
+            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
+
+            let restricted = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", try lab.value("RESTRICTED_KUBECONFIG"), "--state-dir", scratch.file("r1")])
+            #expect(restricted.status == 2, "\(restricted.standardError)")
+            #expect(restricted.standardError.contains("the user may not do everything the run needs: missing"))
+            #expect(restricted.standardError.contains("caused by: delete persistentvolumeclaims in \(namespace)"))
+            #expect(restricted.standardError.contains("caused by: patch deployments.apps in \(namespace)"))
+            #expect(restricted.standardError.contains("hint: grant these rules"))
+
+            // Argo CD tracks the Deployment: refused until acknowledged.
+            try await client.patch(.deployments, named: "coder-jeda-codespace", in: namespace, .merge(["metadata": ["annotations": ["argocd.argoproj.io/tracking-id": "devpod:apps/Deployment:devpod/coder-jeda-codespace"]]]))
+            try await client.create(.horizontalPodAutoscalers, in: namespace, [
+                "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": ["name": "ws"],
+                "spec": ["scaleTargetRef": ["apiVersion": "apps/v1", "kind": "Deployment", "name": "coder-jeda-codespace"], "minReplicas": 1, "maxReplicas": 2],
+            ])
+            let argo = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r2")])
+            #expect(argo.status == 2, "\(argo.standardError)")
+            #expect(argo.standardError.contains("error: something would undo or fight the scale-down"))
+            #expect(argo.standardError.contains("caused by: nothing was changed"))
+            #expect(argo.standardError.contains("hint: deal with each, then list it under acknowledge: in the plan"))
+            #expect(argo.standardError.contains("is tracked by Argo CD"))
+            #expect(argo.standardError.contains("HorizontalPodAutoscaler ws scales Deployment/coder-jeda-codespace"))
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace)).uid == original.uid)
+
+            try plan(namespace: namespace, newClass: newClass, extra: "acknowledge: [argocd, hpa]").write(toFile: planFile, atomically: true, encoding: .utf8)
+            let acknowledged = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r3")])
+            #expect(acknowledged.status == 0, "\(acknowledged.standardError)")
+        }
+        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+    }
 }

@@ -28,6 +28,8 @@ public final class Runner {
     let clock: @Sendable () -> Date
     let lock: ClusterLock?
     private let lockLost = LockLoss()
+    /// The error that stopped the run, for the caller to render with its hint.
+    public private(set) var failure: (any Error)?
 
     public init(
         steps: [any Step], journal: Journal, client: KubeClient, dryRun: Bool = false,
@@ -195,7 +197,8 @@ public final class Runner {
                     event = .recorded
                 }
             } catch {
-                logger.error("step failed", metadata: ["step": "\(context.currentStep)", "error": "\(error)"])
+                logger.info("step failed", metadata: ["step": "\(context.currentStep)", "error": "\(error)"])
+                failure = error
                 // A journal that can no longer be written must not be written again.
                 if error is JournalError { return .stopped("\(error)") }
                 event = .failed("\(context.currentStep): \(error)")

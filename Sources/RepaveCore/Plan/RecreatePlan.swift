@@ -10,6 +10,11 @@ public struct RecreatePlan: Sendable, Codable, Equatable {
         }
         public var kind: Kind
         public var name: String
+
+        public init(kind: Kind, name: String) {
+            self.kind = kind
+            self.name = name
+        }
     }
 
     public struct Target: Sendable, Codable, Equatable {

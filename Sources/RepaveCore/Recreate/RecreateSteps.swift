@@ -15,6 +15,8 @@ struct Preflight: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         let client = context.client
         let plan = recreate.plan
+        // Permissions first: every missing one is listed at once, before anything else is read.
+        try await recreate.checkPermissions(client, workloads: plan.target.workloads.isEmpty ? [.init(kind: .deployment, name: "*"), .init(kind: .statefulSet, name: "*")] : plan.target.workloads)
         guard let claimObject = try await client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
             throw recreate.refuse("no-claim", "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) does not exist",
                                   hint: "check target.namespace and target.claim in the plan")
@@ -48,6 +50,17 @@ struct Preflight: Step {
             throw recreate.refuse("no-class", "storageclass \(plan.storageClass.name) does not exist and storageClass.ensure is false",
                                   hint: "create it, or set ensure: true")
         }
+        let workloads = plan.target.workloads.isEmpty
+            ? owners.sorted().compactMap { item -> RecreatePlan.Workload? in
+                let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
+                return RecreatePlan.Workload.Kind(rawValue: parts[0]).map { .init(kind: $0, name: parts[1]) }
+            }
+            : plan.target.workloads
+        for workload in workloads where try await client.getIfPresent(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace) == nil {
+            throw recreate.refuse("no-workload", "\(workload.kind.rawValue) \(recreate.namespace)/\(workload.name) does not exist",
+                                  hint: "a Coder workspace that was stopped has no Deployment: start it, or remove it from target.workloads")
+        }
+        try await recreate.checkReconcilers(client, workloads: workloads)
         try checkGitReport()
         if context.facts[Recreate.Fact.workloads] == nil {
             let workloads = plan.target.workloads.isEmpty ? owners.sorted() : plan.target.workloads.map { "\($0.kind.rawValue)/\($0.name)" }
