@@ -216,4 +216,65 @@ struct RecreateTests {
         }
         await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
+
+    @Test("a StatefulSet, a WaitForFirstConsumer class, and a Deployment already at 0 replicas", arguments: ["statefulset", "wffc", "zero"])
+    func variants(_ variant: String) async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        var oldVolume: String?
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            var workload = "kind: Deployment, name: coder-jeda-codespace"
+            var extraClass = ""
+            switch variant {
+            case "statefulset":
+                workload = "kind: StatefulSet, name: db"
+                try await client.create(.storageClasses, LabFixtures.storageClass(oldClass, replicas: 1))
+                try await client.create(.persistentVolumeClaims, in: namespace, LabFixtures.claim("coder-jeda-codespace-home", storageClass: oldClass))
+                try await client.create(.statefulSets, in: namespace, [
+                    "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": ["name": "db"],
+                    "spec": ["replicas": 1, "serviceName": "db", "selector": ["matchLabels": ["app": "db"]],
+                             "template": ["metadata": ["labels": ["app": "db"]],
+                                          "spec": ["containers": [["name": "db", "image": "postgres"]],
+                                                   "volumes": [["name": "data", "persistentVolumeClaim": ["claimName": "coder-jeda-codespace-home"]]]]]],
+                ])
+                try await client.wait(for: .statefulSets, named: "db", in: namespace, timeout: .seconds(30), describedAs: "db ready") {
+                    $0.map { StatefulSet($0).readyReplicas == 1 } ?? false
+                }
+            case "wffc":
+                extraClass = "  volumeBindingMode: WaitForFirstConsumer\n"
+                _ = try await devpodWorld(namespace, oldClass: oldClass)
+            default:
+                _ = try await devpodWorld(namespace, oldClass: oldClass)
+                try await client.patch(.deployments, named: "coder-jeda-codespace", in: namespace, .merge(["spec": ["replicas": 0]]))
+                try await client.wait(for: .deployments, named: "coder-jeda-codespace", in: namespace, timeout: .seconds(30), describedAs: "no pods") {
+                    $0.map { Deployment($0).statusReplicas == 0 } ?? false
+                }
+                for _ in 0..<50 where !(try await client.list(.pods, in: namespace).items.isEmpty) { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let original = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace))
+            oldVolume = original.volumeName
+            let text = plan(namespace: namespace, newClass: newClass)
+                .replacingOccurrences(of: "kind: Deployment, name: coder-jeda-codespace", with: workload)
+                .replacingOccurrences(of: "  parameters: {numberOfReplicas: \"3\", staleReplicaTimeout: \"30\", fsType: ext4}\n",
+                                      with: "  parameters: {numberOfReplicas: \"3\", staleReplicaTimeout: \"30\", fsType: ext4}\n" + extraClass)
+            let planFile = scratch.file("plan.yaml")
+            try text.write(toFile: planFile, atomically: true, encoding: .utf8)
+            let result = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")])
+            #expect(result.status == 0, "\(variant): \(result.standardError)")
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace))
+            #expect(claim.uid != original.uid && claim.storageClassName == newClass, "\(variant)")
+            switch variant {
+            case "statefulset":
+                #expect(StatefulSet(try await client.get(.statefulSets, named: "db", in: namespace)).readyReplicas == 1)
+            case "wffc":
+                #expect(claim.isBound)
+                #expect(claim.metadata.annotations["volume.kubernetes.io/selected-node"] != nil)
+            default:
+                // Nothing runs: the volume stays unbound or detached, the workload stays at 0.
+                #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).replicas == 0)
+            }
+        }
+        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+    }
 }
