@@ -104,6 +104,33 @@ struct ResumeCommand: AsyncParsableCommand {
     }
 }
 
+/// `repave abort RUN`: before the point of no return, undo what the run changed.
+struct AbortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abort", abstract: "Before the point of no return: put the workloads and the old volume back as they were.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The run directory or name.")
+    var run: String
+
+    func run() async throws {
+        let directory = RunLocator.resolve(run)
+        let journal = try Journal.open(directory: directory)
+        guard let planData = FileManager.default.contents(atPath: directory + "/plan.json") else {
+            throw RepaveError(code: "abort.no-plan", "\(directory) holds no plan.json", exitStatus: .journalRefused)
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let plan = try decoder.decode(RecreatePlan.self, from: planData)
+        let session = try await RunSession.connect(global: global, plan: plan)
+        let undone = try await Recreate(plan: plan, run: journal.run, runDirectory: directory).abort(journal: journal, client: session.client)
+        print(undone.isEmpty ? "aborted: nothing had been changed" : "aborted:\n" + undone.map { "  \($0)" }.joined(separator: "\n"))
+    }
+}
+
+extension AbortCommand: GlobalOptionsCarrier {}
+
 /// What `run` and `resume` share: connecting, running the steps, reporting, exit statuses.
 enum RunSession {
     struct Connected {

@@ -20,7 +20,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let (records, torn) = try RunLocator.read(directory)
         let state = Runner.state(of: records)
-        let ending = records.last { ["finished", "stopped"].contains($0.kind) && $0.sequence == records.last?.sequence }
+        let ending = records.last { ["finished", "stopped", "aborted"].contains($0.kind) && $0.sequence == records.last?.sequence }
         let runningBy = RunLock.holder(of: directory)
         let outcome = runningBy != nil ? "running" : ending?.kind ?? "interrupted"
         let reason = ending.flatMap { try? $0.decode([String: String].self) }?["reason"]
@@ -42,7 +42,9 @@ struct StatusCommand: AsyncParsableCommand {
             print("steps done: \(state.done.isEmpty ? "none" : state.done.sorted().joined(separator: ", "))")
             if let dangling = state.dangling { print("in progress: \(dangling) (a request's outcome is unknown; resume settles it by reading the cluster)") }
             print("point of no return: \(crossed ? "crossed" : "not crossed")")
-            if outcome != "finished" && outcome != "running" { print("next:       repave resume \(directory)") }
+            if !["finished", "running", "aborted"].contains(outcome) {
+                print("next:       repave resume \(directory)" + (crossed ? " (past the point of no return: only forward)" : ", or repave abort \(directory)"))
+            }
         }
     }
 }

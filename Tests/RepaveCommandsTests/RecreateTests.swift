@@ -277,4 +277,44 @@ struct RecreateTests {
         }
         await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
+
+    @Test("abort before the point of no return puts everything back; after it, abort is refused")
+    func abort() async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        var oldVolume: String?
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            let original = try await devpodWorld(namespace, oldClass: oldClass)
+            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
+            let planFile = scratch.file("plan.yaml")
+            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
+            let crashed = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("a")],
+                                               environment: ["REPAVE_FAILPOINTS": "after-outcome:scale-down"])
+            #expect(crashed.status == 137)
+            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).replicas == 0)
+            let run = scratch.file("a/" + (try FileManager.default.contentsOfDirectory(atPath: scratch.file("a"))[0]))
+            let aborted = try await runProcess(try repaveBinary(), ["abort", run, "--kubeconfig", lab.adminKubeconfig])
+            #expect(aborted.status == 0, "\(aborted.standardError)")
+            #expect(aborted.standardOutput.contains("Deployment/coder-jeda-codespace back to 1 replicas"))
+            #expect(aborted.standardOutput.contains("reclaim policy back to Delete"))
+            let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace))
+            #expect(deployment.replicas == 1 && deployment.metadata.annotations["repave/original-replicas"] == nil)
+            #expect(PersistentVolume(try await client.get(.persistentVolumes, named: oldVolume ?? "")).reclaimPolicy == "Delete")
+            #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: namespace) == nil)
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).uid == original.uid)
+            #expect(try await runProcess(try repaveBinary(), ["status", run]).standardOutput.contains("state:      aborted"))
+
+            let past = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("b")],
+                                            environment: ["REPAVE_FAILPOINTS": "after-request:delete-claim"])
+            #expect(past.status == 137)
+            let second = scratch.file("b/" + (try FileManager.default.contentsOfDirectory(atPath: scratch.file("b"))[0]))
+            let refused = try await runProcess(try repaveBinary(), ["abort", second, "--kubeconfig", lab.adminKubeconfig])
+            #expect(refused.status == 4)
+            #expect(refused.standardError.contains("passed its point of no return"))
+            let finished = try await runProcess(try repaveBinary(), ["resume", second, "--kubeconfig", lab.adminKubeconfig])
+            #expect(finished.status == 0, "\(finished.standardError)")
+        }
+        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+    }
 }

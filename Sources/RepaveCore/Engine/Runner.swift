@@ -65,7 +65,7 @@ public final class Runner {
     /// Repave and is not resumed.
     public static let knownKinds: Set<String> = [
         "header", "intent", "outcome", "fact", "resolved", "applied", "confirmed", "pnr", "step_done", "lock",
-        "stopped", "finished", "repair", "note", "override",
+        "stopped", "finished", "repair", "note", "override", "aborted",
     ]
 
     public static func state(of records: [JournalRecord]) -> State {
