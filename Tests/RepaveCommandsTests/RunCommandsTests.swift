@@ -64,3 +64,19 @@ struct RunCommandsTests {
         #expect(missing.standardError.contains("no journal at"))
     }
 }
+
+@Suite("runbook")
+struct RunbookTests {
+    @Test("runbooks/devpod-home.md is what `repave runbook plans/devpod-home.yaml --offline` writes (regenerate it when this fails)")
+    func devpodRunbookIsCurrent() async throws {
+        let root = RunCommandsTests.root
+        let result = try await runProcess(try repaveBinary(), ["runbook", "plans/devpod-home.yaml", "--offline"], workingDirectory: root)
+        #expect(result.status == 0, "\(result.standardError)")
+        let committed = try String(contentsOfFile: root + "/runbooks/devpod-home.md", encoding: .utf8)
+        #expect(result.standardOutput == committed)
+        #expect(committed.contains("| `delete-claim` **(point of no return)** |"))
+        #expect(committed.contains("repave abort <run>"))
+        let again = try await runProcess(try repaveBinary(), ["runbook", "plans/devpod-home.yaml", "--offline"], workingDirectory: root)
+        #expect(again.standardOutput == result.standardOutput)
+    }
+}
