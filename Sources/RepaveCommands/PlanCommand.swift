@@ -14,8 +14,22 @@ struct PlanCommand: AsyncParsableCommand {
     @Argument(help: "The plan file (e.g. plans/devpod-home.yaml).")
     var plan: String
 
+    @Flag(name: .customLong("server-dry-run"), help: "Also run the live preflight and send every change with dryRun=All (nothing is stored).")
+    var serverDryRun = false
+
     func run() async throws {
         let parsed = try RecreatePlan.load(contentsOf: plan)
+        if serverDryRun {
+            print(Self.describe(parsed, file: plan), terminator: "")
+            let session = try await RunSession.connect(global: global, plan: parsed)
+            print("\nserver dry run against \(session.client.connection.server) (context \(session.client.connection.contextName)):")
+            let lines = try await Recreate.serverDryRun(plan: parsed, client: session.client)
+            for line in lines { print("  " + line) }
+            if lines.contains(where: { $0.hasPrefix("FAIL") }) {
+                throw RepaveError(code: "plan.dry-run-failed", "the API server would refuse part of the run", hint: "see the FAIL lines above", exitStatus: .refused)
+            }
+            return
+        }
         switch global.output {
         case .json:
             let document = try JSONSerialization.jsonObject(with: parsed.canonicalJSON())

@@ -317,4 +317,34 @@ struct RecreateTests {
         }
         await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
+
+    @Test("plan --server-dry-run: the API server checks every change, and nothing changes")
+    func serverDryRun() async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            let original = try await devpodWorld(namespace, oldClass: oldClass)
+            let volume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName ?? ""
+            let planFile = scratch.file("plan.yaml")
+            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
+            let result = try await runProcess(try repaveBinary(), ["plan", planFile, "--server-dry-run", "--kubeconfig", lab.adminKubeconfig])
+            #expect(result.status == 0, "\(result.standardOutput) \(result.standardError)")
+            #expect(result.standardOutput.contains("ok   create storageclass \(newClass)"))
+            #expect(result.standardOutput.contains("ok   delete the claim (uid-guarded)"))
+            #expect(!result.standardOutput.contains("FAIL"))
+            // Nothing was stored.
+            #expect(try await client.getIfPresent(.storageClasses, named: newClass) == nil)
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).uid == original.uid)
+            #expect(try await client.getIfPresent(.persistentVolumeClaims, named: original.name + "-dry-run", in: namespace) == nil)
+            #expect(PersistentVolume(try await client.get(.persistentVolumes, named: volume)).reclaimPolicy == "Delete")
+            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).replicas == 1)
+
+            // The restricted user: the dry run stops at the permission check, listing what is missing.
+            let restricted = try await runProcess(try repaveBinary(), ["plan", planFile, "--server-dry-run", "--kubeconfig", try lab.value("RESTRICTED_KUBECONFIG")])
+            #expect(restricted.status == 2)
+            #expect(restricted.standardError.contains("missing"))
+        }
+        await cleanUp(classes: [oldClass], volume: nil)
+    }
 }
