@@ -58,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
             throw RepaveError(code: "run.plan-copy", "cannot write \(copy)", exitStatus: .refused)
         }
         FileHandle.standardError.write(Data("run \(directory)\n".utf8))
-        try await RunSession.execute(session, plan: parsed, journal: journal, directory: directory, resuming: false, confirm: !yes)
+        try await RunSession.execute(session, plan: parsed, journal: journal, directory: directory, resuming: false, confirm: !yes, json: global.output == .json)
     }
 }
 
@@ -100,7 +100,7 @@ struct ResumeCommand: AsyncParsableCommand {
             }
             try journal.append(kind: "override", data: ["accepted": problems.joined(separator: "; ")])
         }
-        try await RunSession.execute(session, plan: plan, journal: journal, directory: directory, resuming: true, confirm: false)
+        try await RunSession.execute(session, plan: plan, journal: journal, directory: directory, resuming: true, confirm: false, json: global.output == .json)
     }
 }
 
@@ -143,7 +143,7 @@ enum RunSession {
         return Connected(client: client)
     }
 
-    static func execute(_ session: Connected, plan: RecreatePlan, journal: sending Journal, directory: String, resuming: Bool, confirm: Bool) async throws {
+    static func execute(_ session: Connected, plan: RecreatePlan, journal: sending Journal, directory: String, resuming: Bool, confirm: Bool, json: Bool) async throws {
         let steps = Recreate(plan: plan, run: journal.run, runDirectory: directory).steps()
         let lock = ClusterLock(client: session.client, namespace: plan.target.namespace, claim: plan.target.claim, holder: journal.run)
         let interruption = Interruption()
@@ -165,7 +165,13 @@ enum RunSession {
         let (outcome, failure) = await task.value
         switch outcome {
         case .finished:
-            print("finished: \(target) recreated on storageclass \(plan.storageClass.name) (run \(directory))")
+            if json {
+                let object: [String: Any] = ["result": "finished", "run": directory, "claim": target, "storageClass": plan.storageClass.name]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("finished: \(target) recreated on storageclass \(plan.storageClass.name) (run \(directory))")
+            }
         case .refused(let reason):
             if let failure = failure as? any UserFacingError {
                 throw RepaveError(code: failure.code, failure.message, causes: failure.causes + ["nothing was changed"], hint: failure.hint, exitStatus: .refused)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Journal
+import KubeAPI
 import RepaveCore
 
 /// `repave status [RUN]`: where a run stands, from its journal (the latest run when none is
@@ -25,6 +26,7 @@ struct StatusCommand: AsyncParsableCommand {
         let outcome = runningBy != nil ? "running" : ending?.kind ?? "interrupted"
         let reason = ending.flatMap { try? $0.decode([String: String].self) }?["reason"]
         let crossed = records.contains { $0.kind == "pnr" }
+        let live = await Self.liveState(directory: directory, global: global)
         switch global.output {
         case .json:
             var object: [String: Any] = [
@@ -34,6 +36,7 @@ struct StatusCommand: AsyncParsableCommand {
             if let dangling = state.dangling { object["inProgress"] = dangling }
             if let reason { object["reason"] = reason }
             if let runningBy { object["runningBy"] = runningBy }
+            object["cluster"] = live
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         case .text:
@@ -42,6 +45,7 @@ struct StatusCommand: AsyncParsableCommand {
             print("steps done: \(state.done.isEmpty ? "none" : state.done.sorted().joined(separator: ", "))")
             if let dangling = state.dangling { print("in progress: \(dangling) (a request's outcome is unknown; resume settles it by reading the cluster)") }
             print("point of no return: \(crossed ? "crossed" : "not crossed")")
+            for (key, value) in live.sorted(by: { $0.key < $1.key }) { print("cluster \(key): \(value)") }
             if !["finished", "running", "aborted"].contains(outcome) {
                 print("next:       repave resume \(directory)" + (crossed ? " (past the point of no return: only forward)" : ", or repave abort \(directory)"))
             }
@@ -50,3 +54,37 @@ struct StatusCommand: AsyncParsableCommand {
 }
 
 extension StatusCommand: GlobalOptionsCarrier {}
+
+extension StatusCommand {
+    /// The claim, the workloads and the lease as the cluster has them now; an unreachable
+    /// cluster is reported, not fatal (the journal alone still says where the run stands).
+    static func liveState(directory: String, global: GlobalOptions) async -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: directory + "/plan.json") else { return [:] }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        guard let plan = try? decoder.decode(RecreatePlan.self, from: data) else { return ["error": "plan.json is unreadable"] }
+        do {
+            let client = try await RunSession.connect(global: global, plan: plan).client
+            var state: [String: String] = [:]
+            let ns = plan.target.namespace
+            if let claim = try await client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: ns).map(PersistentVolumeClaim.init) {
+                state["claim"] = "\(ns)/\(claim.name) uid \(claim.uid), class \(claim.storageClassName ?? "-"), \(claim.phase)" + (claim.metadata.isTerminating ? ", terminating" : "")
+            } else {
+                state["claim"] = "\(ns)/\(plan.target.claim) does not exist"
+            }
+            for workload in plan.target.workloads {
+                let type: ResourceType = workload.kind == .deployment ? .deployments : .statefulSets
+                if let object = try await client.getIfPresent(type, named: workload.name, in: ns) {
+                    let replicas = workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
+                    state["\(workload.kind.rawValue)/\(workload.name)"] = "\(replicas) replicas"
+                }
+            }
+            let lock = ClusterLock(client: client, namespace: ns, claim: plan.target.claim, holder: "")
+            let lease = try await client.getIfPresent(.leases, named: lock.name, in: ns).map(Lease.init)
+            state["lease"] = lease.map { "held by \($0.holderIdentity ?? "?"), renewed \($0.renewTime ?? "?")" } ?? "none"
+            return state
+        } catch {
+            return ["error": "not reachable: \(error)"]
+        }
+    }
+}

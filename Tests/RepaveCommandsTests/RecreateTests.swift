@@ -100,7 +100,12 @@ struct RecreateTests {
             #expect(try await client.getIfPresent(.longhornVolumes, named: old.name, in: "longhorn-system") != nil)
             #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: namespace) == nil)
 
+            #expect(result.standardError.contains("scale-down: waiting for 1 pod to terminate: coder-jeda-codespace-"))
+            #expect(result.standardError.contains("scale-up: waiting for the rollout of Deployment/coder-jeda-codespace"))
             let runs = try FileManager.default.contentsOfDirectory(atPath: scratch.file("runs"))
+            let status = try await runProcess(try repaveBinary(), ["status", scratch.file("runs/\(runs[0])"), "--kubeconfig", lab.adminKubeconfig])
+            #expect(status.standardOutput.contains("cluster claim: \(namespace)/coder-jeda-codespace-home uid \(claim.uid), class \(newClass), Bound"))
+            #expect(status.standardOutput.contains("cluster lease: none"))
             let records = try Journal.read(directory: scratch.file("runs/\(runs[0])")).records
             #expect(records.last?.kind == "finished")
             #expect(records.filter { $0.kind == "intent" }.count <= 8)

@@ -49,6 +49,7 @@ public final class Runner {
         self.clock = clock
         self.lock = lock
         self.context = StepContext(client: client, journal: journal, dryRun: dryRun, facts: Self.facts(in: journal.records), logger: logger)
+        self.context.progress = progress
     }
 
     /// What the journal says: steps done, a step whose last intent has no outcome, facts.

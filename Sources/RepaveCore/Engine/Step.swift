@@ -39,6 +39,7 @@ public final class StepContext: @unchecked Sendable {
     public private(set) var facts: [String: String]
     var currentStep = ""
     var attempt = 1
+    var progress: (String, String) -> Void = { _, _ in }
 
     init(client: KubeClient, journal: Journal, dryRun: Bool, facts: [String: String], logger: Logger) {
         self.client = client
@@ -86,8 +87,10 @@ public final class StepContext: @unchecked Sendable {
         logger.notice("\(text)")
     }
 
-    /// Marks a wait, so that crash tests can stop the process inside it.
-    public func waiting() {
+    /// Says what a step waits for (a progress line), and marks the wait so that crash tests can
+    /// stop the process inside it.
+    public func waiting(_ what: String? = nil) {
+        if let what { progress(currentStep, "waiting for \(what)") }
         Failpoints.hit("in-wait:\(currentStep)")
     }
 }

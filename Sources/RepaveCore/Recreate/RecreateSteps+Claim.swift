@@ -36,9 +36,10 @@ struct ScaleDown: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        context.waiting()
+        let pods = try await recreate.podsMountingClaim(context.client)
+        context.waiting(pods.isEmpty ? "no pod to mount the claim" : "\(pods.count) pod\(pods.count == 1 ? "" : "s") to terminate: \(pods.map(\.name).joined(separator: ", "))")
         // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods.
-        for pod in try await recreate.podsMountingClaim(context.client) {
+        for pod in pods {
             try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, timeout: estimate,
                                           describedAs: "pod \(pod.name) to terminate (it mounts the claim)") { $0 == nil }
         }
@@ -74,7 +75,7 @@ struct DeleteClaim: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        context.waiting()
+        context.waiting("the old claim to be gone (its pvc-protection finalizer clears when no pod uses it)")
         let old = context.facts[Recreate.Fact.claimUID] ?? ""
         do {
             try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: estimate,
@@ -154,7 +155,7 @@ struct AwaitBound: Step {
     func apply(_ context: StepContext) async throws {}
 
     func await(_ context: StepContext) async throws {
-        context.waiting()
+        context.waiting("the new claim to be Bound (the provisioner creates its volume)")
         try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: estimate,
                                       describedAs: "the new claim to be Bound") { $0.map { PersistentVolumeClaim($0).isBound } ?? false }
     }

@@ -36,7 +36,7 @@ struct ScaleUp: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        context.waiting()
+        context.waiting("the rollout of " + recreate.workloads(context).map { "\($0.kind.rawValue)/\($0.name)" }.joined(separator: ", "))
         for workload in recreate.workloads(context) {
             let type = recreate.workloadType(workload.kind)
             let want = original(workload, context)
@@ -80,7 +80,7 @@ struct Verify: Step {
     func apply(_ context: StepContext) async throws {}
 
     func await(_ context: StepContext) async throws {
-        context.waiting()
+        context.waiting("the new volume to verify (up to \(recreate.plan.timeouts.verify))")
         let deadline = ContinuousClock.now + estimate
         var last: [String] = []
         while ContinuousClock.now < deadline {
