@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "LabAgentTests", dependencies: ["KubeAPI", "RepaveTestSupport"], swiftSettings: strict),
-        .testTarget(name: "RepaveCoreTests", dependencies: ["RepaveCore", "Git", "RepaveTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RepaveCoreTests", dependencies: ["RepaveCore", "Git", "Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "GitTests", dependencies: ["Git", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "RepaveCommandsTests", dependencies: [

@@ -51,6 +51,7 @@ public struct ResourceType: Sendable, Hashable, CustomStringConvertible {
     public static let leases = ResourceType(group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true)
     public static let horizontalPodAutoscalers = ResourceType(group: "autoscaling", version: "v1", plural: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler", namespaced: true)
     public static let customResourceDefinitions = ResourceType(group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", kind: "CustomResourceDefinition", namespaced: false)
+    public static let selfSubjectRulesReviews = ResourceType(group: "authorization.k8s.io", version: "v1", plural: "selfsubjectrulesreviews", kind: "SelfSubjectRulesReview", namespaced: false)
     public static let selfSubjectAccessReviews = ResourceType(group: "authorization.k8s.io", version: "v1", plural: "selfsubjectaccessreviews", kind: "SelfSubjectAccessReview", namespaced: false)
     /// Longhorn's volume (`volumes.longhorn.io`), named like the PV it backs.
     public static let longhornVolumes = ResourceType(group: "longhorn.io", version: "v1beta2", plural: "volumes", kind: "Volume", namespaced: true)

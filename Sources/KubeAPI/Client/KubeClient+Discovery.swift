@@ -58,3 +58,36 @@ extension KubeClient {
             reason: answer[path: "status", "reason"]?.stringValue ?? "")
     }
 }
+
+extension KubeClient {
+    /// SelfSubjectRulesReview: the rules the current user has in `namespace`, or nil when the
+    /// authorizer cannot list them completely (then ask question by question).
+    public func rulesReview(in namespace: String) async throws -> [AccessRule]? {
+        let review: JSON = [
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+            "spec": ["namespace": .string(namespace)],
+        ]
+        let answer = try await create(.selfSubjectRulesReviews, review)
+        if answer[path: "status", "incomplete"]?.boolValue == true { return nil }
+        return (answer[path: "status", "resourceRules"]?.arrayValue ?? []).map { rule in
+            func strings(_ key: String) -> [String] { rule[key]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+            return AccessRule(verbs: strings("verbs"), apiGroups: strings("apiGroups"), resources: strings("resources"), resourceNames: strings("resourceNames"))
+        }
+    }
+
+    public struct AccessRule: Sendable, Equatable {
+        public var verbs: [String]
+        public var apiGroups: [String]
+        public var resources: [String]
+        public var resourceNames: [String]
+
+        /// Whether this rule grants `question` (wildcards as RBAC reads them).
+        public func allows(_ question: AccessQuestion) -> Bool {
+            let resource = question.subresource.map { "\(question.type.plural)/\($0)" } ?? question.type.plural
+            return (verbs.contains("*") || verbs.contains(question.verb))
+                && (apiGroups.contains("*") || apiGroups.contains(question.type.group))
+                && (resources.contains("*") || resources.contains(resource))
+                && (resourceNames.isEmpty || question.name.map(resourceNames.contains) == true)
+        }
+    }
+}

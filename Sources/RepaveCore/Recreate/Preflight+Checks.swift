@@ -33,9 +33,23 @@ extension Recreate {
     /// Asks the API server about every permission at once; refuses listing all that are missing,
     /// with the Role rules that would grant them.
     public func checkPermissions(_ client: KubeClient, workloads: [RecreatePlan.Workload]) async throws {
+        // Namespaced questions: one rules review per namespace (falling back to single reviews
+        // when the authorizer cannot list rules); cluster-scoped ones: one review each.
         var missing: [KubeClient.AccessQuestion] = []
-        for question in permissions(workloads) where !(try await client.accessReview(question).allowed) {
-            missing.append(question)
+        var rulesByNamespace: [String: [KubeClient.AccessRule]?] = [:]
+        for question in permissions(workloads) {
+            var allowed: Bool
+            if let namespace = question.namespace {
+                if rulesByNamespace[namespace] == nil { rulesByNamespace[namespace] = .some(try await client.rulesReview(in: namespace)) }
+                if let known = rulesByNamespace[namespace] ?? nil {
+                    allowed = known.contains { $0.allows(question) }
+                } else {
+                    allowed = try await client.accessReview(question).allowed
+                }
+            } else {
+                allowed = try await client.accessReview(question).allowed
+            }
+            if !allowed { missing.append(question) }
         }
         guard !missing.isEmpty else { return }
         let lines = missing.map { "\($0.verb) \($0.type)" + ($0.namespace.map { " in \($0)" } ?? " (cluster-wide)") }

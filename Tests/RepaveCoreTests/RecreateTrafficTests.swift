@@ -1,0 +1,66 @@
+import Curl
+import Foundation
+import Journal
+import KubeAPI
+import RepaveTestSupport
+import Testing
+
+@testable import RepaveCore
+
+/// How much the devpod scenario asks of the API server, counted by a transport decorator around
+/// the real one (the lab agent's own traffic is not included).
+@Suite("recreate API traffic", .serialized)
+struct RecreateTrafficTests {
+    @Test("the devpod scenario takes at most 60 API requests")
+    func requestCount() async throws {
+        let lab = try Lab.current()
+        let admin = try lab.adminClient(userAgent: "repave-test/traffic")
+        let scratch = try ScratchDirectory()
+        let id = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        var oldVolume: String?
+        try await withTestNamespace(admin, prefix: "devpod") { namespace in
+            try await admin.create(.storageClasses, LabFixtures.storageClass(oldClass, replicas: 1))
+            try await admin.create(.persistentVolumeClaims, in: namespace, LabFixtures.claim("home", storageClass: oldClass))
+            try await admin.create(.deployments, in: namespace, LabFixtures.deployment("ws", claim: "home"))
+            try await admin.wait(for: .deployments, named: "ws", in: namespace, timeout: .seconds(30), describedAs: "ws available") {
+                $0.map { Deployment($0).availableReplicas == 1 } ?? false
+            }
+            oldVolume = PersistentVolumeClaim(try await admin.get(.persistentVolumeClaims, named: "home", in: namespace)).volumeName
+
+            let plan = try RecreatePlan.parse(Data("""
+                apiVersion: repave/v1
+                kind: RecreatePlan
+                metadata: {name: traffic}
+                target: {namespace: \(namespace), claim: home, workloads: [{kind: Deployment, name: ws}]}
+                storageClass: {name: \(newClass), provisioner: driver.longhorn.io, parameters: {numberOfReplicas: "3"}}
+                timeouts: {scaleDown: 60s, claimDeletion: 60s, bind: 60s, rollout: 60s, verify: 30s}
+                """.utf8), file: "traffic.yaml")
+            let connection = try KubeconfigLoader(explicitPath: lab.adminKubeconfig).load()
+            let counter = FaultInjectingTransport(try HTTPSession(configuration: .init(tls: connection.tls, userAgent: "repave-test/traffic"))) { _, _ in nil }
+            let client = try KubeClient(connection: connection, userAgent: "repave-test/traffic", transport: counter)
+            let journal = try Journal.create(directory: scratch.file("run"), run: "traffic", header: ["plan": "traffic"])
+            let recreate = Recreate(plan: plan, run: "traffic", runDirectory: scratch.file("run"))
+            let runner = Runner(steps: recreate.steps(), journal: journal, client: client,
+                                lock: ClusterLock(client: client, namespace: namespace, claim: "home", holder: "traffic"), confirm: { _ in true })
+            let outcome = await runner.run(resuming: false, confirmationRequired: false)
+            #expect(outcome == .finished, "\(String(describing: runner.failure))")
+            let sent = counter.sent
+            let writes = sent.filter { $0.method != .get && !$0.url.contains("selfsubject") }
+            let watches = sent.filter { $0.url.contains("watch=1") }
+            let reviews = sent.filter { $0.url.contains("selfsubject") }
+            // Reported for BENCHMARKS.md and the closing note.
+            print("devpod scenario API traffic: \(sent.count) requests (\(reviews.count) access and rules reviews, \(writes.count) writes, \(watches.count) watches)")
+            #expect(sent.count <= 60, "\(sent.count) requests: \(sent.map { "\($0.method.rawValue) \($0.url)" })")
+            #expect(writes.count <= 10)
+        }
+        if let oldVolume, let pv = try? await admin.getIfPresent(.persistentVolumes, named: oldVolume) {
+            _ = try? await admin.delete(.persistentVolumes, named: oldVolume, uid: PersistentVolume(pv).uid)
+        }
+        for name in [oldClass, newClass] {
+            if let object = try? await admin.getIfPresent(.storageClasses, named: name) {
+                _ = try? await admin.delete(.storageClasses, named: name, uid: StorageClass(object).uid)
+            }
+        }
+    }
+}
