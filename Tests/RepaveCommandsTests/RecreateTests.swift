@@ -41,7 +41,9 @@ struct RecreateTests {
         try await client.create(.storageClasses, LabFixtures.storageClass(oldClass, replicas: 1))
         let claim = PersistentVolumeClaim(try await client.create(.persistentVolumeClaims, in: namespace,
             LabFixtures.claim("coder-jeda-codespace-home", storageClass: oldClass, size: "60Gi")))
-        try await client.create(.deployments, in: namespace, LabFixtures.deployment("coder-jeda-codespace", claim: "coder-jeda-codespace-home"))
+        // Like a real kubelet, the lab's takes a moment to stop the pod: scale-down must wait for it.
+        try await client.create(.deployments, in: namespace, LabFixtures.deployment("coder-jeda-codespace", claim: "coder-jeda-codespace-home",
+                                                                                     podAnnotations: ["lab.repave/terminate-delay": "1s"]))
         try await client.wait(for: .deployments, named: "coder-jeda-codespace", in: namespace, timeout: .seconds(30), describedAs: "workspace available") {
             $0.map { Deployment($0).availableReplicas == 1 } ?? false
         }
