@@ -206,7 +206,7 @@ struct RecreateTests {
             try await client.patch(.deployments, named: "coder-jeda-codespace", in: namespace, .merge(["metadata": ["annotations": ["argocd.argoproj.io/tracking-id": "devpod:apps/Deployment:devpod/coder-jeda-codespace"]]]))
             try await client.create(.horizontalPodAutoscalers, in: namespace, [
                 "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": ["name": "ws"],
-                "spec": ["scaleTargetRef": ["apiVersion": "apps/v1", "kind": "Deployment", "name": "coder-jeda-codespace"], "minReplicas": 1, "maxReplicas": 2],
+                "spec": ["scaleTargetRef": ["apiVersion": "apps/v1", "kind": "Deployment", "name": "coder-jeda-codespace"], "minReplicas": 2, "maxReplicas": 3],
             ])
             let argo = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r2")])
             #expect(argo.status == 2, "\(argo.standardError)")
@@ -220,6 +220,8 @@ struct RecreateTests {
             try plan(namespace: namespace, newClass: newClass, extra: "acknowledge: [argocd, hpa]").write(toFile: planFile, atomically: true, encoding: .utf8)
             let acknowledged = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r3")])
             #expect(acknowledged.status == 0, "\(acknowledged.standardError)")
+            // Scale-up restores at least the HPA's minReplicas (2), not the original 1.
+            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).replicas == 2)
         }
         await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
@@ -353,5 +355,31 @@ struct RecreateTests {
             #expect(restricted.standardError.contains("missing"))
         }
         await cleanUp(classes: [oldClass], volume: nil)
+    }
+
+    @Test("a git preflight by local paths: a dirty repository refuses the run; once pushed, it runs")
+    func gitPaths() async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        var oldVolume: String?
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            let original = try await devpodWorld(namespace, oldClass: oldClass)
+            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
+            let fixture = GitFixture(root: scratch.path)
+            try await fixture.pushedClone("home/Research/api")
+            try await fixture.commit("home/Research/api", file: "x.txt", content: "x\n", message: "not pushed")
+            let planFile = scratch.file("plan.yaml")
+            try plan(namespace: namespace, newClass: newClass, extra: "gitPreflight: {paths: [\(scratch.path)/home], ignore: [\"**/node_modules/**\"]}")
+                .write(toFile: planFile, atomically: true, encoding: .utf8)
+            let refused = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r1")])
+            #expect(refused.status == 2, "\(refused.standardError)")
+            #expect(refused.standardError.contains("error: the git check failed"))
+            #expect(refused.standardError.contains("branch main is 1 commit ahead of origin/main"))
+            try await fixture.git(["push", "-q"], in: "home/Research/api")
+            let ran = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r2")])
+            #expect(ran.status == 0, "\(ran.standardError)")
+        }
+        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 }

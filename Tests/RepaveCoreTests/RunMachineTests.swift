@@ -1,4 +1,5 @@
 import Journal
+import KubeAPI
 import Testing
 
 @testable import RepaveCore
@@ -189,5 +190,42 @@ struct WindowAndBindingTests {
         #expect(problems.count == 3)
         #expect(problems[1] == "this is another cluster (kube-system uid u1 at the start, u2 now)")
         #expect(problems[2].hasPrefix("persistentvolumeclaim/devpod/home is another object now"))
+    }
+}
+
+@Suite("recreate decisions")
+struct RecreateDecisionTests {
+    @Test("repave refuses to run inside a pod that mounts the claim")
+    func insideThePod() {
+        let pods = ["coder-jeda-codespace-7d9f-abcde"]
+        let env = ["KUBERNETES_SERVICE_HOST": "10.0.0.1"]
+        #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: env, serviceAccountNamespace: "devpod\n") == pods[0])
+        #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: "ops-box", environment: env, serviceAccountNamespace: "devpod") == nil)
+        #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: [:], serviceAccountNamespace: "devpod") == nil)
+        #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: env, serviceAccountNamespace: "other") == nil)
+    }
+
+    @Test("the re-created claim keeps name, labels, size and modes, drops binding annotations, carries the run id")
+    func recreatedClaim() {
+        let saved: JSON = [
+            "metadata": ["name": "home", "namespace": "devpod", "uid": "old", "resourceVersion": "9",
+                         "labels": ["com.coder.resource": "true"],
+                         "annotations": ["pv.kubernetes.io/bind-completed": "yes", "volume.beta.kubernetes.io/storage-provisioner": "driver.longhorn.io",
+                                         "volume.kubernetes.io/selected-node": "n1", "team": "dev"],
+                         "finalizers": ["kubernetes.io/pvc-protection"]],
+            "spec": ["accessModes": ["ReadWriteOnce"], "resources": ["requests": ["storage": "60Gi"]], "storageClassName": "longhorn-1r",
+                     "volumeName": "pvc-old", "volumeMode": "Filesystem"],
+            "status": ["phase": "Bound"],
+        ]
+        let made = CreateClaim.recreated(from: saved, storageClass: "longhorn-3r", run: "run-1")
+        #expect(made[path: "metadata", "annotations"] == ["team": "dev", "repave/run-id": "run-1"])
+        #expect(made[path: "metadata", "labels"] == ["com.coder.resource": "true"])
+        #expect(made[path: "metadata", "uid"] == nil)
+        #expect(made[path: "metadata", "finalizers"] == nil)
+        #expect(made[path: "spec", "storageClassName"] == "longhorn-3r")
+        #expect(made[path: "spec", "volumeName"] == nil)
+        #expect(made[path: "spec", "resources", "requests", "storage"] == "60Gi")
+        #expect(made[path: "spec", "volumeMode"] == "Filesystem")
+        #expect(made["status"] == nil)
     }
 }

@@ -27,6 +27,7 @@ public struct Recreate: Sendable {
         static let workloads = "workloads"          // kind/name,kind/name
         static let newClaimUID = "newclaim.uid"
         static func replicas(_ workload: String) -> String { "replicas.\(workload)" }
+        static func hpaMinimum(_ workload: String) -> String { "hpa.minReplicas.\(workload)" }
     }
 
     /// The steps of DESIGN.md's recreate strategy, in order.
@@ -74,6 +75,17 @@ public struct Recreate: Sendable {
             return .init(kind: .deployment, name: deployment.name)
         default: return nil
         }
+    }
+
+    /// When repave itself runs in a pod that mounts the claim (in-cluster, same namespace, the
+    /// pod's name as hostname), the name of that pod.
+    public static func insidePodMountingClaim(pods: [String], namespace: String, hostname: String, environment: [String: String],
+                                              serviceAccountNamespace: String? = try? String(contentsOfFile: "/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding: .utf8)) -> String? {
+        guard environment["KUBERNETES_SERVICE_HOST"] != nil,
+              serviceAccountNamespace?.trimmingCharacters(in: .whitespacesAndNewlines) == namespace,
+              pods.contains(hostname)
+        else { return nil }
+        return hostname
     }
 
     func refuse(_ code: String, _ message: String, hint: String) -> RepaveError {

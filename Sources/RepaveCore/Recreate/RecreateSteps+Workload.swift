@@ -8,8 +8,13 @@ struct ScaleUp: Step {
     var summary: String { "restore the workloads' original replicas and wait for the rollout" }
     var estimate: Duration { recreate.plan.timeouts.rollout.duration }
 
+    /// The replicas to restore: the original count, and at least an HPA's minReplicas (which
+    /// would otherwise raise it right after).
     private func original(_ workload: RecreatePlan.Workload, _ context: StepContext) -> Int {
-        Int(context.facts[Recreate.Fact.replicas("\(workload.kind.rawValue)/\(workload.name)")] ?? "") ?? 1
+        let name = "\(workload.kind.rawValue)/\(workload.name)"
+        let original = Int(context.facts[Recreate.Fact.replicas(name)] ?? "") ?? 1
+        let minimum = Int(context.facts[Recreate.Fact.hpaMinimum(name)] ?? "") ?? 0
+        return original > 0 ? max(original, minimum) : 0
     }
 
     func observe(_ context: StepContext) async throws -> Bool {

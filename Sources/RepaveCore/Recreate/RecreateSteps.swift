@@ -61,7 +61,16 @@ struct Preflight: Step {
                                   hint: "a Coder workspace that was stopped has no Deployment: start it, or remove it from target.workloads")
         }
         try await recreate.checkReconcilers(client, workloads: workloads)
+        if let podName = Recreate.insidePodMountingClaim(
+            pods: try await recreate.podsMountingClaim(client).map(\.name), namespace: recreate.namespace,
+            hostname: ProcessInfo.processInfo.hostName, environment: ProcessInfo.processInfo.environment)
+        {
+            throw recreate.refuse("inside-the-pod", "repave runs inside pod \(podName), which mounts the claim: scale-down would stop repave itself, and the journal would go with the claim",
+                                  hint: "run repave from outside the workload (your machine, or another pod)")
+        }
+        try await recordHPAMinimums(context, workloads: workloads)
         try checkGitReport()
+        try await checkGitPaths()
         if context.facts[Recreate.Fact.workloads] == nil {
             let workloads = plan.target.workloads.isEmpty ? owners.sorted() : plan.target.workloads.map { "\($0.kind.rawValue)/\($0.name)" }
             try context.remember(Recreate.Fact.workloads, workloads.joined(separator: ","))
@@ -70,6 +79,31 @@ struct Preflight: Step {
     }
 
     func apply(_ context: StepContext) async throws {}
+
+    /// An HPA's minReplicas, so that scale-up restores at least that many.
+    private func recordHPAMinimums(_ context: StepContext, workloads: [RecreatePlan.Workload]) async throws {
+        for hpa in try await context.client.list(.horizontalPodAutoscalers, in: recreate.namespace).items {
+            guard let kind = hpa[path: "spec", "scaleTargetRef", "kind"]?.stringValue, let name = hpa[path: "spec", "scaleTargetRef", "name"]?.stringValue,
+                  workloads.contains(where: { $0.kind.rawValue == kind && $0.name == name }),
+                  let minimum = hpa[path: "spec", "minReplicas"]?.intValue
+            else { continue }
+            let key = Recreate.Fact.hpaMinimum("\(kind)/\(name)")
+            if context.facts[key] == nil { try context.remember(key, String(minimum)) }
+        }
+    }
+
+    /// Local paths in the plan: the git check runs here, now.
+    private func checkGitPaths() async throws {
+        guard let git = recreate.plan.gitPreflight, !git.paths.isEmpty else { return }
+        let report = try await GitCheck(paths: git.paths, rules: git.require, ignore: git.ignore,
+                                        claim: "\(recreate.namespace)/\(recreate.claim)").run()
+        guard report.passed else {
+            let failing = report.repositories.filter { !$0.passed }.map { "\($0.path): \($0.reasons.joined(separator: "; "))" }
+                + report.unreadable.map { "\($0.path): unreadable (\($0.reason))" }
+            throw RepaveError(code: "preflight.git", "the git check failed: nothing on the volume may live only there", causes: failing,
+                              hint: "commit, push or drop what is listed (repave git-check \(git.paths.joined(separator: " ")) shows the details)", exitStatus: .refused)
+        }
+    }
 
     /// A `repave git-check --report` must have passed, be young enough, and name this claim.
     private func checkGitReport() throws {
