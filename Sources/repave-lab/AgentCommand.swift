@@ -10,7 +10,7 @@ struct LabCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repave-lab",
         abstract: "The lab's tools: the agent (kubelets and Longhorn) and test-only engine runs.",
-        subcommands: [AgentCommand.self, EngineDemo.self, DemoWorld.self], defaultSubcommand: AgentCommand.self)
+        subcommands: [AgentCommand.self, EngineDemo.self, DemoWorld.self, LockProbe.self], defaultSubcommand: AgentCommand.self)
 }
 
 struct AgentCommand: AsyncParsableCommand {

@@ -179,6 +179,20 @@ struct JournalTests {
         }
     }
 
+    @Test("two processes race for one run's lock 200 times: exactly one wins each time")
+    func processLockRace() async throws {
+        let scratch = try ScratchDirectory()
+        let directory = try makeRun(scratch, count: 0)
+        let probe = try labBinary()
+        for trial in 0..<200 {
+            // Both start together; the winner holds the lock 50 ms, longer than the gap between starts.
+            let result = try await runProcess("bash", ["-c", "\(probe) lock-probe \(directory) --hold 0.05 & \(probe) lock-probe \(directory) --hold 0.05 & wait"])
+            let lines = result.standardOutput.split(separator: "\n").map(String.init)
+            #expect(lines.count == 2, "trial \(trial): \(lines)")
+            #expect(lines.filter { $0 == "won" }.count == 1, "trial \(trial): \(lines)")
+        }
+    }
+
     @Test("a lock held by another process is refused at once")
     func lockHeldElsewhere() async throws {
         let scratch = try ScratchDirectory()

@@ -1,0 +1,65 @@
+import Foundation
+import Journal
+import KubeAPI
+import RepaveTestSupport
+import Synchronization
+import Testing
+
+@testable import RepaveCore
+
+/// The runner with steps that touch no cluster, so journal failures can be injected.
+@Suite("runner and a failing journal")
+struct RunnerJournalFailureTests {
+    final class Sent: Sendable {
+        let names = Mutex<[String]>([])
+    }
+
+    struct Touch: Step {
+        let id: String
+        let sent: Sent
+        var mutates: Bool { true }
+        var summary: String { "touch \(id)" }
+        var estimate: Duration { .seconds(1) }
+        func observe(_ context: StepContext) async throws -> Bool { false }
+        func apply(_ context: StepContext) async throws {
+            try await context.mutate("PATCH", "/fake/\(id)") { sent.names.withLock { $0.append(id) } }
+        }
+    }
+
+    func client(_ scratch: ScratchDirectory) throws -> KubeClient {
+        let file = scratch.file("kubeconfig")
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+            contexts: [{name: x, context: {cluster: c, user: ""}}]
+            current-context: x
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        return try KubeClient(connection: try KubeconfigLoader(explicitPath: file).load(), userAgent: "repave-test")
+    }
+
+    @Test("an fsync failure stops the run before its next request is sent")
+    func syncFailureStopsTheRun() async throws {
+        let scratch = try ScratchDirectory()
+        let syncs = Mutex(0)
+        // Header (1), then: intent a (2), outcome a (3), applied a (4), step_done a (5), intent b (6) fails.
+        let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: ["plan": "t"]) { fd in
+            let count = syncs.withLock { $0 += 1; return $0 }
+            if count == 6 { errno = EIO; return -1 }
+            return fdatasync(fd)
+        }
+        let sent = Sent()
+        let runner = Runner(steps: [Touch(id: "a", sent: sent), Touch(id: "b", sent: sent), Touch(id: "c", sent: sent)],
+                            journal: journal, client: try client(scratch), confirm: { _ in true })
+        let outcome = await runner.run(resuming: false, confirmationRequired: false)
+        guard case .stopped(let reason) = outcome else { Issue.record("expected stopped, got \(outcome)"); return }
+        #expect(reason.contains("fsync failed"))
+        // b's intent never became durable, so b's request was never sent; c never started.
+        #expect(sent.names.withLock { $0 } == ["a"])
+        let records = try Journal.read(directory: scratch.file("run")).records
+        // b's intent was written but its sync failed: the run stopped there, and a resume settles
+        // it by reading the cluster (here: nothing was sent).
+        #expect(records.map(\.kind) == ["header", "intent", "outcome", "applied", "step_done", "intent"])
+        #expect(records.last?.step == "b")
+    }
+}
