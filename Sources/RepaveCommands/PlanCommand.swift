@@ -20,11 +20,22 @@ struct PlanCommand: AsyncParsableCommand {
     func run() async throws {
         let parsed = try RecreatePlan.load(contentsOf: plan)
         if serverDryRun {
-            print(Self.describe(parsed, file: plan), terminator: "")
             let session = try await RunSession.connect(global: global, plan: parsed)
-            print("\nserver dry run against \(session.client.connection.server) (context \(session.client.connection.contextName)):")
             let lines = try await Recreate.serverDryRun(plan: parsed, client: session.client)
-            for line in lines { print("  " + line) }
+            if global.output == .json {
+                let document = try JSONSerialization.jsonObject(with: parsed.canonicalJSON())
+                let checks = lines.map { line -> [String: String] in
+                    ["result": line.hasPrefix("FAIL") ? "fail" : "ok", "check": String(line.dropFirst(5))]
+                }
+                let data = try JSONSerialization.data(withJSONObject: ["plan": document, "digest": parsed.digest, "file": plan,
+                                                                       "server": session.client.connection.server, "serverDryRun": checks],
+                                                      options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(Self.describe(parsed, file: plan), terminator: "")
+                print("\nserver dry run against \(session.client.connection.server) (context \(session.client.connection.contextName)):")
+                for line in lines { print("  " + line) }
+            }
             if lines.contains(where: { $0.hasPrefix("FAIL") }) {
                 throw RepaveError(code: "plan.dry-run-failed", "the API server would refuse part of the run", hint: "see the FAIL lines above", exitStatus: .refused)
             }
