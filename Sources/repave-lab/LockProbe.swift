@@ -9,8 +9,12 @@ struct LockProbe: AsyncParsableCommand {
 
     @Argument var directory: String
     @Option var hold: Double = 0.1
+    @Option(help: "Start at this Unix time in milliseconds (so that racers really race).")
+    var at: Int64 = 0
 
     func run() async throws {
+        let wait = Double(at) / 1000 - Date().timeIntervalSince1970
+        if wait > 0 { usleep(useconds_t(wait * 1_000_000)) }
         do {
             let lock = try RunLock(directory: directory, retries: 0)
             print("won")

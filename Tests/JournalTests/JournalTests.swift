@@ -182,14 +182,29 @@ struct JournalTests {
     @Test("two processes race for one run's lock 200 times: exactly one wins each time")
     func processLockRace() async throws {
         let scratch = try ScratchDirectory()
-        let directory = try makeRun(scratch, count: 0)
+        let directories = try (0..<4).map { index in
+            let directory = scratch.file("run-\(index)")
+            _ = try Journal.create(directory: directory, run: "r", header: Header(planDigest: "d", server: "s"))
+            return directory
+        }
         let probe = try labBinary()
-        for trial in 0..<200 {
-            // Both start together; the winner holds the lock 50 ms, longer than the gap between starts.
-            let result = try await runProcess("bash", ["-c", "\(probe) lock-probe \(directory) --hold 0.05 & \(probe) lock-probe \(directory) --hold 0.05 & wait"])
-            let lines = result.standardOutput.split(separator: "\n").map(String.init)
-            #expect(lines.count == 2, "trial \(trial): \(lines)")
-            #expect(lines.filter { $0 == "won" }.count == 1, "trial \(trial): \(lines)")
+        // 50 rounds of 4 races (one per run directory): both processes of a race wake at the same
+        // millisecond, so they really contend; the winner holds the lock 100 ms.
+        for round in 0..<50 {
+            let at = Int64((Date().timeIntervalSince1970 + 0.25) * 1000)
+            let outcomes = try await withThrowingTaskGroup(of: [String].self) { group in
+                for directory in directories {
+                    group.addTask {
+                        let command = "\(probe) lock-probe \(directory) --at \(at) --hold 0.1"
+                        let result = try await runProcess("bash", ["-c", "\(command) & \(command) & wait"])
+                        return result.standardOutput.split(separator: "\n").map(String.init)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for lines in outcomes {
+                #expect(lines.count == 2 && lines.filter { $0 == "won" }.count == 1, "round \(round): \(lines)")
+            }
         }
     }
 
