@@ -189,14 +189,16 @@ struct JournalTests {
         }
         let probe = try labBinary()
         // 50 rounds of 4 races (one per run directory): both processes of a race wake at the same
-        // millisecond, so they really contend; the winner holds the lock 100 ms.
+        // millisecond, so they really contend; a winner holds the lock until the other has tried.
         for round in 0..<50 {
             let at = Int64((Date().timeIntervalSince1970 + 0.25) * 1000)
             let outcomes = try await withThrowingTaskGroup(of: [String].self) { group in
                 for directory in directories {
                     group.addTask {
-                        let command = "\(probe) lock-probe \(directory) --at \(at) --hold 0.1"
-                        let result = try await runProcess("bash", ["-c", "\(command) & \(command) & wait"])
+                        let marks = (a: "\(directory).\(round).a", b: "\(directory).\(round).b")
+                        let probe = "\(probe) lock-probe \(directory) --at \(at)"
+                        let racers = "\(probe) --tried \(marks.a) --hold-until \(marks.b) & \(probe) --tried \(marks.b) --hold-until \(marks.a) & wait"
+                        let result = try await runProcess("bash", ["-c", racers])
                         return result.standardOutput.split(separator: "\n").map(String.init)
                     }
                 }
