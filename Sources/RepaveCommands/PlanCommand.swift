@@ -3,8 +3,9 @@ import Foundation
 import RepaveCore
 
 /// `repave plan PLAN`: the validated plan with every default made explicit, its digest and the
-/// maintenance window. Reads nothing but the file. (The live preflight and the step list join
-/// with the recreate strategy.)
+/// maintenance window, then the live preflight against the cluster (read-only; a refusal is
+/// exit 3 with what to do). `--server-dry-run` also sends every change with dryRun=All;
+/// `--offline` reads nothing but the file.
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan", abstract: "Validate a plan file and show it with every default explicit.")
@@ -17,39 +18,51 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(name: .customLong("server-dry-run"), help: "Also run the live preflight and send every change with dryRun=All (nothing is stored).")
     var serverDryRun = false
 
+    @Flag(help: "Validate the file alone: read nothing from the cluster (no preflight).")
+    var offline = false
+
+    func validate() throws {
+        if offline && serverDryRun { throw ValidationError("--offline and --server-dry-run exclude each other: pick one") }
+    }
+
     func run() async throws {
         let parsed = try RecreatePlan.load(contentsOf: plan)
-        if serverDryRun {
-            let session = try await RunSession.connect(global: global, plan: parsed)
-            let lines = try await Recreate.serverDryRun(plan: parsed, client: session.client)
-            if global.output == .json {
-                let document = try JSONSerialization.jsonObject(with: parsed.canonicalJSON())
-                let checks = lines.map { line -> [String: String] in
-                    ["result": line.hasPrefix("FAIL") ? "fail" : "ok", "check": String(line.dropFirst(5))]
-                }
-                let data = try JSONSerialization.data(withJSONObject: ["plan": document, "digest": parsed.digest, "file": plan,
-                                                                       "server": session.client.connection.server, "serverDryRun": checks],
-                                                      options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-                print(String(decoding: data, as: UTF8.self))
-            } else {
-                print(Self.describe(parsed, file: plan), terminator: "")
-                print("\nserver dry run against \(session.client.connection.server) (context \(session.client.connection.contextName)):")
-                for line in lines { print("  " + line) }
-            }
-            if lines.contains(where: { $0.hasPrefix("FAIL") }) {
-                throw RepaveError(code: "plan.dry-run-failed", "the API server would refuse part of the run", hint: "see the FAIL lines above", exitStatus: .refused)
-            }
-            return
-        }
-        switch global.output {
-        case .json:
-            let document = try JSONSerialization.jsonObject(with: parsed.canonicalJSON())
-            let data = try JSONSerialization.data(withJSONObject: ["plan": document, "digest": parsed.digest, "file": plan],
-                                                  options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        let json = global.output == .json
+        if !json { print(Self.describe(parsed, file: plan), terminator: "") }
+        var document: [String: Any] = ["plan": try JSONSerialization.jsonObject(with: parsed.canonicalJSON()), "digest": parsed.digest, "file": plan]
+        // With -o json, one document: the plan (and its checks) on success, the error envelope otherwise.
+        func emit() throws {
+            guard json else { return }
+            let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
-        case .text:
-            print(Self.describe(parsed, file: plan), terminator: "")
         }
+        if offline { return try emit() }
+        let session: RunSession.Connected
+        do {
+            session = try await RunSession.connect(global: global, plan: parsed)
+        } catch where ErrorRenderer.isOurs(error) {
+            let error = ErrorRenderer.userFacing(error)
+            throw RepaveError(code: error.code, error.message, causes: error.causes,
+                              hint: (error.hint.map { $0 + "; " } ?? "") + "or validate the file alone: repave plan \(plan) --offline",
+                              exitStatus: error.exitStatus)
+        }
+        let connection = session.client.connection
+        if !json { print("\n\(serverDryRun ? "server dry run" : "preflight") against \(connection.server) (context \(connection.contextName)):") }
+        document["server"] = connection.server
+        let lines = try await Recreate.serverDryRun(plan: parsed, client: session.client, writes: serverDryRun)
+        if json {
+            document[serverDryRun ? "serverDryRun" : "preflight"] = lines.map { line -> [String: String] in
+                ["result": line.hasPrefix("FAIL") ? "fail" : "ok", "check": String(line.dropFirst(5))]
+            }
+        } else {
+            for line in lines { print("  " + line) }
+        }
+        let failed = lines.filter { $0.hasPrefix("FAIL") }
+        guard failed.isEmpty else {
+            throw RepaveError(code: "plan.dry-run-failed", "the API server would refuse part of the run", causes: json ? failed.map { String($0.dropFirst(5)) } : [],
+                              hint: json ? "each cause is a refused change" : "see the FAIL lines above", exitStatus: .refused)
+        }
+        try emit()
     }
 
     static func describe(_ plan: RecreatePlan, file: String) -> String {
@@ -68,8 +81,8 @@ struct PlanCommand: AsyncParsableCommand {
         }
         if let window = plan.window {
             let now = Date()
-            let state = now < window.start ? "opens in \(PlanDuration(seconds: window.start.timeIntervalSince(now)))"
-                : now < window.end ? "open, \(PlanDuration(seconds: window.end.timeIntervalSince(now))) left" : "closed"
+            let state = now < window.start ? "opens in \(PlanDuration.rounded(seconds: window.start.timeIntervalSince(now)))"
+                : now < window.end ? "open, \(PlanDuration.rounded(seconds: window.end.timeIntervalSince(now))) left" : "closed"
             lines.append("window:        \(window.start.formatted(.iso8601)) for \(window.duration) (\(state))")
         } else {
             lines.append("window:        none (run refuses nothing on time)")

@@ -69,9 +69,9 @@ public enum WindowCheck: Equatable, Sendable {
     public var explanation: String? {
         switch self {
         case .inside: nil
-        case .notYetOpen(let seconds): "the maintenance window opens in \(PlanDuration(seconds: seconds))"
-        case .closed(let seconds): "the maintenance window closed \(PlanDuration(seconds: seconds)) ago"
-        case .tooShort(let left, let needed): "the window has \(PlanDuration(seconds: left)) left and the remaining steps may take up to \(PlanDuration(seconds: needed)) (their timeouts)"
+        case .notYetOpen(let seconds): "the maintenance window opens in \(PlanDuration.rounded(seconds: seconds))"
+        case .closed(let seconds): "the maintenance window closed \(PlanDuration.rounded(seconds: seconds)) ago"
+        case .tooShort(let left, let needed): "the window has \(PlanDuration.rounded(seconds: left)) left and the remaining steps may take up to \(PlanDuration.rounded(seconds: needed)) (their timeouts)"
         }
     }
 }

@@ -118,6 +118,8 @@ public struct PlanDuration: Sendable, Codable, Equatable, CustomStringConvertibl
 
     public init(seconds: Double) { milliseconds = Int64((seconds * 1000).rounded()) }
     public init(minutes: Double) { self.init(seconds: minutes * 60) }
+    /// A measured interval for people to read ("opens in 2h3m5s"): rounded to whole seconds.
+    public static func rounded(seconds: Double) -> PlanDuration { PlanDuration(seconds: max(0, seconds).rounded()) }
 
     /// Go-style: one or more number+unit pairs, units h, m, s, ms; whole milliseconds, at most a week.
     public init?(parsing text: String) {

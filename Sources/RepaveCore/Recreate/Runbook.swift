@@ -51,7 +51,7 @@ extension Recreate {
             text += "No git preflight in the plan: confirm by hand that nothing on the volume must be kept.\n"
         }
         text += """
-            3. `repave plan \(planFile)` shows no errors, and the reconcilers are dealt with \
+            3. `repave plan \(planFile)` passes its live preflight (exit 0), and the reconcilers are dealt with \
             (acknowledged: \(plan.acknowledge.isEmpty ? "none" : plan.acknowledge.map(\.rawValue).joined(separator: ", "))).
             4. Nothing else mounts the claim: `kubectl -n \(ns) get pods -o json | jq -r '.items[] | select(.spec.volumes[]?.persistentVolumeClaim.claimName=="\(claim)") | .metadata.name'` lists only the workload's pods.
 

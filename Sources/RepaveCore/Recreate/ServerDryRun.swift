@@ -4,10 +4,11 @@ import KubeAPI
 import Logging
 
 extension Recreate {
-    /// `repave plan --server-dry-run`: the live preflight, then every change the run would make
-    /// sent with `dryRun=All`, so admission, RBAC, quotas and webhooks are checked by the API
-    /// server itself. Nothing is stored; the scratch journal is removed. Returns one line per check.
-    public static func serverDryRun(plan: RecreatePlan, client: KubeClient, logger: Logger = Logger(label: "repave.dry-run")) async throws -> [String] {
+    /// `repave plan`: the live preflight (read-only); with `writes` (`--server-dry-run`) also every
+    /// change the run would make sent with `dryRun=All`, so admission, RBAC, quotas and webhooks
+    /// are checked by the API server itself. Nothing is stored; the scratch journal is removed.
+    /// Returns one line per check; a refused preflight throws its refusal.
+    public static func serverDryRun(plan: RecreatePlan, client: KubeClient, writes: Bool = true, logger: Logger = Logger(label: "repave.dry-run")) async throws -> [String] {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("repave-dry-run-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let journal = try Journal.create(directory: scratch + "/run", run: "dry-run", header: ["dryRun": true])
@@ -16,7 +17,8 @@ extension Recreate {
         var lines: [String] = []
         context.currentStep = "preflight"
         _ = try await Preflight(recreate: recreate).observe(context)
-        lines.append("ok   preflight: claim Bound, mounted only by the plan's workloads, class compatible, permissions present")
+        lines.append("ok   preflight: claim Bound, mounted only by the plan's workloads, reconcilers dealt with, class compatible, git check passed, permissions present")
+        guard writes else { return lines }
         context.currentStep = "save-manifests"
         _ = try await SaveManifests(recreate: recreate).observe(context)
 
