@@ -116,6 +116,38 @@ struct RecreateTests {
         await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 
+    @Test("oldVolume: delete: once the new volume is verified, the old PV and its Longhorn Volume are deleted, uid-guarded")
+    func oldVolumeDelete() async throws {
+        let scratch = try ScratchDirectory()
+        let id = suffix()
+        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
+        var oldVolume: String?
+        try await withTestNamespace(client, prefix: "devpod") { namespace in
+            let original = try await devpodWorld(namespace, oldClass: oldClass)
+            let volume = try #require(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName)
+            oldVolume = volume
+            let pvUID = PersistentVolume(try await client.get(.persistentVolumes, named: volume)).uid
+            let longhornUID = LonghornVolume(try await client.get(.longhornVolumes, named: volume, in: "longhorn-system")).uid
+            let planFile = scratch.file("plan.yaml")
+            try plan(namespace: namespace, newClass: newClass, extra: "oldVolume: delete").write(toFile: planFile, atomically: true, encoding: .utf8)
+            let result = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")])
+            #expect(result.status == 0, "\(result.standardError)")
+            #expect(result.standardError.contains("] release-old-volume: delete the retained old volume"))
+            try await client.wait(for: .persistentVolumes, named: volume, timeout: .seconds(30), describedAs: "old PV gone") { $0 == nil }
+            #expect(try await client.getIfPresent(.longhornVolumes, named: volume, in: "longhorn-system") == nil)
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace))
+            #expect(claim.isBound && claim.storageClassName == newClass)
+            #expect(try await client.getIfPresent(.longhornVolumes, named: claim.volumeName ?? "", in: "longhorn-system") != nil)
+            // The journal shows both deletes, each with the uid it was guarded by.
+            let runs = try FileManager.default.contentsOfDirectory(atPath: scratch.file("runs"))
+            let intents = try Journal.read(directory: scratch.file("runs/\(runs[0])")).records
+                .filter { $0.kind == "intent" && $0.step == "release-old-volume" }.map { String(decoding: $0.data, as: UTF8.self) }
+            #expect(intents.count == 2, "\(intents)")
+            #expect(intents.contains { $0.contains(pvUID) } && intents.contains { $0.contains(longhornUID) }, "\(intents)")
+        }
+        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+    }
+
     @Test("crashed at the point of no return and inside the scale-up wait, then resumed: the claim is recreated once", arguments: ["after-request:delete-claim", "after-request:create-claim", "in-wait:scale-up"])
     func crashAndResume(_ failpoint: String) async throws {
         let scratch = try ScratchDirectory()

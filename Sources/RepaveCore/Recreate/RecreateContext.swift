@@ -24,6 +24,7 @@ public struct Recreate: Sendable {
         static let volume = "pv.name"
         static let volumeUID = "pv.uid"
         static let reclaimPolicy = "pv.reclaimPolicy"
+        static let longhornUID = "longhorn.uid"     // the old Longhorn Volume, as saved
         static let workloads = "workloads"          // kind/name,kind/name
         static let newClaimUID = "newclaim.uid"
         static func replicas(_ workload: String) -> String { "replicas.\(workload)" }

@@ -141,9 +141,11 @@ struct ReleaseOldVolume: Step {
             try context.note("old volume \(name) is retained. Delete it when no longer needed: kubectl delete pv \(name); kubectl -n \(recreate.plan.verify.namespace) delete volumes.longhorn.io \(name)")
             return true
         }
-        let gone = try await context.client.getIfPresent(.persistentVolumes, named: name) == nil
-        let longhornGone = try await context.client.getIfPresent(.longhornVolumes, named: name, in: recreate.plan.verify.namespace) == nil
-        return gone && longhornGone
+        // Done when neither object the run saved is left: one of that name with another uid was
+        // made by someone else and is not ours to delete.
+        let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init)
+        let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: recreate.plan.verify.namespace).map(LonghornVolume.init)
+        return volume?.uid != context.facts[Recreate.Fact.volumeUID] && (longhorn == nil || longhorn?.uid != context.facts[Recreate.Fact.longhornUID])
     }
 
     func apply(_ context: StepContext) async throws {
@@ -153,7 +155,9 @@ struct ReleaseOldVolume: Step {
                 try await context.client.delete(.persistentVolumes, named: name, uid: uid, dryRun: context.dryRun)
             }
         }
-        if let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: recreate.plan.verify.namespace).map(LonghornVolume.init) {
+        if let longhornUID = context.facts[Recreate.Fact.longhornUID],
+           let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: recreate.plan.verify.namespace).map(LonghornVolume.init),
+           longhorn.uid == longhornUID {
             try await context.mutate("DELETE", ResourceType.longhornVolumes.path(namespace: recreate.plan.verify.namespace, name: name), precondition: longhorn.uid) {
                 try await context.client.delete(.longhornVolumes, named: name, in: recreate.plan.verify.namespace, uid: longhorn.uid, dryRun: context.dryRun)
             }

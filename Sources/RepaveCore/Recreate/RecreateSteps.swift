@@ -154,6 +154,7 @@ struct SaveManifests: Step {
         }
         if let longhorn = try await client.getIfPresent(.longhornVolumes, named: volume.name, in: recreate.plan.verify.namespace) {
             try save(longhorn, "longhorn-volume-\(volume.name).json")
+            try context.remember(Recreate.Fact.longhornUID, LonghornVolume(longhorn).uid)
         }
         for workload in recreate.workloads(context) {
             let object = try await client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
