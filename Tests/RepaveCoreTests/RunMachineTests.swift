@@ -205,6 +205,35 @@ struct RecreateDecisionTests {
         #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: env, serviceAccountNamespace: "other") == nil)
     }
 
+    @Test("the run directory must not be on the claim's own volume (by /proc/self/mountinfo)")
+    func runDirectoryOnVolume() {
+        let volume = "pvc-6f1c2a9e-1b7d-4c1e-9a55-0d2b7e1f3c44"
+        // Inside the workspace pod: the claim is /home/coder, a Longhorn device.
+        let pod = """
+            2360 2200 0:310 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/containerd/l1
+            2361 2360 8:1 /var/lib/kubelet/pods/81a/etc-hosts /etc/hosts rw,relatime - ext4 /dev/sda1 rw
+            2362 2360 8:48 / /home/coder rw,relatime - ext4 /dev/longhorn/\(volume) rw
+            2363 2362 0:55 / /home/coder/.cache/with\\040space rw - tmpfs tmpfs rw
+            """
+        #expect(Recreate.runDirectoryOnVolume("/home/coder/repave-runs/r1", volume: volume, mountInfo: pod) == "/home/coder")
+        #expect(Recreate.runDirectoryOnVolume("/home/coder", volume: volume, mountInfo: pod) == "/home/coder")
+        #expect(Recreate.runDirectoryOnVolume("/home/coderx/runs", volume: volume, mountInfo: pod) == nil)
+        #expect(Recreate.runDirectoryOnVolume("/tmp/runs", volume: volume, mountInfo: pod) == nil)
+        #expect(Recreate.runDirectoryOnVolume("/home/coder/.cache/with space/r", volume: volume, mountInfo: pod) == nil)
+        #expect(Recreate.runDirectoryOnVolume("/home/coder/runs", volume: "pvc-other", mountInfo: pod) == nil)
+        // On the node: kubelet's per-pod CSI mount of the volume.
+        let node = """
+            25 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw
+            900 25 8:48 / /var/lib/kubelet/pods/81a/volumes/kubernetes.io~csi/\(volume)/mount rw - ext4 /dev/longhorn/\(volume) rw
+            """
+        #expect(Recreate.runDirectoryOnVolume("/var/lib/kubelet/pods/81a/volumes/kubernetes.io~csi/\(volume)/mount/runs", volume: volume, mountInfo: node) != nil)
+        #expect(Recreate.runDirectoryOnVolume("/root/runs", volume: volume, mountInfo: node) == nil)
+        // This machine: the test's scratch directory is not on a Longhorn volume.
+        let own = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        #expect(!own.isEmpty)
+        #expect(Recreate.runDirectoryOnVolume(FileManager.default.temporaryDirectory.path, volume: volume, mountInfo: own) == nil)
+    }
+
     @Test("the re-created claim keeps name, labels, size and modes, drops binding annotations, carries the run id")
     func recreatedClaim() {
         let saved: JSON = [

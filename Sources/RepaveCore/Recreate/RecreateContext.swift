@@ -89,6 +89,39 @@ public struct Recreate: Sendable {
         return hostname
     }
 
+    /// When the run directory lies on the claim's own volume (repave on the node or in a pod that
+    /// mounts it), the mount that holds it: the journal must not live on what the run deletes.
+    /// `mountInfo` is /proc/self/mountinfo; the mount whose point is the longest prefix of the
+    /// directory's real path is the one that holds it, and it is the claim's when its mount point
+    /// or source names the volume (kubelet: `…/kubernetes.io~csi/pvc-…/mount`; Longhorn:
+    /// `/dev/longhorn/pvc-…`).
+    public static func runDirectoryOnVolume(_ directory: String, volume: String, mountInfo: String) -> String? {
+        // The run directory may not exist yet: symlinks are resolved in its nearest existing ancestor.
+        var existing = URL(fileURLWithPath: directory).standardizedFileURL.path, rest: [String] = []
+        while !FileManager.default.fileExists(atPath: existing), existing != "/" {
+            rest.insert((existing as NSString).lastPathComponent, at: 0)
+            existing = (existing as NSString).deletingLastPathComponent
+        }
+        let resolved = URL(fileURLWithPath: existing).resolvingSymlinksInPath().path
+        let path = rest.isEmpty ? resolved : (resolved == "/" ? "" : resolved) + "/" + rest.joined(separator: "/")
+        func unescape(_ field: Substring) -> String {
+            field.replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t")
+                .replacingOccurrences(of: "\\012", with: "\n").replacingOccurrences(of: "\\134", with: "\\")
+        }
+        var holder: (point: String, source: String)?
+        for line in mountInfo.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, let separator = fields.firstIndex(of: "-") else { continue }
+            let point = unescape(fields[4])
+            let source = separator + 2 < fields.count ? unescape(fields[separator + 2]) : ""
+            let contains = point == "/" || path == point || path.hasPrefix(point + "/")
+            if contains, point.count >= (holder?.point.count ?? -1) { holder = (point, source) }
+        }
+        guard let holder else { return nil }
+        let names = { (text: String) in text.split(separator: "/").contains { $0 == volume } }
+        return names(holder.point) || names(holder.source) ? holder.point : nil
+    }
+
     func refuse(_ code: String, _ message: String, hint: String) -> RepaveError {
         RepaveError(code: "preflight.\(code)", message, hint: hint, exitStatus: .refused)
     }

@@ -68,6 +68,11 @@ struct Preflight: Step {
             throw recreate.refuse("inside-the-pod", "repave runs inside pod \(podName), which mounts the claim: scale-down would stop repave itself, and the journal would go with the claim",
                                   hint: "run repave from outside the workload (your machine, or another pod)")
         }
+        if let volume = claim.volumeName, let mountInfo = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
+           let mount = Recreate.runDirectoryOnVolume(recreate.runDirectory, volume: volume, mountInfo: mountInfo) {
+            throw recreate.refuse("run-directory-on-claim", "the run directory \(recreate.runDirectory) is on the claim's own volume \(volume) (mounted at \(mount)): the journal would be deleted with it",
+                                  hint: "pass --state-dir on another filesystem")
+        }
         try await recordHPAMinimums(context, workloads: workloads)
         try checkGitReport()
         try await checkGitPaths()
