@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
+import Journal
 import RepaveCore
 
-/// `repave runbook PLAN --offline`: the maintenance-window runbook in Markdown.
+/// `repave runbook PLAN`: the maintenance-window runbook in Markdown, with the live preflight's
+/// verdict (and a previous run's measured durations with `--journal RUN`); `--offline` gives it
+/// from the plan alone, deterministically.
 struct RunbookCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runbook", abstract: "Write the maintenance-window runbook (Markdown) for a plan.")
@@ -15,11 +18,34 @@ struct RunbookCommand: AsyncParsableCommand {
     @Flag(help: "From the plan alone, deterministically (no cluster access).")
     var offline = false
 
+    @Option(name: .customLong("journal"), help: "A previous run's directory: its measured downtime and duration go into the runbook.")
+    var journal: String?
+
+    func validate() throws {
+        if offline && journal != nil { throw ValidationError("--offline and --journal exclude each other: an offline runbook comes from the plan alone") }
+    }
+
     func run() async throws {
-        guard offline else {
-            throw RepaveError(code: "runbook.live", "only --offline runbooks exist so far", hint: "pass --offline", exitStatus: .usage)
+        let parsed = try RecreatePlan.load(contentsOf: plan)
+        if offline {
+            print(Recreate.runbook(for: parsed, planFile: plan), terminator: "")
+            return
         }
-        print(Recreate.runbook(for: try RecreatePlan.load(contentsOf: plan), planFile: plan), terminator: "")
+        var evidence = RunbookEvidence(command: "repave runbook \(plan)" + (journal.map { " --journal \($0)" } ?? ""))
+        if let journal {
+            let records = try Journal.read(directory: journal).records
+            evidence.previous = .init(directory: journal, records: records.map { ($0.time, $0.kind, $0.step) })
+        }
+        let session = try await RunSession.connect(global: global, plan: parsed)
+        let connection = session.client.connection
+        var refusal: (message: String, hint: String?)?
+        do {
+            _ = try await Recreate.serverDryRun(plan: parsed, client: session.client, writes: false)
+        } catch let error as RepaveError where error.code.hasPrefix("preflight.") {
+            refusal = (([error.message] + error.causes).joined(separator: ": "), error.hint)
+        }
+        evidence.preflight = .init(server: connection.server, context: connection.contextName, at: Date(), refusal: refusal)
+        print(Recreate.runbook(for: parsed, planFile: plan, evidence: evidence), terminator: "")
     }
 }
 
