@@ -4,6 +4,7 @@ import Journal
 import KubeAPI
 import Logging
 import RepaveCore
+import Synchronization
 
 /// `repave run PLAN`: executes the recreate strategy, journaled, asking once (on a terminal)
 /// before the first change.
@@ -150,11 +151,13 @@ enum RunSession {
         let target = "\(plan.target.namespace)/\(plan.target.claim)"
         let summaries = steps.map { (id: $0.id, summary: $0.summary) }
         let started = ContinuousClock.now
+        let firstSeen = Mutex<[String: Duration]>([:])   // step -> when this process began it
         let runner = Runner(
             steps: steps, journal: journal, client: session.client, interruption: interruption, window: plan.window, lock: lock,
             confirm: { pnr in Confirmation.askTypedName(target, steps: summaries, pointOfNoReturn: pnr) },
             progress: { id, summary in
                 let elapsed = ContinuousClock.now - started
+                firstSeen.withLock { if $0[id] == nil { $0[id] = elapsed } }
                 FileHandle.standardError.write(Data("[\(String(format: "%6.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))s] \(id): \(summary)\n".utf8))
             })
         let task = Task {
@@ -171,6 +174,11 @@ enum RunSession {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("finished: \(target) recreated on storageclass \(plan.storageClass.name) (run \(directory))")
+                // Downtime as this process measured it when it ran the whole of it; else the journal's times.
+                let seen = firstSeen.withLock { $0 }
+                let measured = seen["scale-down"].flatMap { down in seen["verify"].map { $0 - down } }
+                for line in await summary(plan: plan, directory: directory, client: session.client,
+                                          measured: measured.map { ($0, ContinuousClock.now - started) }) { print("  " + line) }
             }
         case .refused(let reason):
             if let failure = failure as? any UserFacingError {
@@ -188,6 +196,37 @@ enum RunSession {
             throw RepaveError(code: "run.interrupted", "interrupted by signal \(signal) after the last journal record was written",
                               hint: "repave resume \(directory)", exitStatus: signal == SIGINT ? .interrupted : .terminated)
         }
+    }
+}
+
+extension RunSession {
+    /// What the operator reports after the window: old and new claim uid, class, the Longhorn
+    /// volume's replicas and robustness now, the downtime and the whole run as the journal
+    /// measured them, and what became of the old volume.
+    static func summary(plan: RecreatePlan, directory: String, client: KubeClient, measured: (downtime: Duration, total: Duration)?) async -> [String] {
+        guard let records = try? Journal.read(directory: directory).records else { return [] }
+        var facts: [String: String] = [:]
+        for record in records where record.kind == "fact" {
+            if let object = try? JSONSerialization.jsonObject(with: record.data) as? [String: Any],
+               let key = object["key"] as? String, let value = object["value"] as? String { facts[key] = value }
+        }
+        let times = RunbookEvidence.PreviousRun(directory: directory, records: records.map { ($0.time, $0.kind, $0.step) })
+        var lines = ["claim:      old uid \(facts["claim.uid"] ?? "?") -> new uid \(facts["newclaim.uid"] ?? "?")"]
+        let claim = try? await client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: plan.target.namespace).map(PersistentVolumeClaim.init)
+        if let volume = claim?.volumeName,
+           let longhorn = try? await client.getIfPresent(.longhornVolumes, named: volume, in: plan.verify.namespace).map(LonghornVolume.init) {
+            lines.append("volume:     \(volume) on \(claim?.storageClassName ?? "?"): \(longhorn.numberOfReplicas) replicas, \(longhorn.robustness.isEmpty ? "robustness unknown" : longhorn.robustness)")
+        }
+        if let measured {
+            func seconds(_ duration: Duration) -> String { String(format: "%.1fs", Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds)) }
+            lines.append("downtime:   \(seconds(measured.downtime)) (scale-down to the workloads back); whole run \(seconds(measured.total))")
+        } else {
+            lines.append("downtime:   \(times.downtime.map(\.description) ?? "none") (scale-down to the workloads back, from the journal's whole-second times); whole run \(times.total)")
+        }
+        if let old = facts["pv.name"] {
+            lines.append("old volume: \(old) " + (plan.oldVolume == .delete ? "deleted" : "retained (delete it later with the commands above)"))
+        }
+        return lines
     }
 }
 

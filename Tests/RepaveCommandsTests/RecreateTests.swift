@@ -91,6 +91,11 @@ struct RecreateTests {
             #expect(claim.isBound)
             #expect(claim.requestedStorage == "60Gi")
             #expect(claim.metadata.annotations["repave/run-id"] != nil)
+            // The summary after the steps: uids, the volume as it is now, the measured downtime.
+            #expect(result.standardOutput.contains("  claim:      old uid \(original.uid) -> new uid \(claim.uid)"), "\(result.standardOutput)")
+            #expect(result.standardOutput.contains("  volume:     \(claim.volumeName ?? "?") on \(newClass): 3 replicas, healthy"))
+            #expect(result.standardOutput.contains("  downtime:   "))
+            #expect(result.standardOutput.contains("  old volume: \(oldVolume ?? "?") retained"))
             let longhorn = LonghornVolume(try await client.get(.longhornVolumes, named: claim.volumeName ?? "", in: "longhorn-system"))
             #expect(longhorn.numberOfReplicas == 3)
             #expect(longhorn.robustness == "healthy")
@@ -141,6 +146,7 @@ struct RecreateTests {
             let result = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")])
             #expect(result.status == 0, "\(result.standardError)")
             #expect(result.standardError.contains("] release-old-volume: delete the retained old volume"))
+            #expect(result.standardOutput.contains("  old volume: \(volume) deleted"))
             try await client.wait(for: .persistentVolumes, named: volume, timeout: .seconds(30), describedAs: "old PV gone") { $0 == nil }
             #expect(try await client.getIfPresent(.longhornVolumes, named: volume, in: "longhorn-system") == nil)
             let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace))

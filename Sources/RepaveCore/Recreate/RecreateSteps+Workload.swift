@@ -75,7 +75,7 @@ struct Verify: Step {
     let recreate: Recreate
     var id: String { "verify" }
     var mutates: Bool { false }
-    var summary: String { "verify: claim Bound on \(recreate.plan.storageClass.name), Longhorn volume with \(recreate.plan.verify.replicas) replicas and \(recreate.plan.verify.robustness), workload available" }
+    var summary: String { "check: claim Bound on \(recreate.plan.storageClass.name), Longhorn volume with \(recreate.plan.verify.replicas) replicas and \(recreate.plan.verify.robustness), workload available" }
     var estimate: Duration { recreate.plan.timeouts.verify.duration }
 
     func observe(_ context: StepContext) async throws -> Bool {
