@@ -66,131 +66,130 @@ struct RecreateTests {
         }
     }
 
-    @Test("the devpod scenario: new claim, same name, 3 healthy replicas, workload back, old volume retained, lease released")
-    func devpod() async throws {
+    /// The devpod's world in a fresh namespace with the plan written next to a scratch directory;
+    /// afterwards (pass or fail) the classes and the old volume go too.
+    struct World {
+        let namespace: String, original: PersistentVolumeClaim, oldVolume: String, planFile: String
+        let scratch: ScratchDirectory, id: String, newClass: String
+    }
+
+    func withDevpod(planExtra: String = "", _ body: (World) async throws -> Void) async throws {
         let scratch = try ScratchDirectory()
         let id = suffix()
         let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
         var oldVolume: String?
-        try await withTestNamespace(client, prefix: "devpod") { namespace in
-            let original = try await devpodWorld(namespace, oldClass: oldClass)
-            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
-            let planFile = scratch.file("devpod-home.yaml")
-            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
+        do {
+            try await withTestNamespace(client, prefix: "devpod") { namespace in
+                let original = try await devpodWorld(namespace, oldClass: oldClass)
+                let volume = try #require(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName)
+                oldVolume = volume
+                let planFile = scratch.file("plan.yaml")
+                try plan(namespace: namespace, newClass: newClass, extra: planExtra).write(toFile: planFile, atomically: true, encoding: .utf8)
+                try await body(World(namespace: namespace, original: original, oldVolume: volume, planFile: planFile, scratch: scratch, id: id, newClass: newClass))
+            }
+        } catch {
+            await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+            throw error
+        }
+        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+    }
 
-            let result = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")])
+    @Test("the devpod scenario: new claim, same name, 3 healthy replicas, workload back, old volume retained, lease released")
+    func devpod() async throws {
+        try await withDevpod { world in
+            let result = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")])
             #expect(result.status == 0, "\(result.standardError)")
-            #expect(result.standardOutput.contains("finished: \(namespace)/coder-jeda-codespace-home recreated on storageclass \(newClass)"))
+            #expect(result.standardOutput.contains("finished: \(world.namespace)/coder-jeda-codespace-home recreated on storageclass \(world.newClass)"))
             for step in ["preflight", "save-manifests", "ensure-storage-class", "retain-old-volume", "scale-down", "delete-claim", "create-claim", "await-bound", "scale-up", "verify", "release-old-volume"] {
                 #expect(result.standardError.contains("] \(step): "), "no progress line for \(step)")
             }
 
-            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace))
-            #expect(claim.uid != original.uid)
-            #expect(claim.storageClassName == newClass)
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
+            #expect(claim.uid != world.original.uid)
+            #expect(claim.storageClassName == world.newClass)
             #expect(claim.isBound)
             #expect(claim.requestedStorage == "60Gi")
             #expect(claim.metadata.annotations["repave/run-id"] != nil)
             // The summary after the steps: uids, the volume as it is now, the measured downtime.
-            #expect(result.standardOutput.contains("  claim:      old uid \(original.uid) -> new uid \(claim.uid)"), "\(result.standardOutput)")
-            #expect(result.standardOutput.contains("  volume:     \(claim.volumeName ?? "?") on \(newClass): 3 replicas, healthy"))
+            #expect(result.standardOutput.contains("  claim:      old uid \(world.original.uid) -> new uid \(claim.uid)"), "\(result.standardOutput)")
+            #expect(result.standardOutput.contains("  volume:     \(claim.volumeName ?? "?") on \(world.newClass): 3 replicas, healthy"))
             #expect(result.standardOutput.contains("  downtime:   "))
-            #expect(result.standardOutput.contains("  old volume: \(oldVolume ?? "?") retained"))
+            #expect(result.standardOutput.contains("  old volume: \(world.oldVolume) retained"))
             let longhorn = LonghornVolume(try await client.get(.longhornVolumes, named: claim.volumeName ?? "", in: "longhorn-system"))
             #expect(longhorn.numberOfReplicas == 3)
             #expect(longhorn.robustness == "healthy")
-            let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace))
+            let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace))
             #expect(deployment.replicas == 1 && deployment.availableReplicas == 1)
             #expect(deployment.metadata.annotations["repave/original-replicas"] == nil)
-            let old = PersistentVolume(try await client.get(.persistentVolumes, named: oldVolume ?? ""))
+            let old = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
             #expect(old.reclaimPolicy == "Retain")
             #expect(try await client.getIfPresent(.longhornVolumes, named: old.name, in: "longhorn-system") != nil)
-            #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: namespace) == nil)
+            #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: world.namespace) == nil)
 
             #expect(result.standardError.contains("scale-down: waiting for 1 pod to terminate: coder-jeda-codespace-"))
             #expect(result.standardError.contains("scale-up: waiting for the rollout of Deployment/coder-jeda-codespace"))
-            let runs = try FileManager.default.contentsOfDirectory(atPath: scratch.file("runs"))
-            let status = try await runProcess(try repaveBinary(), ["status", scratch.file("runs/\(runs[0])"), "--kubeconfig", lab.adminKubeconfig])
-            #expect(status.standardOutput.contains("cluster claim: \(namespace)/coder-jeda-codespace-home uid \(claim.uid), class \(newClass), Bound"))
+            let runs = try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("runs"))
+            let status = try await runProcess(try repaveBinary(), ["status", world.scratch.file("runs/\(runs[0])"), "--kubeconfig", lab.adminKubeconfig])
+            #expect(status.standardOutput.contains("cluster claim: \(world.namespace)/coder-jeda-codespace-home uid \(claim.uid), class \(world.newClass), Bound"))
             #expect(status.standardOutput.contains("cluster lease: none"))
-            let records = try Journal.read(directory: scratch.file("runs/\(runs[0])")).records
+            let records = try Journal.read(directory: world.scratch.file("runs/\(runs[0])")).records
             #expect(records.last?.kind == "finished")
             #expect(records.filter { $0.kind == "intent" }.count <= 8)
-            #expect(FileManager.default.fileExists(atPath: scratch.file("runs/\(runs[0])/manifests/persistentvolumeclaim-coder-jeda-codespace-home.json")))
+            #expect(FileManager.default.fileExists(atPath: world.scratch.file("runs/\(runs[0])/manifests/persistentvolumeclaim-coder-jeda-codespace-home.json")))
 
             // The runbook for the next window: the live preflight's verdict and this run's measured times.
-            let runbook = try await runProcess(try repaveBinary(), ["runbook", planFile, "--journal", scratch.file("runs/\(runs[0])"), "--kubeconfig", lab.adminKubeconfig])
+            let runbook = try await runProcess(try repaveBinary(), ["runbook", world.planFile, "--journal", world.scratch.file("runs/\(runs[0])"), "--kubeconfig", lab.adminKubeconfig])
             #expect(runbook.status == 0, "\(runbook.standardError)")
-            #expect(runbook.standardOutput.contains("Generated by `repave runbook \(planFile) --journal \(scratch.file("runs/\(runs[0])"))`"))
-            #expect(runbook.standardOutput.contains("- Measured in the previous run `\(scratch.file("runs/\(runs[0])"))`: downtime "))
+            #expect(runbook.standardOutput.contains("Generated by `repave runbook \(world.planFile) --journal \(world.scratch.file("runs/\(runs[0])"))`"))
+            #expect(runbook.standardOutput.contains("- Measured in the previous run `\(world.scratch.file("runs/\(runs[0])"))`: downtime "))
             #expect(runbook.standardOutput.contains("Live preflight against https://127.0.0.1:"))
             #expect(runbook.standardOutput.contains("**GO**"))
         }
-        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 
     @Test("oldVolume: delete: once the new volume is verified, the old PV and its Longhorn Volume are deleted, uid-guarded")
     func oldVolumeDelete() async throws {
-        let scratch = try ScratchDirectory()
-        let id = suffix()
-        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
-        var oldVolume: String?
-        try await withTestNamespace(client, prefix: "devpod") { namespace in
-            let original = try await devpodWorld(namespace, oldClass: oldClass)
-            let volume = try #require(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName)
-            oldVolume = volume
-            let pvUID = PersistentVolume(try await client.get(.persistentVolumes, named: volume)).uid
-            let longhornUID = LonghornVolume(try await client.get(.longhornVolumes, named: volume, in: "longhorn-system")).uid
-            let planFile = scratch.file("plan.yaml")
-            try plan(namespace: namespace, newClass: newClass, extra: "oldVolume: delete").write(toFile: planFile, atomically: true, encoding: .utf8)
-            let result = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")])
+        try await withDevpod(planExtra: "oldVolume: delete") { world in
+            let pvUID = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume)).uid
+            let longhornUID = LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")).uid
+            let result = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")])
             #expect(result.status == 0, "\(result.standardError)")
             #expect(result.standardError.contains("] release-old-volume: delete the retained old volume"))
-            #expect(result.standardOutput.contains("  old volume: \(volume) deleted"))
-            try await client.wait(for: .persistentVolumes, named: volume, timeout: .seconds(30), describedAs: "old PV gone") { $0 == nil }
-            #expect(try await client.getIfPresent(.longhornVolumes, named: volume, in: "longhorn-system") == nil)
-            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace))
-            #expect(claim.isBound && claim.storageClassName == newClass)
+            #expect(result.standardOutput.contains("  old volume: \(world.oldVolume) deleted"))
+            try await client.wait(for: .persistentVolumes, named: world.oldVolume, timeout: .seconds(30), describedAs: "old PV gone") { $0 == nil }
+            #expect(try await client.getIfPresent(.longhornVolumes, named: world.oldVolume, in: "longhorn-system") == nil)
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace))
+            #expect(claim.isBound && claim.storageClassName == world.newClass)
             #expect(try await client.getIfPresent(.longhornVolumes, named: claim.volumeName ?? "", in: "longhorn-system") != nil)
             // The journal shows both deletes, each with the uid it was guarded by.
-            let runs = try FileManager.default.contentsOfDirectory(atPath: scratch.file("runs"))
-            let intents = try Journal.read(directory: scratch.file("runs/\(runs[0])")).records
+            let runs = try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("runs"))
+            let intents = try Journal.read(directory: world.scratch.file("runs/\(runs[0])")).records
                 .filter { $0.kind == "intent" && $0.step == "release-old-volume" }.map { String(decoding: $0.data, as: UTF8.self) }
             #expect(intents.count == 2, "\(intents)")
             #expect(intents.contains { $0.contains(pvUID) } && intents.contains { $0.contains(longhornUID) }, "\(intents)")
         }
-        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 
     @Test("crashed at the point of no return and inside the scale-up wait, then resumed: the claim is recreated once", arguments: ["after-request:delete-claim", "after-request:create-claim", "in-wait:scale-up"])
     func crashAndResume(_ failpoint: String) async throws {
-        let scratch = try ScratchDirectory()
-        let id = suffix()
-        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
-        var oldVolume: String?
-        try await withTestNamespace(client, prefix: "devpod") { namespace in
-            let original = try await devpodWorld(namespace, oldClass: oldClass)
-            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
-            let planFile = scratch.file("devpod-home.yaml")
-            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
-            let crashed = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")],
+        try await withDevpod { world in
+            let crashed = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")],
                                                environment: ["REPAVE_FAILPOINTS": failpoint])
             #expect(crashed.status == 137, "\(crashed.standardError)")
-            let run = scratch.file("runs/" + (try FileManager.default.contentsOfDirectory(atPath: scratch.file("runs"))[0]))
+            let run = world.scratch.file("runs/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("runs"))[0]))
             let status = try await runProcess(try repaveBinary(), ["status", run])
             #expect(status.standardOutput.contains("state:      interrupted"))
             let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
             #expect(resumed.status == 0, "\(failpoint): \(resumed.standardError)")
-            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace))
-            #expect(claim.uid != original.uid && claim.storageClassName == newClass && claim.isBound)
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
+            #expect(claim.uid != world.original.uid && claim.storageClassName == world.newClass && claim.isBound)
             let records = try Journal.read(directory: run).records
             #expect(records.last?.kind == "finished")
             // One creation of the new claim, whatever the crash point.
             let newClaims = Set(records.filter { $0.kind == "fact" }.compactMap { try? $0.decode([String: String].self) }.filter { $0["key"] == "newclaim.uid" }.compactMap { $0["value"] })
             #expect(newClaims == [claim.uid])
-            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).availableReplicas == 1)
+            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace)).availableReplicas == 1)
         }
-        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 
     @Test("refusals change nothing: a pod of another workload mounts the claim; the target class exists with other parameters")
@@ -231,45 +230,35 @@ struct RecreateTests {
 
     @Test("refusals before any change: missing permissions (all listed), an unacknowledged Argo CD or HPA; acknowledged, it runs")
     func preflightRefusals() async throws {
-        let scratch = try ScratchDirectory()
-        let id = suffix()
-        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
-        var oldVolume: String?
-        try await withTestNamespace(client, prefix: "devpod") { namespace in
-            let original = try await devpodWorld(namespace, oldClass: oldClass)
-            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
-            let planFile = scratch.file("plan.yaml")
-            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
-
-            let restricted = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", try lab.value("RESTRICTED_KUBECONFIG"), "--state-dir", scratch.file("r1")])
+        try await withDevpod { world in
+            let restricted = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", try lab.value("RESTRICTED_KUBECONFIG"), "--state-dir", world.scratch.file("r1")])
             #expect(restricted.status == 2, "\(restricted.standardError)")
             #expect(restricted.standardError.contains("the user may not do everything the run needs: missing"))
-            #expect(restricted.standardError.contains("caused by: delete persistentvolumeclaims in \(namespace)"))
-            #expect(restricted.standardError.contains("caused by: patch deployments.apps in \(namespace)"))
+            #expect(restricted.standardError.contains("caused by: delete persistentvolumeclaims in \(world.namespace)"))
+            #expect(restricted.standardError.contains("caused by: patch deployments.apps in \(world.namespace)"))
             #expect(restricted.standardError.contains("hint: grant these rules"))
 
             // Argo CD tracks the Deployment: refused until acknowledged.
-            try await client.patch(.deployments, named: "coder-jeda-codespace", in: namespace, .merge(["metadata": ["annotations": ["argocd.argoproj.io/tracking-id": "devpod:apps/Deployment:devpod/coder-jeda-codespace"]]]))
-            try await client.create(.horizontalPodAutoscalers, in: namespace, [
+            try await client.patch(.deployments, named: "coder-jeda-codespace", in: world.namespace, .merge(["metadata": ["annotations": ["argocd.argoproj.io/tracking-id": "devpod:apps/Deployment:devpod/coder-jeda-codespace"]]]))
+            try await client.create(.horizontalPodAutoscalers, in: world.namespace, [
                 "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": ["name": "ws"],
                 "spec": ["scaleTargetRef": ["apiVersion": "apps/v1", "kind": "Deployment", "name": "coder-jeda-codespace"], "minReplicas": 2, "maxReplicas": 3],
             ])
-            let argo = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r2")])
+            let argo = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("r2")])
             #expect(argo.status == 2, "\(argo.standardError)")
             #expect(argo.standardError.contains("error: something would undo or fight the scale-down"))
             #expect(argo.standardError.contains("caused by: nothing was changed"))
             #expect(argo.standardError.contains("hint: deal with each, then list it under acknowledge: in the plan"))
             #expect(argo.standardError.contains("is tracked by Argo CD"))
             #expect(argo.standardError.contains("HorizontalPodAutoscaler ws scales Deployment/coder-jeda-codespace"))
-            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace)).uid == original.uid)
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace)).uid == world.original.uid)
 
-            try plan(namespace: namespace, newClass: newClass, extra: "acknowledge: [argocd, hpa]").write(toFile: planFile, atomically: true, encoding: .utf8)
-            let acknowledged = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r3")])
+            try plan(namespace: world.namespace, newClass: world.newClass, extra: "acknowledge: [argocd, hpa]").write(toFile: world.planFile, atomically: true, encoding: .utf8)
+            let acknowledged = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("r3")])
             #expect(acknowledged.status == 0, "\(acknowledged.standardError)")
             // Scale-up restores at least the HPA's minReplicas (2), not the original 1.
-            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).replicas == 2)
+            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace)).replicas == 2)
         }
-        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 
     @Test("a StatefulSet, a WaitForFirstConsumer class, and a Deployment already at 0 replicas", arguments: ["statefulset", "wffc", "zero"])
@@ -335,42 +324,33 @@ struct RecreateTests {
 
     @Test("abort before the point of no return puts everything back; after it, abort is refused")
     func abort() async throws {
-        let scratch = try ScratchDirectory()
-        let id = suffix()
-        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
-        var oldVolume: String?
-        try await withTestNamespace(client, prefix: "devpod") { namespace in
-            let original = try await devpodWorld(namespace, oldClass: oldClass)
-            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
-            let planFile = scratch.file("plan.yaml")
-            try plan(namespace: namespace, newClass: newClass).write(toFile: planFile, atomically: true, encoding: .utf8)
-            let crashed = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("a")],
+        try await withDevpod { world in
+            let crashed = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("a")],
                                                environment: ["REPAVE_FAILPOINTS": "after-outcome:scale-down"])
             #expect(crashed.status == 137)
-            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace)).replicas == 0)
-            let run = scratch.file("a/" + (try FileManager.default.contentsOfDirectory(atPath: scratch.file("a"))[0]))
+            #expect(Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace)).replicas == 0)
+            let run = world.scratch.file("a/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("a"))[0]))
             let aborted = try await runProcess(try repaveBinary(), ["abort", run, "--kubeconfig", lab.adminKubeconfig])
             #expect(aborted.status == 0, "\(aborted.standardError)")
             #expect(aborted.standardOutput.contains("Deployment/coder-jeda-codespace back to 1 replicas"))
             #expect(aborted.standardOutput.contains("reclaim policy back to Delete"))
-            let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: namespace))
+            let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace))
             #expect(deployment.replicas == 1 && deployment.metadata.annotations["repave/original-replicas"] == nil)
-            #expect(PersistentVolume(try await client.get(.persistentVolumes, named: oldVolume ?? "")).reclaimPolicy == "Delete")
-            #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: namespace) == nil)
-            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).uid == original.uid)
+            #expect(PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume)).reclaimPolicy == "Delete")
+            #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: world.namespace) == nil)
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace)).uid == world.original.uid)
             #expect(try await runProcess(try repaveBinary(), ["status", run]).standardOutput.contains("state:      aborted"))
 
-            let past = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("b")],
+            let past = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("b")],
                                             environment: ["REPAVE_FAILPOINTS": "after-request:delete-claim"])
             #expect(past.status == 137)
-            let second = scratch.file("b/" + (try FileManager.default.contentsOfDirectory(atPath: scratch.file("b"))[0]))
+            let second = world.scratch.file("b/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("b"))[0]))
             let refused = try await runProcess(try repaveBinary(), ["abort", second, "--kubeconfig", lab.adminKubeconfig])
             #expect(refused.status == 4)
             #expect(refused.standardError.contains("passed its point of no return"))
             let finished = try await runProcess(try repaveBinary(), ["resume", second, "--kubeconfig", lab.adminKubeconfig])
             #expect(finished.status == 0, "\(finished.standardError)")
         }
-        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 
     @Test("plan --server-dry-run: the API server checks every change, and nothing changes")
@@ -410,34 +390,26 @@ struct RecreateTests {
 
     @Test("a git preflight by local paths: a dirty repository refuses the run; once pushed, it runs")
     func gitPaths() async throws {
-        let scratch = try ScratchDirectory()
-        let id = suffix()
-        let oldClass = "longhorn-1r-\(id)", newClass = "longhorn-3r-\(id)"
-        var oldVolume: String?
-        try await withTestNamespace(client, prefix: "devpod") { namespace in
-            let original = try await devpodWorld(namespace, oldClass: oldClass)
-            oldVolume = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: original.name, in: namespace)).volumeName
-            let fixture = GitFixture(root: scratch.path)
+        try await withDevpod { world in
+            let fixture = GitFixture(root: world.scratch.path)
             try await fixture.pushedClone("home/Research/api")
             try await fixture.commit("home/Research/api", file: "x.txt", content: "x\n", message: "not pushed")
-            let planFile = scratch.file("plan.yaml")
-            try plan(namespace: namespace, newClass: newClass, extra: "gitPreflight: {paths: [\(scratch.path)/home], ignore: [\"**/node_modules/**\"]}")
-                .write(toFile: planFile, atomically: true, encoding: .utf8)
-            let planned = try await runProcess(try repaveBinary(), ["plan", planFile, "--kubeconfig", lab.adminKubeconfig])
+            try plan(namespace: world.namespace, newClass: world.newClass, extra: "gitPreflight: {paths: [\(world.scratch.path)/home], ignore: [\"**/node_modules/**\"]}")
+                .write(toFile: world.planFile, atomically: true, encoding: .utf8)
+            let planned = try await runProcess(try repaveBinary(), ["plan", world.planFile, "--kubeconfig", lab.adminKubeconfig])
             #expect(planned.status == 2, "\(planned.standardError)")
             #expect(planned.standardError.contains("branch main is 1 commit ahead of origin/main"))
-            let runbook = try await runProcess(try repaveBinary(), ["runbook", planFile, "--kubeconfig", lab.adminKubeconfig])
+            let runbook = try await runProcess(try repaveBinary(), ["runbook", world.planFile, "--kubeconfig", lab.adminKubeconfig])
             #expect(runbook.status == 0, "\(runbook.standardError)")
             #expect(runbook.standardOutput.contains("**NO-GO** — the git check failed"), "\(runbook.standardOutput)")
             #expect(runbook.standardOutput.contains("branch main is 1 commit ahead of origin/main"))
-            let refused = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r1")])
+            let refused = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("r1")])
             #expect(refused.status == 2, "\(refused.standardError)")
             #expect(refused.standardError.contains("error: the git check failed"))
             #expect(refused.standardError.contains("branch main is 1 commit ahead of origin/main"))
             try await fixture.git(["push", "-q"], in: "home/Research/api")
-            let ran = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("r2")])
+            let ran = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("r2")])
             #expect(ran.status == 0, "\(ran.standardError)")
         }
-        await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 }
