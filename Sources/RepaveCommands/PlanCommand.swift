@@ -37,15 +37,7 @@ struct PlanCommand: AsyncParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         }
         if offline { return try emit() }
-        let session: RunSession.Connected
-        do {
-            session = try await RunSession.connect(global: global, plan: parsed)
-        } catch where ErrorRenderer.isOurs(error) {
-            let error = ErrorRenderer.userFacing(error)
-            throw RepaveError(code: error.code, error.message, causes: error.causes,
-                              hint: (error.hint.map { $0 + "; " } ?? "") + "or validate the file alone: repave plan \(plan) --offline",
-                              exitStatus: error.exitStatus)
-        }
+        let session = try await RunSession.connect(global: global, plan: parsed, offline: "repave plan \(plan) --offline")
         let connection = session.client.connection
         if !json { print("\n\(serverDryRun ? "server dry run" : "preflight") against \(connection.server) (context \(connection.contextName)):") }
         document["server"] = connection.server

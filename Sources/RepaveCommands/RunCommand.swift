@@ -144,6 +144,18 @@ enum RunSession {
         return Connected(client: client)
     }
 
+    /// For commands that also work without a cluster: a kubeconfig problem's hint names the
+    /// offline form of the command.
+    static func connect(global: GlobalOptions, plan: RecreatePlan, offline command: String) async throws -> Connected {
+        do {
+            return try await connect(global: global, plan: plan)
+        } catch where ErrorRenderer.isOurs(error) {
+            let error = ErrorRenderer.userFacing(error)
+            throw RepaveError(code: error.code, error.message, causes: error.causes,
+                              hint: (error.hint.map { $0 + "; " } ?? "") + "or without the cluster: \(command)", exitStatus: error.exitStatus)
+        }
+    }
+
     static func execute(_ session: Connected, plan: RecreatePlan, journal: sending Journal, directory: String, resuming: Bool, confirm: Bool, json: Bool) async throws {
         let steps = Recreate(plan: plan, run: journal.run, runDirectory: directory).steps()
         let lock = ClusterLock(client: session.client, namespace: plan.target.namespace, claim: plan.target.claim, holder: journal.run)

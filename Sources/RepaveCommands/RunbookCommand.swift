@@ -36,7 +36,7 @@ struct RunbookCommand: AsyncParsableCommand {
             let records = try Journal.read(directory: journal).records
             evidence.previous = .init(directory: journal, records: records.map { ($0.time, $0.kind, $0.step) })
         }
-        let session = try await RunSession.connect(global: global, plan: parsed)
+        let session = try await RunSession.connect(global: global, plan: parsed, offline: "repave runbook \(plan) --offline")
         let connection = session.client.connection
         var refusal: (message: String, hint: String?)?
         do {
