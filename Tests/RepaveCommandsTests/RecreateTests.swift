@@ -192,6 +192,27 @@ struct RecreateTests {
         }
     }
 
+    @Test("a claim recreated by someone else while the run was stopped: resume stops (exit 3) and neither adopts nor deletes it")
+    func foreignClaim() async throws {
+        try await withDevpod { world in
+            let crashed = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")],
+                                               environment: ["REPAVE_FAILPOINTS": "after-request:delete-claim"])
+            #expect(crashed.status == 137, "\(crashed.standardError)")
+            try await client.wait(for: .persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace, timeout: .seconds(30), describedAs: "old claim gone") { $0 == nil }
+            // Someone else (by hand, or a reconciler) makes the claim again, without this run's id.
+            let theirs = PersistentVolumeClaim(try await client.create(.persistentVolumeClaims, in: world.namespace,
+                LabFixtures.claim("coder-jeda-codespace-home", storageClass: world.newClass, size: "60Gi")))
+            let run = world.scratch.file("runs/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("runs"))[0]))
+            let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
+            #expect(resumed.status == 3, "\(resumed.standardError)")
+            #expect(resumed.standardError.contains("exists that this run did not create"))
+            #expect(resumed.standardError.contains("repave neither adopts nor deletes it"))
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
+            #expect(claim.uid == theirs.uid)
+            #expect(claim.metadata.annotations["repave/run-id"] == nil)
+        }
+    }
+
     @Test("refusals change nothing: a pod of another workload mounts the claim; the target class exists with other parameters")
     func refusals() async throws {
         let scratch = try ScratchDirectory()
