@@ -186,9 +186,10 @@ enum RunSession {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("finished: \(target) recreated on storageclass \(plan.storageClass.name) (run \(directory))")
-                // Downtime as this process measured it when it ran the whole of it; else the journal's times.
+                // Downtime as this process measured it (a fresh run did all of it); after a resume, the
+                // journal's times, since the workload may have gone down in an earlier process.
                 let seen = firstSeen.withLock { $0 }
-                let measured = seen["scale-down"].flatMap { down in seen["verify"].map { $0 - down } }
+                let measured = resuming ? nil : seen["scale-down"].flatMap { down in seen["verify"].map { $0 - down } }
                 for line in await summary(plan: plan, directory: directory, client: session.client,
                                           measured: measured.map { ($0, ContinuousClock.now - started) }) { print("  " + line) }
             }

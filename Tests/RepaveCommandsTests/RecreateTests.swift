@@ -181,6 +181,7 @@ struct RecreateTests {
             #expect(status.standardOutput.contains("state:      interrupted"))
             let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
             #expect(resumed.status == 0, "\(failpoint): \(resumed.standardError)")
+            #expect(resumed.standardOutput.contains("from the journal's whole-second times"), "\(resumed.standardOutput)")
             let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
             #expect(claim.uid != world.original.uid && claim.storageClassName == world.newClass && claim.isBound)
             let records = try Journal.read(directory: run).records
