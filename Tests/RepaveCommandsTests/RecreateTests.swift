@@ -214,6 +214,50 @@ struct RecreateTests {
         }
     }
 
+    @Test("secrets stay secret: with --log-level trace, no byte of output, journal or saved manifest holds the token or the client key")
+    func secretsKept() async throws {
+        try await withDevpod { world in
+            let token = try lab.token()
+            let keyPEM = try String(contentsOfFile: lab.adminKey, encoding: .utf8)
+            // Slices of the key's base64 body: a leak of any part of it shows.
+            let keyBody = keyPEM.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+            let keySlices = stride(from: 0, to: max(0, keyBody.count - 24), by: 40).map { String(keyBody.dropFirst($0).prefix(24)) }
+            #expect(token.count >= 32 && keySlices.count >= 3)
+            let runs = world.scratch.file("runs")
+            var produced: [String] = []
+            func repave(_ arguments: [String], kubeconfig: String) async throws {
+                let result = try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", kubeconfig, "--log-level", "trace"])
+                produced += [result.standardOutput, result.standardError]
+            }
+            let tokenKubeconfig = try lab.value("TOKEN_KUBECONFIG")
+            try await repave(["plan", world.planFile, "--server-dry-run"], kubeconfig: tokenKubeconfig)
+            try await repave(["plan", world.planFile, "--server-dry-run"], kubeconfig: lab.adminKubeconfig)
+            try await repave(["config", "-o", "json"], kubeconfig: tokenKubeconfig)
+            try await repave(["config", "-o", "json"], kubeconfig: lab.adminKubeconfig)
+            try await repave(["run", world.planFile, "--yes", "--state-dir", runs], kubeconfig: tokenKubeconfig)
+            let run = runs + "/" + (try FileManager.default.contentsOfDirectory(atPath: runs)[0])
+            try await repave(["status", run], kubeconfig: tokenKubeconfig)
+            try await repave(["journal", "show", run, "-o", "json"], kubeconfig: tokenKubeconfig)
+            try await repave(["runbook", world.planFile, "--journal", run], kubeconfig: tokenKubeconfig)
+            // A refused request (the restricted user) must not echo credentials in its error either.
+            try await repave(["run", world.planFile, "--yes", "--state-dir", world.scratch.file("r2")], kubeconfig: try lab.value("RESTRICTED_KUBECONFIG"))
+            #expect(produced.joined().contains("finished: \(world.namespace)/coder-jeda-codespace-home"), "the run did not finish: \(produced.joined().suffix(2000))")
+            #expect(produced.joined().contains(" debug repave: "), "the most verbose logging produced nothing to check")
+            let files = FileManager.default.enumerator(atPath: world.scratch.path)?.compactMap { $0 as? String } ?? []
+            for file in files {
+                let path = world.scratch.file(file)
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+                produced.append(String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self))
+            }
+            #expect(files.contains { $0.hasSuffix("journal.jsonl") } && files.contains { $0.contains("manifests/") })
+            for (index, text) in produced.enumerated() {
+                #expect(!text.contains(token) && !text.contains(token.prefix(16)), "output \(index) holds the token")
+                for slice in keySlices { #expect(!text.contains(slice), "output \(index) holds part of the client key") }
+            }
+        }
+    }
+
     @Test("refusals change nothing: a pod of another workload mounts the claim; the target class exists with other parameters")
     func refusals() async throws {
         let scratch = try ScratchDirectory()
