@@ -396,10 +396,14 @@ func onOwnThread<T: Sendable>(name: String, _ body: @escaping @Sendable () throw
 }
 
 extension Duration {
-    var milliseconds: Int {
+    /// Whole milliseconds (curl's timeouts, log metadata).
+    public var milliseconds: Int {
         let (seconds, attoseconds) = components
         return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }
+
+    /// Fractional seconds, for people to read ("12.3s").
+    public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// The seam between the Kubernetes client and the network: ``HTTPSession`` in production, a

@@ -4,7 +4,7 @@ import RepaveCore
 
 /// `repave plan PLAN`: the validated plan with every default made explicit, its digest and the
 /// maintenance window, then the live preflight against the cluster (read-only; a refusal is
-/// exit 3 with what to do). `--server-dry-run` also sends every change with dryRun=All;
+/// exit 2 with what to do). `--server-dry-run` also sends every change with dryRun=All;
 /// `--offline` reads nothing but the file.
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

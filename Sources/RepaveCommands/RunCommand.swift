@@ -1,4 +1,5 @@
 import ArgumentParser
+import Curl
 import Foundation
 import Journal
 import KubeAPI
@@ -48,7 +49,7 @@ struct RunCommand: AsyncParsableCommand {
         let identity = try await RunHeader.identify(session.client)
         let claim = try await session.client.getIfPresent(.persistentVolumeClaims, named: parsed.target.claim, in: parsed.target.namespace)
         let header = RunHeader(plan: parsed.name, planDigest: parsed.digest, cluster: identity,
-                               targets: claim.map { ["persistentvolumeclaim/\(parsed.target.namespace)/\(parsed.target.claim)": PersistentVolumeClaim($0).uid] } ?? [:],
+                               targets: claim.map { [RunHeader.claimTarget(namespace: parsed.target.namespace, claim: parsed.target.claim): PersistentVolumeClaim($0).uid] } ?? [:],
                                tlsVerified: session.client.connection.tls.verification == .verify)
         let root = stateDirectory ?? RunDirectory.root()
         let directory = root + "/" + RunDirectory.name(plan: parsed.name)
@@ -93,6 +94,13 @@ struct ResumeCommand: AsyncParsableCommand {
         var current = recorded
         current.planDigest = plan.digest
         current.cluster = try await RunHeader.identify(session.client)
+        // Before the point of no return the claim must still be the one the run started with
+        // (after it, the run itself replaced it, and create-claim tells ours from another's).
+        if !journal.records.contains(where: { $0.kind == "pnr" }) {
+            let key = RunHeader.claimTarget(namespace: plan.target.namespace, claim: plan.target.claim)
+            current.targets[key] = try await session.client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: plan.target.namespace)
+                .map { PersistentVolumeClaim($0).uid }
+        }
         let problems = recorded.mismatches(current)
         if !problems.isEmpty {
             guard acceptChanged else {
@@ -170,7 +178,7 @@ enum RunSession {
             progress: { id, summary in
                 let elapsed = ContinuousClock.now - started
                 firstSeen.withLock { if $0[id] == nil { $0[id] = elapsed } }
-                FileHandle.standardError.write(Data("[\(String(format: "%6.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))s] \(id): \(summary)\n".utf8))
+                FileHandle.standardError.write(Data("[\(String(format: "%6.1f", elapsed.inSeconds))s] \(id): \(summary)\n".utf8))
             })
         let task = Task {
             let outcome = await runner.run(resuming: resuming, confirmationRequired: confirm)
@@ -218,25 +226,20 @@ extension RunSession {
     /// measured them, and what became of the old volume.
     static func summary(plan: RecreatePlan, directory: String, client: KubeClient, measured: (downtime: Duration, total: Duration)?) async -> [String] {
         guard let records = try? Journal.read(directory: directory).records else { return [] }
-        var facts: [String: String] = [:]
-        for record in records where record.kind == "fact" {
-            if let object = try? JSONSerialization.jsonObject(with: record.data) as? [String: Any],
-               let key = object["key"] as? String, let value = object["value"] as? String { facts[key] = value }
-        }
+        let facts = Runner.facts(in: records)
         let times = RunbookEvidence.PreviousRun(directory: directory, records: records.map { ($0.time, $0.kind, $0.step) })
-        var lines = ["claim:      old uid \(facts["claim.uid"] ?? "?") -> new uid \(facts["newclaim.uid"] ?? "?")"]
+        var lines = ["claim:      old uid \(facts[Recreate.Fact.claimUID] ?? "?") -> new uid \(facts[Recreate.Fact.newClaimUID] ?? "?")"]
         let claim = try? await client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: plan.target.namespace).map(PersistentVolumeClaim.init)
         if let volume = claim?.volumeName,
            let longhorn = try? await client.getIfPresent(.longhornVolumes, named: volume, in: plan.verify.namespace).map(LonghornVolume.init) {
             lines.append("volume:     \(volume) on \(claim?.storageClassName ?? "?"): \(longhorn.numberOfReplicas) replicas, \(longhorn.robustness.isEmpty ? "robustness unknown" : longhorn.robustness)")
         }
         if let measured {
-            func seconds(_ duration: Duration) -> String { String(format: "%.1fs", Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds)) }
-            lines.append("downtime:   \(seconds(measured.downtime)) (scale-down to the workloads back); whole run \(seconds(measured.total))")
+            lines.append(String(format: "downtime:   %.1fs (scale-down to the workloads back); whole run %.1fs", measured.downtime.inSeconds, measured.total.inSeconds))
         } else {
             lines.append("downtime:   \(times.downtime.map(\.description) ?? "none") (scale-down to the workloads back, from the journal's whole-second times); whole run \(times.total)")
         }
-        if let old = facts["pv.name"] {
+        if let old = facts[Recreate.Fact.volume] {
             lines.append("old volume: \(old) " + (plan.oldVolume == .delete ? "deleted" : "retained (delete it later with the commands above)"))
         }
         return lines

@@ -214,6 +214,27 @@ struct RecreateTests {
         }
     }
 
+    @Test("a claim replaced by someone else before the point of no return: resume is refused (exit 4) until --accept-changed-plan")
+    func claimReplacedBeforeResume() async throws {
+        try await withDevpod { world in
+            let crashed = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")],
+                                               environment: ["REPAVE_FAILPOINTS": "in-wait:scale-down"])
+            #expect(crashed.status == 137, "\(crashed.standardError)")
+            // Someone deletes the claim and makes another of the same name.
+            let current = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace))
+            #expect(current.uid == world.original.uid)
+            _ = try await client.delete(.persistentVolumeClaims, named: world.original.name, in: world.namespace, uid: current.uid)
+            try await client.wait(for: .persistentVolumeClaims, named: world.original.name, in: world.namespace, timeout: .seconds(30), describedAs: "claim gone") { $0 == nil }
+            let theirs = PersistentVolumeClaim(try await client.create(.persistentVolumeClaims, in: world.namespace,
+                LabFixtures.claim(world.original.name, storageClass: world.newClass, size: "60Gi")))
+            let run = world.scratch.file("runs/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("runs"))[0]))
+            let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
+            #expect(resumed.status == 4, "\(resumed.standardError)")
+            #expect(resumed.standardError.contains("persistentvolumeclaim/\(world.namespace)/\(world.original.name) is another object now (uid \(world.original.uid) at the start, \(theirs.uid) now)"))
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace)).uid == theirs.uid)
+        }
+    }
+
     @Test("secrets stay secret: with --log-level trace, no byte of output, journal or saved manifest holds the token or the client key")
     func secretsKept() async throws {
         try await withDevpod { world in
@@ -241,6 +262,7 @@ struct RecreateTests {
             try await repave(["runbook", world.planFile, "--journal", run], kubeconfig: tokenKubeconfig)
             // A refused request (the restricted user) must not echo credentials in its error either.
             try await repave(["run", world.planFile, "--yes", "--state-dir", world.scratch.file("r2")], kubeconfig: try lab.value("RESTRICTED_KUBECONFIG"))
+            #expect(produced.last?.contains("the user may not do everything the run needs: missing") == true, "the restricted run was not refused for permissions")
             #expect(produced.joined().contains("finished: \(world.namespace)/coder-jeda-codespace-home"), "the run did not finish: \(produced.joined().suffix(2000))")
             #expect(produced.joined().contains(" debug repave: "), "the most verbose logging produced nothing to check")
             let files = FileManager.default.enumerator(atPath: world.scratch.path)?.compactMap { $0 as? String } ?? []
@@ -368,6 +390,7 @@ struct RecreateTests {
                 .replacingOccurrences(of: "kind: Deployment, name: coder-jeda-codespace", with: workload)
                 .replacingOccurrences(of: "  parameters: {numberOfReplicas: \"3\", staleReplicaTimeout: \"30\", fsType: ext4}\n",
                                       with: "  parameters: {numberOfReplicas: \"3\", staleReplicaTimeout: \"30\", fsType: ext4}\n" + extraClass)
+            #expect(text.contains(workload) && (extraClass.isEmpty || text.contains(extraClass)), "the plan template changed: \(variant) would test the default plan")
             let planFile = scratch.file("plan.yaml")
             try text.write(toFile: planFile, atomically: true, encoding: .utf8)
             let result = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs")])

@@ -111,6 +111,7 @@ struct RunMachineTests {
                 case .record(let id): journal.append(("step_done", id)); action = machine.next(after: .recorded)
                 }
             }
+            Issue.record("the machine did not finish within 100 actions")
         }
         var full = RunMachine(steps: steps, confirmationRequired: false)
         var world = Set<String>(), applies: [String] = [], journal: [(String, String?)] = [("header", nil)]

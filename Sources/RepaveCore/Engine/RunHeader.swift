@@ -31,6 +31,9 @@ public struct RunHeader: Codable, Sendable, Equatable {
         self.tlsVerified = tlsVerified
     }
 
+    /// The `targets` key of a run's claim.
+    public static func claimTarget(namespace: String, claim: String) -> String { "persistentvolumeclaim/\(namespace)/\(claim)" }
+
     /// The cluster a client talks to, as the header records it.
     public static func identify(_ client: KubeClient) async throws -> Cluster {
         let namespace = Namespace(try await client.get(.namespaces, named: "kube-system"))

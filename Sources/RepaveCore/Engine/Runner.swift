@@ -97,7 +97,8 @@ public final class Runner {
         return state
     }
 
-    static func facts(in records: [JournalRecord]) -> [String: String] {
+    /// The facts a run's journal recorded (`fact` records; the last value of a key wins).
+    public static func facts(in records: [JournalRecord]) -> [String: String] {
         var facts: [String: String] = [:]
         for record in records where record.kind == "fact" {
             if let fact = try? record.decode([String: String].self), let key = fact["key"] { facts[key] = fact["value"] }

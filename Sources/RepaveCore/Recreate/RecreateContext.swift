@@ -19,14 +19,15 @@ public struct Recreate: Sendable {
     static let runAnnotation = "repave/run-id"
     static let replicasAnnotation = "repave/original-replicas"
 
-    enum Fact {
-        static let claimUID = "claim.uid"
-        static let volume = "pv.name"
+    /// The keys of the facts the recreate steps journal.
+    public enum Fact {
+        public static let claimUID = "claim.uid"
+        public static let volume = "pv.name"
         static let volumeUID = "pv.uid"
         static let reclaimPolicy = "pv.reclaimPolicy"
         static let longhornUID = "longhorn.uid"     // the old Longhorn Volume, as saved
         static let workloads = "workloads"          // kind/name,kind/name
-        static let newClaimUID = "newclaim.uid"
+        public static let newClaimUID = "newclaim.uid"
         static func replicas(_ workload: String) -> String { "replicas.\(workload)" }
         static func hpaMinimum(_ workload: String) -> String { "hpa.minReplicas.\(workload)" }
     }

@@ -29,7 +29,8 @@ struct Preflight: Step {
         // Everything that mounts the claim must belong to the plan's workloads: anything else
         // would keep the claim in use (and lose its data without being stopped).
         var owners: Set<String> = []
-        for pod in try await recreate.podsMountingClaim(client) {
+        let mounting = try await recreate.podsMountingClaim(client)
+        for pod in mounting {
             guard let owner = try await recreate.owner(of: pod, client) else {
                 throw recreate.refuse("foreign-pod", "pod \(recreate.namespace)/\(pod.name) mounts the claim and belongs to no Deployment or StatefulSet",
                                       hint: "stop or move that pod before the window")
@@ -62,7 +63,7 @@ struct Preflight: Step {
         }
         try await recreate.checkReconcilers(client, workloads: workloads)
         if let podName = Recreate.insidePodMountingClaim(
-            pods: try await recreate.podsMountingClaim(client).map(\.name), namespace: recreate.namespace,
+            pods: mounting.map(\.name), namespace: recreate.namespace,
             hostname: ProcessInfo.processInfo.hostName, environment: ProcessInfo.processInfo.environment)
         {
             throw recreate.refuse("inside-the-pod", "repave runs inside pod \(podName), which mounts the claim: scale-down would stop repave itself, and the journal would go with the claim",
@@ -232,9 +233,15 @@ struct RetainOldVolume: Step {
     }
 
     func apply(_ context: StepContext) async throws {
-        let name = context.facts[Recreate.Fact.volume] ?? ""
+        guard let name = context.facts[Recreate.Fact.volume], let uid = context.facts[Recreate.Fact.volumeUID] else {
+            throw RepaveError(code: "retain-old-volume.no-volume", "no recorded volume for the claim", exitStatus: .stoppedMidRun)
+        }
         let volume = PersistentVolume(try await context.client.get(.persistentVolumes, named: name))
-        try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name)) {
+        guard volume.uid == uid else {
+            throw RepaveError(code: "retain-old-volume.replaced", "persistentvolume \(name) is another object now (uid \(uid) at the start, \(volume.uid) now)",
+                              hint: "inspect it; repave does not change a volume it did not save", exitStatus: .stoppedMidRun)
+        }
+        try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name), precondition: volume.resourceVersion) {
             try await context.client.patch(.persistentVolumes, named: name, .merge([
                 "metadata": ["resourceVersion": .string(volume.resourceVersion)],
                 "spec": ["persistentVolumeReclaimPolicy": "Retain"],
