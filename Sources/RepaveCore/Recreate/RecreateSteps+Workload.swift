@@ -117,9 +117,15 @@ struct Verify: Step {
         } else {
             problems.append("no Longhorn volume \(recreate.plan.verify.namespace)/\(volumeName)")
         }
-        for workload in recreate.workloads(context) where workload.kind == .deployment {
-            let deployment = Deployment(try await client.get(.deployments, named: workload.name, in: recreate.namespace))
-            if deployment.rolloutState != .complete { problems.append("deployment \(workload.name) is not available") }
+        for workload in recreate.workloads(context) {
+            let object = try await client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+            switch workload.kind {
+            case .deployment:
+                if Deployment(object).rolloutState != .complete { problems.append("deployment \(workload.name) is not available") }
+            case .statefulSet:
+                let set = StatefulSet(object)
+                if set.readyReplicas < set.replicas { problems.append("statefulset \(workload.name) has \(set.readyReplicas) of \(set.replicas) replicas ready") }
+            }
         }
         return problems
     }
