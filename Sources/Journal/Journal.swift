@@ -99,6 +99,7 @@ public final class Journal {
         try syncDirectory(directory)
         let appendFD = Glibc.open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)
         guard appendFD >= 0 else { throw .cannotCreate(path: path, problem: String(cString: strerror(errno))) }
+        Failpoints.hit("after-header:run")
         return Journal(directory: directory, records: [record.record], descriptor: appendFD, lock: lock, sync: sync)
     }
 
@@ -108,6 +109,8 @@ public final class Journal {
     @discardableResult
     public func append<Payload: Encodable>(kind: String, step: String? = nil, critical: Bool = true, data: Payload) throws(JournalError) -> JournalRecord {
         guard !failed else { throw .closed(path: path) }
+        let point = "\(kind):\(step ?? "run")"
+        Failpoints.hit("before-" + point)
         let last = records[records.count - 1]
         let framed = try Self.frame(sequence: last.sequence + 1, previous: last.checksum, run: last.run, kind: kind, step: step,
                                     critical: critical, data: Self.encode(data, path: path))
@@ -118,6 +121,7 @@ public final class Journal {
             throw error
         }
         records.append(framed.record)
+        Failpoints.hit("after-" + point)
         return framed.record
     }
 
@@ -329,7 +333,7 @@ public final class Journal {
     }
 
     /// One logical write (looping on short writes), then the sync.
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String, sync: (Int32) -> Int32) throws(JournalError) {
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String, sync: (Int32) -> Int32) throws(JournalError) {
         var written = 0
         while written < bytes.count {
             let result = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }

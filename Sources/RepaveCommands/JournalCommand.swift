@@ -57,6 +57,27 @@ enum RunLocator {
         return names.max { $0.suffix(16) < $1.suffix(16) }.map { root + "/" + $0 }
     }
 
+    /// The plan as the run approved it (`plan.json` beside the journal). A run stopped between
+    /// its journal's creation and that copy changed nothing: it is started again, not resumed.
+    static func plan(in directory: String, journal: Journal?) throws -> RecreatePlan {
+        let path = directory + "/plan.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if let journal, journal.records.count == 1 {
+                throw RepaveError(code: "run.not-started", "\(directory) stopped before it started: its journal has only its header and no plan copy, so nothing was changed",
+                                  hint: "start it again with 'repave run PLAN'", exitStatus: .journalRefused)
+            }
+            throw RepaveError(code: "run.no-plan", "\(directory) holds no plan.json", hint: "the run directory is incomplete; check it with 'repave journal show \(directory)'", exitStatus: .journalRefused)
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do {
+            return try decoder.decode(RecreatePlan.self, from: data)
+        } catch {
+            throw RepaveError(code: "run.plan-unreadable", "\(path) is not a plan copy this repave can read", causes: ["\(error)"],
+                              hint: "resume it with the repave that started the run", exitStatus: .journalRefused)
+        }
+    }
+
     static func read(_ directory: String) throws -> (records: [JournalRecord], tornBytes: Int) {
         do {
             return try Journal.read(directory: directory)

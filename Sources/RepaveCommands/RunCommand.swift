@@ -55,10 +55,7 @@ struct RunCommand: AsyncParsableCommand {
         let directory = root + "/" + RunDirectory.name(plan: parsed.name)
         let journal = try Journal.create(directory: directory, run: UUID().uuidString.lowercased(), header: header)
         // The plan as approved, beside its journal: resume reads this copy, not the file.
-        let copy = directory + "/plan.json"
-        guard FileManager.default.createFile(atPath: copy, contents: parsed.canonicalJSON(), attributes: [.posixPermissions: 0o600]) else {
-            throw RepaveError(code: "run.plan-copy", "cannot write \(copy)", exitStatus: .refused)
-        }
+        try RunDirectory.writeAtomically(parsed.canonicalJSON(), to: directory + "/plan.json")
         FileHandle.standardError.write(Data("run \(directory)\n".utf8))
         try await RunSession.execute(session, plan: parsed, journal: journal, directory: directory, resuming: false, confirm: !yes, json: global.output == .json)
     }
@@ -83,12 +80,7 @@ struct ResumeCommand: AsyncParsableCommand {
         if let copy = journal.repairedCopy {
             FileHandle.standardError.write(Data("note: the journal's torn last record was cut away (copy: \(copy))\n".utf8))
         }
-        guard let planData = FileManager.default.contents(atPath: directory + "/plan.json") else {
-            throw RepaveError(code: "resume.no-plan", "\(directory) holds no plan.json", exitStatus: .journalRefused)
-        }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let plan = try decoder.decode(RecreatePlan.self, from: planData)
+        let plan = try RunLocator.plan(in: directory, journal: journal)
         let recorded = try journal.records[0].decode(RunHeader.self)
         let session = try await RunSession.connect(global: global, plan: plan)
         var current = recorded
@@ -126,12 +118,7 @@ struct AbortCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = RunLocator.resolve(run)
         let journal = try Journal.open(directory: directory)
-        guard let planData = FileManager.default.contents(atPath: directory + "/plan.json") else {
-            throw RepaveError(code: "abort.no-plan", "\(directory) holds no plan.json", exitStatus: .journalRefused)
-        }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let plan = try decoder.decode(RecreatePlan.self, from: planData)
+        let plan = try RunLocator.plan(in: directory, journal: journal)
         let session = try await RunSession.connect(global: global, plan: plan)
         let undone = try await Recreate(plan: plan, run: journal.run, runDirectory: directory).abort(journal: journal, client: session.client)
         print(undone.isEmpty ? "aborted: nothing had been changed" : "aborted:\n" + undone.map { "  \($0)" }.joined(separator: "\n"))

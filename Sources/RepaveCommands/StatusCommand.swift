@@ -59,10 +59,8 @@ extension StatusCommand {
     /// The claim, the workloads and the lease as the cluster has them now; an unreachable
     /// cluster is reported, not fatal (the journal alone still says where the run stands).
     static func liveState(directory: String, global: GlobalOptions) async -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: directory + "/plan.json") else { return [:] }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        guard let plan = try? decoder.decode(RecreatePlan.self, from: data) else { return ["error": "plan.json is unreadable"] }
+        guard FileManager.default.fileExists(atPath: directory + "/plan.json") else { return [:] }
+        guard let plan = try? RunLocator.plan(in: directory, journal: nil) else { return ["error": "plan.json is unreadable"] }
         do {
             let client = try await RunSession.connect(global: global, plan: plan).client
             var state: [String: String] = [:]

@@ -34,9 +34,18 @@ public struct AuditEvent: Decodable, Sendable {
 extension Lab {
     public var auditLog: String { (try? value("AUDIT_LOG")) ?? "" }
 
-    /// Every completed request in the audit log so far (watches count once, when they end).
-    public func auditEvents() throws -> [AuditEvent] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: try value("AUDIT_LOG")))
+    /// Where the audit log ends now: pass it to `auditEvents(since:)` to read only what follows.
+    public func auditMark() throws -> UInt64 {
+        let attributes = try FileManager.default.attributesOfItem(atPath: try value("AUDIT_LOG"))
+        return (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+    }
+
+    /// Every completed request in the audit log since `mark` (watches count once, when they end).
+    public func auditEvents(since mark: UInt64 = 0) throws -> [AuditEvent] {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: try value("AUDIT_LOG")))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: mark)
+        let data = try handle.readToEnd() ?? Data()
         let decoder = JSONDecoder()
         return data.split(separator: UInt8(ascii: "\n")).compactMap { line in
             guard let event = try? decoder.decode(AuditEvent.self, from: Data(line)), event.stage == "ResponseComplete" else { return nil }
@@ -44,11 +53,11 @@ extension Lab {
         }
     }
 
-    /// The writes the server answered for objects in `namespace`, or for the cluster-scoped
-    /// objects named in `names`, in the order they completed.
-    public func auditedWrites(namespace: String, clusterScoped names: Set<String> = []) throws -> [AuditEvent] {
-        try auditEvents().filter { event in
-            guard event.isWrite, let object = event.objectRef else { return false }
+    /// The writes Repave (its user agent) sent that the server answered, for objects in
+    /// `namespace` or the cluster-scoped objects named in `names`, in the order they completed.
+    public func repaveWrites(since mark: UInt64, namespace: String, clusterScoped names: Set<String> = []) throws -> [AuditEvent] {
+        try auditEvents(since: mark).filter { event in
+            guard event.isWrite, event.userAgent?.hasPrefix("repave/") == true, let object = event.objectRef else { return false }
             if object.namespace == namespace { return true }
             return object.namespace == nil && names.contains(object.name ?? "")
         }

@@ -57,17 +57,14 @@ public final class StepContext: @unchecked Sendable {
     }
 
     /// One mutating request: intent journaled and fsynced first, then the request, then its
-    /// outcome journaled. Failpoints before and after each.
+    /// outcome journaled. (The journal's failpoints surround each record, see `Failpoints`.)
     @discardableResult
     public func mutate<Result: Sendable>(
         _ verb: String, _ path: String, precondition: String? = nil,
         _ request: () async throws -> Result
     ) async throws -> Result {
         let step = currentStep
-        Failpoints.hit("before-intent:\(step)")
         try journal.append(kind: "intent", step: step, data: Intent(verb: verb, path: path, precondition: precondition, attempt: attempt, dryRun: dryRun))
-        Failpoints.hit("after-intent:\(step)")
-        Failpoints.hit("before-request:\(step)")
         let result: Result
         do {
             result = try await request()
@@ -75,9 +72,7 @@ public final class StepContext: @unchecked Sendable {
             try journal.append(kind: "outcome", step: step, data: Outcome(result: "error", detail: "\(error)"))
             throw error
         }
-        Failpoints.hit("after-request:\(step)")
         try journal.append(kind: "outcome", step: step, data: Outcome(result: "ok", detail: nil))
-        Failpoints.hit("after-outcome:\(step)")
         return result
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Journal
 import KubeAPI
 
 // The recreate strategy's steps. Each is an ensure: `observe` reads the cluster (and the facts
@@ -179,18 +180,9 @@ struct SaveManifests: Step {
 
     func apply(_ context: StepContext) async throws {}
 
-    /// temp file, fsync, rename, directory fsync: a manifest is whole or absent.
+    /// A manifest is whole or absent (see `RunDirectory.writeAtomically`).
     private func save(_ object: JSON, _ name: String) throws {
-        let path = recreate.runDirectory + "/manifests/" + name
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: object.encoded(), attributes: [.posixPermissions: 0o600]) else {
-            throw RepaveError(code: "manifests.write", "cannot write \(temporary)", exitStatus: .stoppedMidRun)
-        }
-        let fd = open(temporary, O_RDONLY)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
-        guard rename(temporary, path) == 0 else { throw RepaveError(code: "manifests.write", "cannot rename \(temporary)", exitStatus: .stoppedMidRun) }
-        let dir = open(recreate.runDirectory + "/manifests", O_RDONLY | O_DIRECTORY)
-        if dir >= 0 { _ = fsync(dir); close(dir) }
+        try RunDirectory.writeAtomically(object.encoded(), to: recreate.runDirectory + "/manifests/" + name)
     }
 }
 

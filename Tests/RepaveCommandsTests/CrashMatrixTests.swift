@@ -1,0 +1,216 @@
+import Foundation
+import Journal
+import KubeAPI
+import RepaveCore
+import RepaveTestSupport
+import Synchronization
+import Testing
+
+/// Repave's promise, tried at every point it can be stopped: the devpod run is killed at each
+/// failpoint an uninterrupted run reaches (taken from that run's trace, so none is forgotten), and
+/// by real SIGKILLs at seeded moments; each is resumed and must end in exactly the state an
+/// uninterrupted run leaves, checked against the API server's own audit log.
+///
+/// `make test` crashes once at every point. `make proof` (REPAVE_PROOF=1) also crashes each
+/// resume once more, inside it, before a last resume, and kills at more moments.
+@Suite("crash matrix: the devpod run stopped at every point, then resumed")
+struct CrashMatrixTests: DevpodTesting {
+    let lab: Lab
+    let client: KubeClient
+    static let proof = ProcessInfo.processInfo.environment["REPAVE_PROOF"] == "1"
+
+    init() throws {
+        lab = try Lab.current()
+        client = try lab.adminClient(userAgent: "repave-test/crash-matrix")
+    }
+
+    func repave(_ world: World, _ arguments: [String], failpoints: String? = nil, trace: String? = nil) async throws -> ProcessResult {
+        var environment: [String: String?] = ["REPAVE_FAILPOINTS": failpoints]
+        if let trace { environment["REPAVE_FAILPOINT_TRACE"] = trace }
+        return try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", lab.adminKubeconfig], environment: environment)
+    }
+
+    func start(_ world: World, failpoints: String? = nil, trace: String? = nil) async throws -> ProcessResult {
+        try await repave(world, ["run", world.planFile, "--yes", "--state-dir", world.scratch.file("runs")], failpoints: failpoints, trace: trace)
+    }
+
+    /// What differs from the state an uninterrupted run leaves, in the cluster, the journal and
+    /// the audit log (what the server saw since `mark`); empty when the run converged.
+    func divergence(_ world: World, run: String, since mark: UInt64) async throws -> [String] {
+        var problems: [String] = []
+        func check(_ holds: Bool, _ problem: @autoclosure () -> String) { if !holds { problems.append(problem()) } }
+        let (records, torn) = try Journal.read(directory: run)
+        check(torn == 0 && records.last?.kind == "finished", "journal ends with \(records.last?.kind ?? "-"), \(torn) torn bytes")
+        let facts = records.filter { $0.kind == "fact" }.compactMap { try? $0.decode([String: String].self) }
+        let newClaims = Set(facts.filter { $0["key"] == Recreate.Fact.newClaimUID }.compactMap { $0["value"] })
+        if let claim = try await client.getIfPresent(.persistentVolumeClaims, named: world.original.name, in: world.namespace).map(PersistentVolumeClaim.init) {
+            check(claim.uid != world.original.uid && claim.storageClassName == world.newClass && claim.isBound, "claim \(claim.uid) \(claim.storageClassName ?? "-") \(claim.phase)")
+            check(claim.metadata.annotations["repave/run-id"] == records.first?.run, "the claim is not this run's")
+            check(newClaims == [claim.uid], "new claim uids in the journal \(newClaims)")
+        } else {
+            problems.append("no claim")
+        }
+        let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace))
+        check(deployment.replicas == 1 && deployment.metadata.annotations["repave/original-replicas"] == nil, "deployment at \(deployment.replicas) replicas")
+        // The old volume's data stays: its PV (Retain) and its Longhorn Volume are still there.
+        let old = try await client.getIfPresent(.persistentVolumes, named: world.oldVolume).map(PersistentVolume.init)
+        check(old?.reclaimPolicy == "Retain", "old PV \(old.map { $0.reclaimPolicy } ?? "gone")")
+        check(try await client.getIfPresent(.longhornVolumes, named: world.oldVolume, in: "longhorn-system") != nil, "old Longhorn volume gone")
+        check(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: world.namespace) == nil, "lease left")
+
+        // What reached the server: the claim created once and deleted once, the class created
+        // once, nothing else deleted but the run's own lease; every DELETE intent guarded by the
+        // original claim's uid.
+        let writes = try lab.repaveWrites(since: mark, namespace: world.namespace, clusterScoped: [world.newClass, world.oldVolume])
+        let claimWrites = writes.filter { $0.objectRef?.resource == "persistentvolumeclaims" }
+        let creates = claimWrites.filter { $0.verb == "create" }.map(\.code), deletes = claimWrites.filter { $0.verb == "delete" }.map(\.code)
+        check(creates == [201], "claim creates reaching the server: \(creates)")
+        check(deletes.count == 1 && deletes.allSatisfy { $0 == 200 || $0 == 202 }, "claim deletes reaching the server: \(deletes)")
+        let classCreates = writes.filter { $0.objectRef?.resource == "storageclasses" && $0.verb == "create" }.map(\.code)
+        check(classCreates == [201], "class creates reaching the server: \(classCreates)")
+        let otherDeletes = writes.filter { $0.verb == "delete" && !["persistentvolumeclaims", "leases"].contains($0.objectRef?.resource ?? "") }
+        check(otherDeletes.isEmpty, "also deleted \(otherDeletes.map { "\($0.objectRef?.resource ?? "")/\($0.objectRef?.name ?? "")" })")
+        struct Intent: Decodable { let verb: String; let path: String; let precondition: String? }
+        let deleteIntents = records.filter { $0.kind == "intent" }.compactMap { try? $0.decode(Intent.self) }.filter { $0.verb == "DELETE" }
+        check(!deleteIntents.isEmpty && deleteIntents.allSatisfy { $0.precondition == world.original.uid }, "delete intents \(deleteIntents.map { "\($0.path) uid=\($0.precondition ?? "none")" })")
+        return problems
+    }
+
+    /// Runs `body` for each element with at most `width` at once.
+    func concurrently<Element: Sendable>(_ elements: [Element], width: Int, _ body: @escaping @Sendable (Int, Element) async -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            for (index, element) in elements.enumerated() {
+                if index >= width { await group.next() }
+                group.addTask { await body(index, element) }
+            }
+        }
+    }
+
+    @Test("every failpoint of the devpod run: crash there, resume (under make proof: crash again inside the resume, resume), converged")
+    func everyFailpoint() async throws {
+        var points: [String] = []
+        try await withDevpod { world in
+            let mark = try lab.auditMark()
+            let trace = world.scratch.file("trace")
+            let result = try await start(world, trace: trace)
+            #expect(result.status == 0, "\(result.standardError)")
+            points = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init)
+            let problems = try await divergence(world, run: try world.runDirectory(), since: mark)
+            #expect(problems.isEmpty, "uninterrupted: \(problems)")
+        }
+        // The run's shape: lock, 11 steps, 8 requests, release; a trace much shorter means the
+        // failpoints are not where they should be.
+        #expect(points.count >= 80, "\(points)")
+        #expect(Set(points).count == points.count)
+
+        // Each point once; under make proof also a second time with a crash inside the resume.
+        let cases = points.enumerated().flatMap { index, point in (Self.proof ? [false, true] : [false]).map { (index, point, $0) } }
+        let converged = Mutex(0), secondCrashes = Mutex(0)
+        await concurrently(cases, width: 3) { _, item in
+            let (index, point, crashResume) = item
+            let label = point + (crashResume ? " then @\(3 + index % 6) in the resume" : "")
+            do {
+                try await withDevpod { world in
+                    let mark = try lab.auditMark()
+                    var problems: [String] = []
+                    let crashed = try await start(world, failpoints: point)
+                    if crashed.status != 137 || !crashed.standardError.contains("failpoint \(point):") {
+                        problems.append("the run did not stop at the point (exit \(crashed.status)): \(crashed.standardError)")
+                    }
+                    var run = try world.runDirectory()
+                    // The second crash: the resume's n-th failpoint, early in it (the lock, the
+                    // settling of what was in flight, the first step it redoes).
+                    var resumed = try await repave(world, ["resume", run], failpoints: crashResume ? "@\(3 + index % 6)" : nil)
+                    if resumed.status == 137 {
+                        secondCrashes.withLock { $0 += 1 }
+                        resumed = try await repave(world, ["resume", run])
+                    }
+                    if point == "after-header:run" {
+                        // Stopped before anything: resume says so, and a new run does the work.
+                        if resumed.status != 4 || !resumed.standardError.contains("stopped before it started") {
+                            problems.append("resume of a run stopped before it started: exit \(resumed.status): \(resumed.standardError)")
+                        }
+                        let again = try await repave(world, ["run", world.planFile, "--yes", "--state-dir", world.scratch.file("again")])
+                        if again.status != 0 { problems.append("the new run: exit \(again.status): \(again.standardError)") }
+                        run = world.scratch.file("again/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("again"))[0]))
+                    } else if resumed.status != 0 {
+                        problems.append("resume: exit \(resumed.status): \(resumed.standardError)")
+                    }
+                    problems += try await divergence(world, run: run, since: mark)
+                    if problems.isEmpty {
+                        converged.withLock { $0 += 1 }
+                    } else {
+                        Issue.record("\(label): \(problems.joined(separator: "; "))")
+                    }
+                }
+            } catch {
+                Issue.record("\(label): \(error)")
+            }
+        }
+        let total = converged.withLock { $0 }
+        print("crash matrix: \(points.count) crash points × \(Self.proof ? 2 : 1) = \(cases.count) runs, \(total) converged"
+              + (Self.proof ? " (\(secondCrashes.withLock { $0 }) of the second resumes crashed inside)" : ""))
+        #expect(total == cases.count)
+    }
+
+    @Test("the check can fail: a run stopped at the point of no return and not resumed is not converged")
+    func divergenceSeen() async throws {
+        try await withDevpod { world in
+            let mark = try lab.auditMark()
+            #expect(try await start(world, failpoints: "after-outcome:delete-claim").status == 137)
+            let problems = try await divergence(world, run: try world.runDirectory(), since: mark)
+            #expect(problems.contains { $0.hasPrefix("journal ends with outcome") }, "\(problems)")
+            #expect(problems.contains { $0.hasPrefix("claim creates reaching the server: []") }, "\(problems)")
+            #expect(problems.contains { $0.hasPrefix("lease left") }, "\(problems)")
+        }
+    }
+
+    @Test("real kill -9 of the repave process at seeded moments of the run, then resume: converged")
+    func realKills() async throws {
+        // SplitMix64: the moments are the same on every run of the suite.
+        var state: UInt64 = 0x5EED_2026
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let moments = (0..<(Self.proof ? 50 : 5)).map { _ in Int(next() % 1_800) }
+        let converged = Mutex(0), killed = Mutex(0)
+        await concurrently(moments, width: 3) { _, milliseconds in
+            do {
+                try await withDevpod { world in
+                    let mark = try lab.auditMark()
+                    let process = Task { try await start(world) }
+                    try await Task.sleep(for: .milliseconds(milliseconds))
+                    _ = try await runProcess("pkill", ["-KILL", "-f", "repave run .*\(world.scratch.file("runs"))"])
+                    let first = try await process.value
+                    var problems: [String] = []
+                    var run = (try? world.runDirectory()) ?? ""
+                    if first.status == 137 {
+                        killed.withLock { $0 += 1 }
+                        if run.isEmpty || !FileManager.default.fileExists(atPath: run + "/plan.json") {
+                            // Killed before the run existed (or before its plan copy): start again.
+                            let again = try await repave(world, ["run", world.planFile, "--yes", "--state-dir", world.scratch.file("again")])
+                            if again.status != 0 { problems.append("the new run: exit \(again.status): \(again.standardError)") }
+                            run = world.scratch.file("again/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("again"))[0]))
+                        } else {
+                            let resumed = try await repave(world, ["resume", run])
+                            if resumed.status != 0 { problems.append("resume: exit \(resumed.status): \(resumed.standardError)") }
+                        }
+                    } else if first.status != 0 {
+                        problems.append("the run: exit \(first.status): \(first.standardError)")
+                    }
+                    problems += try await divergence(world, run: run, since: mark)
+                    if problems.isEmpty { converged.withLock { $0 += 1 } } else { Issue.record("killed at \(milliseconds) ms: \(problems.joined(separator: "; "))") }
+                }
+            } catch {
+                Issue.record("killed at \(milliseconds) ms: \(error)")
+            }
+        }
+        print("real kill -9: \(moments.count) runs, \(killed.withLock { $0 }) killed mid-run, \(converged.withLock { $0 }) converged")
+        #expect(converged.withLock { $0 } == moments.count)
+        #expect(killed.withLock { $0 } >= moments.count / 2, "most moments should fall inside the run")
+    }
+}
