@@ -213,4 +213,58 @@ struct CrashMatrixTests: DevpodTesting {
         #expect(converged.withLock { $0 } == moments.count)
         #expect(killed.withLock { $0 } >= moments.count / 2, "most moments should fall inside the run")
     }
+
+    /// What differs from the state a completed `abort` leaves: the original claim untouched, the
+    /// workload and the old volume's reclaim policy as they were, the lease gone.
+    func abortDivergence(_ world: World, run: String) async throws -> [String] {
+        var problems: [String] = []
+        let claim = try await client.getIfPresent(.persistentVolumeClaims, named: world.original.name, in: world.namespace).map(PersistentVolumeClaim.init)
+        if claim?.uid != world.original.uid { problems.append("the original claim is gone") }
+        let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace))
+        if deployment.replicas != 1 || deployment.metadata.annotations["repave/original-replicas"] != nil { problems.append("deployment at \(deployment.replicas) replicas") }
+        let volume = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
+        if volume.reclaimPolicy != "Delete" { problems.append("old PV reclaim policy \(volume.reclaimPolicy)") }
+        if try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: world.namespace) != nil { problems.append("lease left") }
+        let (records, torn) = try Journal.read(directory: run)
+        if torn != 0 || records.last?.kind != "aborted" { problems.append("journal ends with \(records.last?.kind ?? "-")") }
+        return problems
+    }
+
+    @Test("abort stopped at each of its failpoints, then abort again: everything put back")
+    func abortAtEveryPoint() async throws {
+        // The run is stopped once its workload is down and the old volume set to Retain: the most
+        // an abort has to undo.
+        let stop = "after-step_done:scale-down"
+        var points: [String] = []
+        try await withDevpod { world in
+            #expect(try await start(world, failpoints: stop).status == 137)
+            let trace = world.scratch.file("trace")
+            let aborted = try await repave(world, ["abort", try world.runDirectory()], trace: trace)
+            #expect(aborted.status == 0, "\(aborted.standardError)")
+            points = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init)
+            let problems = try await abortDivergence(world, run: try world.runDirectory())
+            #expect(problems.isEmpty, "uninterrupted abort: \(problems)")
+        }
+        #expect(points.count >= 6, "\(points)")
+        let converged = Mutex(0)
+        await concurrently(points, width: 3) { _, point in
+            do {
+                try await withDevpod { world in
+                    #expect(try await start(world, failpoints: stop).status == 137)
+                    let run = try world.runDirectory()
+                    var problems: [String] = []
+                    let crashed = try await repave(world, ["abort", run], failpoints: point)
+                    if crashed.status != 137 { problems.append("abort did not stop at the point (exit \(crashed.status))") }
+                    let again = try await repave(world, ["abort", run])
+                    if again.status != 0 { problems.append("abort again: exit \(again.status): \(again.standardError)") }
+                    problems += try await abortDivergence(world, run: run)
+                    if problems.isEmpty { converged.withLock { $0 += 1 } } else { Issue.record("abort at \(point): \(problems.joined(separator: "; "))") }
+                }
+            } catch {
+                Issue.record("abort at \(point): \(error)")
+            }
+        }
+        print("abort crash matrix: \(points.count) crash points, \(converged.withLock { $0 }) converged")
+        #expect(converged.withLock { $0 } == points.count)
+    }
 }

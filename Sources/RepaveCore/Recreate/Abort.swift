@@ -12,8 +12,12 @@ extension Recreate {
             throw RepaveError(code: "abort.past-pnr", "the run has passed its point of no return (the claim was deleted): it cannot be undone",
                               hint: "finish it with 'repave resume \(runDirectory)'", exitStatus: .journalRefused)
         }
-        if journal.records.contains(where: { $0.kind == "aborted" || $0.kind == "finished" }) {
-            throw RepaveError(code: "abort.ended", "the run has already ended", exitStatus: .journalRefused)
+        if journal.records.contains(where: { $0.kind == "finished" }) {
+            throw RepaveError(code: "abort.ended", "the run has already finished: there is nothing to abort", exitStatus: .journalRefused)
+        }
+        // Aborting again (say after the first abort was killed once done) changes nothing.
+        if let aborted = journal.records.last(where: { $0.kind == "aborted" }) {
+            return (try? aborted.decode([String: String].self))?["undone"].map { $0.isEmpty ? [] : ["already aborted: " + $0] } ?? []
         }
         let context = StepContext(client: client, journal: journal, dryRun: false, facts: Runner.facts(in: journal.records), logger: logger)
         context.currentStep = "abort"
