@@ -69,7 +69,7 @@ struct KubeAPIUnitTests {
         #expect(throws: KubeAPIError.self) { try KubeClient.decodeWatchLine(Data("not json".utf8), verb: "WATCH", path: "/p") }
     }
 
-    @Test("retry policy: 429 for every verb, other 5xx for reads only, connection errors for reads or unsent writes")
+    @Test("retry policy: 429 for every verb, other 5xx for reads only (after Retry-After, else with backoff), connection errors for reads or unsent writes")
     func retryPolicy() {
         let policy = RetryPolicy()
         func error(_ status: Int, retryAfter: Duration?) -> KubeAPIError {
@@ -87,6 +87,13 @@ struct KubeAPIUnitTests {
         #expect(policy.mayRetry(CurlError(code: 7, message: "", operation: ""), isRead: false, attempt: 1))
         #expect(!policy.mayRetry(CurlError(code: 60, message: "", operation: ""), isRead: true, attempt: 1))
         #expect(!policy.mayRetry(CurlError(code: 56, message: "", operation: ""), isRead: true, attempt: 6))
+        // Without Retry-After: a 429 for any verb and a failed read (5xx) back off; a failed
+        // write does not (its outcome is unknown), nor do client errors.
+        #expect(policy.backoffRetry(error(429, retryAfter: nil), isRead: false, attempt: 1) == .milliseconds(200))
+        #expect(policy.backoffRetry(error(503, retryAfter: nil), isRead: true, attempt: 2) == .milliseconds(400))
+        #expect(policy.backoffRetry(error(500, retryAfter: nil), isRead: false, attempt: 1) == nil)
+        #expect(policy.backoffRetry(error(409, retryAfter: nil), isRead: true, attempt: 1) == nil)
+        #expect(policy.backoffRetry(error(503, retryAfter: nil), isRead: true, attempt: 6) == nil)
         #expect(policy.backoff(attempt: 1) == .milliseconds(200))
         #expect(policy.backoff(attempt: 3) == .milliseconds(800))
         #expect(policy.backoff(attempt: 20) == .seconds(5))

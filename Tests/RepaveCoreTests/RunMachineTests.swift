@@ -1,3 +1,4 @@
+import Curl
 import Journal
 import KubeAPI
 import Testing
@@ -27,6 +28,52 @@ struct RunMachineTests {
         #expect(machine.next(after: .applied) == .await("delete-claim"))
         #expect(machine.next(after: .awaited) == .record("delete-claim"))
         #expect(machine.next(after: .recorded) == .finish)
+    }
+
+    @Test("a passing failure: a failed read observes again, a failed change is settled by observing before anything is sent again, a failed wait waits again")
+    func retry() {
+        var machine = RunMachine(steps: steps, confirmationRequired: false)
+        #expect(machine.next(after: .start) == .observe("preflight"))
+        #expect(machine.next(after: .retry) == .observe("preflight"))
+        #expect(machine.next(after: .observed(goalHolds: true)) == .record("preflight"))
+        #expect(machine.next(after: .recorded) == .observe("scale-down"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .apply("scale-down"))
+        // The change may have been made: observe, and settle it like a resumed run would.
+        #expect(machine.next(after: .retry) == .observe("scale-down"))
+        #expect(machine.next(after: .observed(goalHolds: true)) == .settle("scale-down", applied: true))
+        #expect(machine.next(after: .recorded) == .await("scale-down"))
+        #expect(machine.next(after: .retry) == .await("scale-down"))
+        #expect(machine.next(after: .awaited) == .record("scale-down"))
+        #expect(machine.next(after: .recorded) == .observe("delete-claim"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .apply("delete-claim"))
+        // Not made: applied again, once the observation said so.
+        #expect(machine.next(after: .retry) == .observe("delete-claim"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .settle("delete-claim", applied: false))
+        #expect(machine.next(after: .recorded) == .apply("delete-claim"))
+        #expect(machine.next(after: .applied) == .await("delete-claim"))
+        #expect(machine.next(after: .awaited) == .record("delete-claim"))
+        #expect(machine.next(after: .recorded) == .finish)
+    }
+
+    @Test("which failures pass: connection loss, timeouts, 429, 5xx, resourceVersion conflicts; not refusals, a failed uid precondition or a deadline")
+    func transientFailures() {
+        func api(_ status: Int, _ reason: KubeAPIError.Reason, _ message: String = "") -> KubeAPIError {
+            KubeAPIError(reason: reason, httpStatus: status, verb: "PATCH", path: "/", message: message)
+        }
+        #expect(TransientFailure.isTransient(CurlError(code: 56, message: "", operation: "")))
+        #expect(TransientFailure.isTransient(CurlError(code: 28, message: "", operation: "")))
+        #expect(!TransientFailure.isTransient(CurlError(code: 60, message: "", operation: "")))
+        for status in [429, 500, 502, 503, 504] { #expect(TransientFailure.isTransient(api(status, .unknown))) }
+        #expect(TransientFailure.isTransient(api(409, .conflict, "the object has been modified")))
+        #expect(!TransientFailure.isTransient(api(409, .conflict, "Precondition failed: UID in precondition: a, UID in object meta: b")))
+        #expect(!TransientFailure.isTransient(api(409, .alreadyExists)))
+        #expect(!TransientFailure.isTransient(api(403, .forbidden)))
+        #expect(!TransientFailure.isTransient(api(422, .invalid)))
+        #expect(!TransientFailure.isTransient(RepaveError(code: "x", "timed out waiting", exitStatus: .stoppedMidRun)))
+        #expect(TransientFailure.delay(after: api(503, .serviceUnavailable), attempt: 1) == .milliseconds(250))
+        #expect(TransientFailure.delay(after: api(503, .serviceUnavailable), attempt: 3) == .seconds(1))
+        #expect(TransientFailure.delay(after: api(503, .serviceUnavailable), attempt: TransientFailure.maxAttempts + 1) == nil)
+        #expect(TransientFailure.delay(after: KubeAPIError(reason: .tooManyRequests, httpStatus: 429, verb: "GET", path: "/", message: "", retryAfter: .seconds(2)), attempt: 1) == .seconds(2))
     }
 
     @Test("nothing to do: every goal already holds, no confirmation asked")

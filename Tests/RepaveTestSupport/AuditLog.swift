@@ -44,6 +44,8 @@ extension Lab {
     public func auditEvents(since mark: UInt64 = 0) throws -> [AuditEvent] {
         let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: try value("AUDIT_LOG")))
         defer { try? handle.close() }
+        // A log shorter than the mark was rotated away under the reader: say so, never read nothing.
+        guard try handle.seekToEnd() >= mark else { throw NotRunning(detail: "the audit log was rotated; restart the lab with this checkout's scripts/lab") }
         try handle.seek(toOffset: mark)
         let data = try handle.readToEnd() ?? Data()
         let decoder = JSONDecoder()

@@ -1,5 +1,7 @@
 import Foundation
+import Journal
 import KubeAPI
+import RepaveCore
 import Testing
 
 public struct DevpodWorld: Sendable {
@@ -12,6 +14,13 @@ public struct DevpodWorld: Sendable {
         guard let first = runs.first else { throw DevpodError(message: "no run directory under \(scratch.file("runs"))") }
         return scratch.file("runs/" + first)
     }
+}
+
+/// An intent record's data, as the tests read it.
+struct JournaledIntent: Decodable {
+    let verb: String
+    let path: String
+    let precondition: String?
 }
 
 struct DevpodError: Error, CustomStringConvertible {
@@ -101,5 +110,56 @@ extension DevpodTesting {
             throw error
         }
         await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
+    }
+
+    /// What differs from the state an uninterrupted run leaves, in the cluster, the journal and
+    /// the audit log (what the server saw since `mark`); empty when the run converged.
+    public func divergence(_ world: World, run: String, since mark: UInt64) async throws -> [String] {
+        var problems: [String] = []
+        func check(_ holds: Bool, _ problem: @autoclosure () -> String) { if !holds { problems.append(problem()) } }
+        let (records, torn) = try Journal.read(directory: run)
+        check(torn == 0 && records.last?.kind == "finished", "journal ends with \(records.last?.kind ?? "-"), \(torn) torn bytes")
+        let facts = records.filter { $0.kind == "fact" }.compactMap { try? $0.decode([String: String].self) }
+        let newClaims = Set(facts.filter { $0["key"] == Recreate.Fact.newClaimUID }.compactMap { $0["value"] })
+        if let claim = try await client.getIfPresent(.persistentVolumeClaims, named: world.original.name, in: world.namespace).map(PersistentVolumeClaim.init) {
+            check(claim.uid != world.original.uid && claim.storageClassName == world.newClass && claim.isBound, "claim \(claim.uid) \(claim.storageClassName ?? "-") \(claim.phase)")
+            check(claim.metadata.annotations["repave/run-id"] == records.first?.run, "the claim is not this run's")
+            check(newClaims == [claim.uid], "new claim uids in the journal \(newClaims)")
+        } else {
+            problems.append("no claim")
+        }
+        let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace))
+        check(deployment.replicas == 1 && deployment.metadata.annotations["repave/original-replicas"] == nil, "deployment at \(deployment.replicas) replicas")
+        // The old volume's data stays: its PV (Retain) and its Longhorn Volume are still there.
+        let old = try await client.getIfPresent(.persistentVolumes, named: world.oldVolume).map(PersistentVolume.init)
+        check(old?.reclaimPolicy == "Retain", "old PV \(old.map { $0.reclaimPolicy } ?? "gone")")
+        check(try await client.getIfPresent(.longhornVolumes, named: world.oldVolume, in: "longhorn-system") != nil, "old Longhorn volume gone")
+        check(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: world.namespace) == nil, "lease left")
+
+        // What reached the server: the claim created once and deleted once, the class created
+        // once, nothing else deleted but the run's own lease; every DELETE intent guarded by the
+        // original claim's uid.
+        let writes = try lab.repaveWrites(since: mark, namespace: world.namespace, clusterScoped: [world.newClass, world.oldVolume])
+        let claimWrites = writes.filter { $0.objectRef?.resource == "persistentvolumeclaims" }
+        let creates = claimWrites.filter { $0.verb == "create" }.map(\.code), deletes = claimWrites.filter { $0.verb == "delete" }.map(\.code)
+        check(creates == [201], "claim creates reaching the server: \(creates)")
+        check(deletes.count == 1 && deletes.allSatisfy { $0 == 200 || $0 == 202 }, "claim deletes reaching the server: \(deletes)")
+        let classCreates = writes.filter { $0.objectRef?.resource == "storageclasses" && $0.verb == "create" }.map(\.code)
+        check(classCreates == [201], "class creates reaching the server: \(classCreates)")
+        let otherDeletes = writes.filter { $0.verb == "delete" && !["persistentvolumeclaims", "leases"].contains($0.objectRef?.resource ?? "") }
+        check(otherDeletes.isEmpty, "also deleted \(otherDeletes.map { "\($0.objectRef?.resource ?? "")/\($0.objectRef?.name ?? "")" })")
+        let deleteIntents = records.filter { $0.kind == "intent" }.compactMap { try? $0.decode(JournaledIntent.self) }.filter { $0.verb == "DELETE" }
+        check(!deleteIntents.isEmpty && deleteIntents.allSatisfy { $0.precondition == world.original.uid }, "delete intents \(deleteIntents.map { "\($0.path) uid=\($0.precondition ?? "none")" })")
+        return problems
+    }
+
+    /// Runs `body` for each element with at most `width` at once.
+    public func concurrently<Element: Sendable>(_ elements: [Element], width: Int, _ body: @escaping @Sendable (Int, Element) async -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            for (index, element) in elements.enumerated() {
+                if index >= width { await group.next() }
+                group.addTask { await body(index, element) }
+            }
+        }
     }
 }

@@ -52,7 +52,7 @@ extension KubeClient {
             "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
             "spec": ["resourceAttributes": attributes],
         ]
-        let answer = try await create(.selfSubjectAccessReviews, review)
+        let answer = try await decode(send(Request(.post, ResourceType.selfSubjectAccessReviews.path(), body: review.encoded(), readOnly: true)))
         return AccessAnswer(
             allowed: answer[path: "status", "allowed"]?.boolValue ?? false,
             reason: answer[path: "status", "reason"]?.stringValue ?? "")
@@ -67,7 +67,7 @@ extension KubeClient {
             "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
             "spec": ["namespace": .string(namespace)],
         ]
-        let answer = try await create(.selfSubjectRulesReviews, review)
+        let answer = try await decode(send(Request(.post, ResourceType.selfSubjectRulesReviews.path(), body: review.encoded(), readOnly: true)))
         if answer[path: "status", "incomplete"]?.boolValue == true { return nil }
         return (answer[path: "status", "resourceRules"]?.arrayValue ?? []).map { rule in
             func strings(_ key: String) -> [String] { rule[key]?.arrayValue?.compactMap(\.stringValue) ?? [] }

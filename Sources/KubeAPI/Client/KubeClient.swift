@@ -24,8 +24,9 @@ public final class KubeClient: Sendable {
         self.connection = connection
         self.retryPolicy = retryPolicy
         self.logger = logger
-        self.transport = try transport ?? HTTPSession(
-            configuration: .init(tls: connection.tls, userAgent: userAgent), logger: logger)
+        // REPAVE_FAULTS (debug builds) puts seeded API faults between the two; see SeededFaults.
+        self.transport = try transport ?? SeededFaults.wrapping(HTTPSession(
+            configuration: .init(tls: connection.tls, userAgent: userAgent), logger: logger))
         self.credentials = CredentialSource(connection: connection, logger: logger)
         for warning in connection.warnings { logger.warning("\(warning)") }
     }
@@ -50,18 +51,21 @@ public final class KubeClient: Sendable {
         public var body: Data?
         public var contentType: String
         public var timeout: Duration?
+        /// A POST that changes nothing (an access or rules review): retried like a read.
+        public var readOnly: Bool
 
         public init(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil,
-                    contentType: String = "application/json", timeout: Duration? = nil) {
+                    contentType: String = "application/json", timeout: Duration? = nil, readOnly: Bool = false) {
             self.method = method
             self.path = path
             self.query = query
             self.body = body
             self.contentType = contentType
             self.timeout = timeout
+            self.readOnly = readOnly
         }
 
-        var isRead: Bool { method == .get }
+        var isRead: Bool { method == .get || readOnly }
     }
 
     func url(_ path: String, _ query: [(String, String)]) -> String {
@@ -93,10 +97,10 @@ public final class KubeClient: Sendable {
     /// ``KubeAPIError`` (the server said no) or `CurlError` (the transfer failed).
     ///
     /// Retries, like client-go: a 429 with Retry-After is retried for every verb (the server did
-    /// not process the request); other 5xx answers with Retry-After and connection failures are
-    /// retried for reads only; a write whose outcome is unknown is never repeated here — the
-    /// caller settles it by reading the cluster. A 401 with a refreshable credential (exec plugin,
-    /// token file) refreshes it once.
+    /// not process the request); 5xx answers and connection failures are retried for reads only
+    /// (after Retry-After when the server sent one, else with backoff); a write whose outcome is
+    /// unknown is never repeated here — the caller settles it by reading the cluster. A 401 with
+    /// a refreshable credential (exec plugin, token file) refreshes it once.
     @discardableResult
     public func send(_ request: Request) async throws -> HTTPResponse {
         var attempt = 0
@@ -122,7 +126,8 @@ public final class KubeClient: Sendable {
                 await credentials.invalidate()
                 continue
             }
-            if let delay = retryPolicy.retryAfter(error, isRead: request.isRead, attempt: attempt) {
+            if let delay = retryPolicy.retryAfter(error, isRead: request.isRead, attempt: attempt)
+                ?? retryPolicy.backoffRetry(error, isRead: request.isRead, attempt: attempt) {
                 logger.info("server asked to retry", metadata: [
                     "request": "\(request.method.rawValue) \(request.path)", "status": "\(response.status)", "retryAfterMs": "\(delay.milliseconds)"])
                 try await Task.sleep(for: delay)
@@ -309,6 +314,15 @@ public struct RetryPolicy: Sendable {
         let factor = 1 << min(attempt - 1, 10)
         let delay = initialBackoff * factor
         return delay < maxBackoff ? delay : maxBackoff
+    }
+
+    /// A 429, or a read the server failed (5xx), without a word on when to come back: retried
+    /// with backoff, as often as a connection failure would be. A 429 was not processed, and
+    /// reads change nothing, so repeating either is safe.
+    func backoffRetry(_ error: KubeAPIError, isRead: Bool, attempt: Int) -> Duration? {
+        guard error.retryAfter == nil, attempt <= maxConnectionRetries,
+              error.httpStatus == 429 || (isRead && error.httpStatus >= 500) else { return nil }
+        return backoff(attempt: attempt)
     }
 
     /// The wait before retrying an answered request, or nil when it must not be retried.

@@ -29,6 +29,9 @@ public struct RunMachine: Sendable, Equatable {
         /// `step_done` is durable.
         case recorded
         case failed(String)
+        /// The step failed for a passing reason (a lost connection, a 5xx, a conflict): do it
+        /// again from where it failed, settling an unanswered change by observing first.
+        case retry
     }
 
     public enum Action: Sendable, Equatable {
@@ -88,6 +91,18 @@ public struct RunMachine: Sendable, Equatable {
             return observeCurrent()
         case .failed(let reason):
             return .stop(reason)
+        case .retry:
+            guard let step = current else { return .stop("internal: no step to retry") }
+            switch last {
+            case .await?:
+                return .await(step.id)
+            case .apply?:
+                // The change may have reached the server: observe, then settle it as a resume would.
+                dangling = step.id
+                return .observe(step.id)
+            default:
+                return .observe(step.id)
+            }
         case .observed(let holds):
             guard let step = current, case .observe(step.id)? = last else { return .stop("internal: observation out of order") }
             if dangling == step.id {

@@ -119,7 +119,7 @@ public final class Runner {
         var renewal: Task<Void, Never>?
         if let lock {
             do {
-                let acquired = try await lock.acquire()
+                let acquired = try await persisting("take the cluster lock") { try await lock.acquire() }
                 try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "\(acquired)"])
                 let loss = lockLost
                 renewal = lock.keepRenewed { reason in loss.set(reason) }
@@ -129,6 +129,7 @@ public final class Runner {
             }
         }
         defer { renewal?.cancel() }
+        var retries: [String: Int] = [:]
         var action = machine.next(after: resuming ? .resume(done: state.done, dangling: state.dangling, applied: state.applied) : .start)
         while true {
             var event: RunMachine.Event
@@ -204,14 +205,49 @@ public final class Runner {
                 // A journal that can no longer be written must not be written again.
                 if error is JournalError { return .stopped("\(error)") }
                 event = .failed("\(context.currentStep): \(error)")
+                // A step that failed for a passing reason is done again after a pause, from an
+                // observation (never by repeating a request blindly), a bounded number of times.
+                let step = context.currentStep
+                let retriable = switch action {
+                case .observe, .apply, .await: true
+                default: false
+                }
+                if retriable, let delay = TransientFailure.delay(after: error, attempt: (retries[step] ?? 0) + 1) {
+                    retries[step, default: 0] += 1
+                    if case .apply = action { context.attempt += 1 }
+                    logger.warning("\(step): \(error); trying again in \(delay.milliseconds) ms (attempt \(retries[step] ?? 0) of \(TransientFailure.maxAttempts))")
+                    do {
+                        try journal.append(kind: "note", step: step, critical: false, data: ["retry": "\(error)", "attempt": "\(retries[step] ?? 0)"])
+                    } catch {
+                        return .stopped("\(error)")
+                    }
+                    try? await Task.sleep(for: delay)
+                    event = .retry
+                }
             }
             action = machine.next(after: event)
         }
     }
 
+    /// `body` again after a passing failure (see `TransientFailure`); each try reads before it
+    /// writes, so none repeats a change blindly.
+    private func persisting<Result>(_ what: String, _ body: () async throws -> Result) async throws -> Result {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch {
+                attempt += 1
+                guard let delay = TransientFailure.delay(after: error, attempt: attempt) else { throw error }
+                logger.warning("\(what): \(error); trying again in \(delay.milliseconds) ms")
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
     private func releaseLock() async throws {
         guard let lock else { return }
-        try await lock.release()
+        try await persisting("release the cluster lock") { try await lock.release() }
         try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "released"])
     }
 
