@@ -7,7 +7,8 @@ import Synchronization
 /// - `REPAVE_FAILPOINTS=after-intent:scale-down,in-wait:delete-claim` enables points. A point
 ///   reached more than once is named `name#2`, `name#3`… from its second time on (the plain name
 ///   is its first time); `@N` is the N-th point reached, whatever its name. `name=sleep(MS)`
-///   pauses there instead of exiting (for tests that let another actor act at a known moment).
+///   pauses there instead of exiting; `name=hold(FILE)` creates `FILE.reached` and waits (up to
+///   two minutes) until FILE exists: a test then plays another actor at a known moment.
 /// - `REPAVE_FAILPOINT_TRACE=FILE` appends the name of every point reached to FILE: the crash
 ///   matrix takes its list of points from one uninterrupted run, so no point is forgotten.
 ///
@@ -24,7 +25,7 @@ public enum Failpoints {
     public static let exitCode: Int32 = 137
 
     #if DEBUG
-    private enum Action { case exit, sleep(milliseconds: Int) }
+    private enum Action { case exit, sleep(milliseconds: Int), hold(file: String) }
 
     private static let actions: [String: Action] = {
         var actions: [String: Action] = [:]
@@ -34,6 +35,8 @@ public enum Failpoints {
             if parts.count == 2, parts[1].hasPrefix("sleep("), parts[1].hasSuffix(")"),
                let milliseconds = Int(parts[1].dropFirst(6).dropLast()) {
                 actions[name] = .sleep(milliseconds: milliseconds)
+            } else if parts.count == 2, parts[1].hasPrefix("hold("), parts[1].hasSuffix(")") {
+                actions[name] = .hold(file: String(parts[1].dropFirst(5).dropLast()))
             } else {
                 actions[name] = .exit
             }
@@ -75,6 +78,11 @@ public enum Failpoints {
         case .sleep(let milliseconds):
             FileHandle.standardError.write(Data("repave: failpoint \(enabled): pausing \(milliseconds) ms\n".utf8))
             usleep(useconds_t(milliseconds) * 1000)
+        case .hold(let file):
+            // A rendezvous with a test: FILE.reached says the point is reached; FILE releases it.
+            FileHandle.standardError.write(Data("repave: failpoint \(enabled): holding until \(file) exists\n".utf8))
+            _ = FileManager.default.createFile(atPath: file + ".reached", contents: nil)
+            for _ in 0..<6000 where !FileManager.default.fileExists(atPath: file) { usleep(20_000) }
         }
         #endif
     }

@@ -227,7 +227,8 @@ extension RunSession {
             lines.append("downtime:   \(times.downtime.map(\.description) ?? "none") (scale-down to the workloads back, from the journal's whole-second times); whole run \(times.total)")
         }
         if let old = facts[Recreate.Fact.volume] {
-            lines.append("old volume: \(old) " + (plan.oldVolume == .delete ? "deleted" : "retained (delete it later with the commands above)"))
+            lines.append("old volume: \(old) " + (facts[Recreate.Fact.oldVolumeLost].map { "GONE: \($0)" }
+                ?? (plan.oldVolume == .delete ? "deleted" : "retained (delete it later with the commands above)")))
         }
         return lines
     }

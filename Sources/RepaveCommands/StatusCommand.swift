@@ -73,7 +73,7 @@ extension StatusCommand {
             for workload in plan.target.workloads {
                 let type: ResourceType = workload.kind == .deployment ? .deployments : .statefulSets
                 if let object = try await client.getIfPresent(type, named: workload.name, in: ns) {
-                    let replicas = workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
+                    let replicas = Recreate.replicas(workload.kind, object)
                     state["\(workload.kind.rawValue)/\(workload.name)"] = "\(replicas) replicas"
                 }
             }

@@ -28,7 +28,7 @@ extension Recreate {
                   let original = context.facts[Fact.replicas("\(workload.kind.rawValue)/\(workload.name)")].flatMap(Int.init)
             else { continue }
             let meta = ObjectMeta(object["metadata"] ?? [:])
-            let replicas = workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
+            let replicas = Recreate.replicas(workload.kind, object)
             guard replicas != original || meta.annotations[Recreate.replicasAnnotation] != nil else { continue }
             try await context.mutate("PATCH", type.path(namespace: namespace, name: workload.name)) {
                 try await client.patch(type, named: workload.name, in: namespace, .merge([

@@ -66,10 +66,10 @@ extension Recreate {
     }
 
     /// Reconcilers that would undo or fight a scale-down, unless the plan acknowledges them.
-    func checkReconcilers(_ client: KubeClient, workloads: [RecreatePlan.Workload]) async throws {
+    func checkReconcilers(_ objects: [(RecreatePlan.Workload, JSON)], autoscalers: [JSON]) throws {
         var found: [(RecreatePlan.Reconciler, String)] = []
-        for workload in workloads {
-            guard let object = try await client.getIfPresent(workloadType(workload.kind), named: workload.name, in: namespace) else { continue }
+        let workloads = objects.map(\.0)
+        for (workload, object) in objects {
             let meta = ObjectMeta(object["metadata"] ?? [:])
             let name = "\(workload.kind.rawValue)/\(workload.name)"
             if meta.annotations["argocd.argoproj.io/tracking-id"] != nil || meta.labels["app.kubernetes.io/instance"] != nil {
@@ -82,7 +82,7 @@ extension Recreate {
                 found.append((.coder, "\(name) belongs to a Coder workspace, which creates and deletes it itself: stop the workspace's autostart and make sure no build runs in the window, then add 'coder' to acknowledge"))
             }
         }
-        for hpa in try await client.list(.horizontalPodAutoscalers, in: namespace).items {
+        for hpa in autoscalers {
             let target = hpa[path: "spec", "scaleTargetRef"]
             if let kind = target?["kind"]?.stringValue, let name = target?["name"]?.stringValue,
                workloads.contains(where: { $0.kind.rawValue == kind && $0.name == name }) {

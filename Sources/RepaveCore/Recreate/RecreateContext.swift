@@ -28,6 +28,8 @@ public struct Recreate: Sendable {
         static let longhornUID = "longhorn.uid"     // the old Longhorn Volume, as saved
         static let workloads = "workloads"          // kind/name,kind/name
         public static let newClaimUID = "newclaim.uid"
+        /// Set when the retained old volume vanished during the run (not by repave's hand).
+        public static let oldVolumeLost = "pv.lost"
         static func replicas(_ workload: String) -> String { "replicas.\(workload)" }
         static func hpaMinimum(_ workload: String) -> String { "hpa.minReplicas.\(workload)" }
     }
@@ -48,6 +50,11 @@ public struct Recreate: Sendable {
         kind == .deployment ? .deployments : .statefulSets
     }
 
+    /// A workload object's `spec.replicas`.
+    public static func replicas(_ kind: RecreatePlan.Workload.Kind, _ object: JSON) -> Int {
+        kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
+    }
+
     /// The workloads the run acts on: the plan's, or those recorded when the run started.
     func workloads(_ context: StepContext) -> [RecreatePlan.Workload] {
         if let recorded = context.facts[Fact.workloads] {
@@ -63,6 +70,35 @@ public struct Recreate: Sendable {
     /// Pods in the namespace that mount the claim (one list of the namespace's pods).
     func podsMountingClaim(_ client: KubeClient) async throws -> [Pod] {
         try await client.list(.pods, in: namespace).items.map(Pod.init).filter { $0.claimNames.contains(claim) }
+    }
+
+    /// Between scale-down and the new claim the workloads must stay at 0: a reconciler or a
+    /// person scaling one back up is found here, named with whoever last set its replicas
+    /// (from `managedFields`), and stops the run (exit 3) before `before` happens. Before the
+    /// point of no return (`abortable`) the operator may also abort.
+    func requireWorkloadsDown(_ context: StepContext, before: String, abortable: Bool) async throws {
+        var up: [String] = []
+        for workload in workloads(context) {
+            let object = try await context.client.get(workloadType(workload.kind), named: workload.name, in: namespace)
+            let replicas = Recreate.replicas(workload.kind, object)
+            guard replicas != 0 else { continue }
+            let manager = Self.replicasManager(object).map { " (spec.replicas last set by \($0))" } ?? ""
+            up.append("\(workload.kind.rawValue)/\(workload.name) is at \(replicas) replicas again\(manager)")
+        }
+        let pods = try await podsMountingClaim(context.client)
+        if up.isEmpty && pods.isEmpty { return }
+        throw RepaveError(code: "window.scaled-up", "stopped before \(before): the workloads were scaled back up since scale-down",
+                          causes: up + pods.map { "pod \($0.name) mounts the claim" },
+                          hint: "stop whatever scales it (GitOps sync, HPA, an operator, a person), scale it to 0, then 'repave resume'"
+                              + (abortable ? "; or 'repave abort' to put everything back" : ""),
+                          exitStatus: .stoppedMidRun)
+    }
+
+    /// The field manager that last set `spec.replicas`, from the object's managedFields.
+    static func replicasManager(_ object: JSON) -> String? {
+        let entries = object[path: "metadata", "managedFields"]?.arrayValue ?? []
+        return entries.filter { $0[path: "fieldsV1", "f:spec", "f:replicas"] != nil }
+            .max { ($0["time"]?.stringValue ?? "") < ($1["time"]?.stringValue ?? "") }?["manager"]?.stringValue
     }
 
     /// The workload (Deployment through its ReplicaSet, or StatefulSet) that controls a pod.

@@ -11,7 +11,7 @@ struct ScaleDown: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         for workload in recreate.workloads(context) {
             let object = try await context.client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
-            if (workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas) != 0 { return false }
+            if (Recreate.replicas(workload.kind, object)) != 0 { return false }
         }
         return try await recreate.podsMountingClaim(context.client).isEmpty
     }
@@ -21,7 +21,7 @@ struct ScaleDown: Step {
             let type = recreate.workloadType(workload.kind)
             let object = try await context.client.get(type, named: workload.name, in: recreate.namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
-            let replicas = workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
+            let replicas = Recreate.replicas(workload.kind, object)
             guard replicas != 0 else { continue }
             let original = context.facts[Recreate.Fact.replicas("\(workload.kind.rawValue)/\(workload.name)")] ?? String(replicas)
             // One merge patch, guarded by the resourceVersion just read: replicas and the note of
@@ -43,9 +43,7 @@ struct ScaleDown: Step {
             try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, timeout: estimate,
                                           describedAs: "pod \(pod.name) to terminate (it mounts the claim)") { $0 == nil }
         }
-        guard try await recreate.podsMountingClaim(context.client).isEmpty else {
-            throw RepaveError(code: "scale-down.pods", "pods still mount the claim after scale-down", hint: "something scaled the workload back up; check reconcilers", exitStatus: .stoppedMidRun)
-        }
+        try await recreate.requireWorkloadsDown(context, before: "deleting the claim", abortable: true)
     }
 }
 
@@ -59,8 +57,11 @@ struct DeleteClaim: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let old = context.facts[Recreate.Fact.claimUID] else { return false }
-        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else { return true }
-        return PersistentVolumeClaim(current).uid != old
+        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace).map(PersistentVolumeClaim.init) else { return true }
+        guard current.uid == old else { return true }
+        // Last look before the point of no return: nothing may have come back to use the claim.
+        if !current.metadata.isTerminating { try await recreate.requireWorkloadsDown(context, before: "deleting the claim", abortable: true) }
+        return false
     }
 
     func apply(_ context: StepContext) async throws {
@@ -98,7 +99,11 @@ struct CreateClaim: Step {
     var estimate: Duration { .seconds(30) }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else { return false }
+        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
+            // A workload scaled up now would start on the new, empty claim the moment it exists.
+            try await recreate.requireWorkloadsDown(context, before: "creating the new claim", abortable: false)
+            return false
+        }
         let claim = PersistentVolumeClaim(current)
         guard claim.uid != context.facts[Recreate.Fact.claimUID] else { return false }
         guard claim.metadata.annotations[Recreate.runAnnotation] == recreate.run else {

@@ -20,10 +20,11 @@ struct ScaleUp: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         for workload in recreate.workloads(context) {
             let object = try await context.client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
-            let replicas = workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
-            if replicas != original(workload, context) || ObjectMeta(object["metadata"] ?? [:]).annotations[Recreate.replicasAnnotation] != nil { return false }
+            let want = original(workload, context)
+            if Recreate.replicas(workload.kind, object) != want || ObjectMeta(object["metadata"] ?? [:]).annotations[Recreate.replicasAnnotation] != nil { return false }
+            if workload.kind == .deployment ? Deployment(object).rolloutState != .complete : StatefulSet(object).readyReplicas != want { return false }
         }
-        return try await rolledOut(context)
+        return true
     }
 
     func apply(_ context: StepContext) async throws {
@@ -60,14 +61,6 @@ struct ScaleUp: Step {
                 throw RepaveError(code: "scale-up.failed", reason, hint: "inspect the pods' events; 'repave resume' waits again", exitStatus: .stoppedMidRun)
             }
         }
-    }
-
-    private func rolledOut(_ context: StepContext) async throws -> Bool {
-        for workload in recreate.workloads(context) {
-            let object = try await context.client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
-            if workload.kind == .deployment ? Deployment(object).rolloutState != .complete : StatefulSet(object).readyReplicas != original(workload, context) { return false }
-        }
-        return true
     }
 }
 
@@ -144,6 +137,13 @@ struct ReleaseOldVolume: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         guard let name = context.facts[Recreate.Fact.volume] else { return true }
         if recreate.plan.oldVolume == .retainUntilVerified {
+            // Repave never deletes it in this mode; someone else may have.
+            let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init)
+            guard volume?.uid == context.facts[Recreate.Fact.volumeUID] else {
+                try context.remember(Recreate.Fact.oldVolumeLost, "deleted by someone else during the run (repave did not delete it)")
+                try context.note("WARNING: the old volume \(name) (uid \(context.facts[Recreate.Fact.volumeUID] ?? "?")) is gone: someone else deleted it during the run; repave did not. Its data survives only if its Longhorn volume \(recreate.plan.verify.namespace)/\(name) is still there")
+                return true
+            }
             try context.note("old volume \(name) is retained. Delete it when no longer needed: kubectl delete pv \(name); kubectl -n \(recreate.plan.verify.namespace) delete volumes.longhorn.io \(name)")
             return true
         }

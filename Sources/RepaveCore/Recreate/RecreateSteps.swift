@@ -58,11 +58,17 @@ struct Preflight: Step {
                 return RecreatePlan.Workload.Kind(rawValue: parts[0]).map { .init(kind: $0, name: parts[1]) }
             }
             : plan.target.workloads
-        for workload in workloads where try await client.getIfPresent(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace) == nil {
-            throw recreate.refuse("no-workload", "\(workload.kind.rawValue) \(recreate.namespace)/\(workload.name) does not exist",
-                                  hint: "a Coder workspace that was stopped has no Deployment: start it, or remove it from target.workloads")
+        // Each workload and the HPAs read once, for every check below.
+        var objects: [(RecreatePlan.Workload, JSON)] = []
+        for workload in workloads {
+            guard let object = try await client.getIfPresent(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace) else {
+                throw recreate.refuse("no-workload", "\(workload.kind.rawValue) \(recreate.namespace)/\(workload.name) does not exist",
+                                      hint: "a Coder workspace that was stopped has no Deployment: start it, or remove it from target.workloads")
+            }
+            objects.append((workload, object))
         }
-        try await recreate.checkReconcilers(client, workloads: workloads)
+        let autoscalers = try await client.list(.horizontalPodAutoscalers, in: recreate.namespace).items
+        try recreate.checkReconcilers(objects, autoscalers: autoscalers)
         if let podName = Recreate.insidePodMountingClaim(
             pods: mounting.map(\.name), namespace: recreate.namespace,
             hostname: ProcessInfo.processInfo.hostName, environment: ProcessInfo.processInfo.environment)
@@ -75,7 +81,7 @@ struct Preflight: Step {
             throw recreate.refuse("run-directory-on-claim", "the run directory \(recreate.runDirectory) is on the claim's own volume \(volume) (mounted at \(mount)): the journal would be deleted with it",
                                   hint: "pass --state-dir on another filesystem")
         }
-        try await recordHPAMinimums(context, workloads: workloads)
+        try recordHPAMinimums(context, autoscalers: autoscalers, workloads: workloads)
         try checkGitReport()
         try await checkGitPaths()
         if context.facts[Recreate.Fact.workloads] == nil {
@@ -88,8 +94,8 @@ struct Preflight: Step {
     func apply(_ context: StepContext) async throws {}
 
     /// An HPA's minReplicas, so that scale-up restores at least that many.
-    private func recordHPAMinimums(_ context: StepContext, workloads: [RecreatePlan.Workload]) async throws {
-        for hpa in try await context.client.list(.horizontalPodAutoscalers, in: recreate.namespace).items {
+    private func recordHPAMinimums(_ context: StepContext, autoscalers: [JSON], workloads: [RecreatePlan.Workload]) throws {
+        for hpa in autoscalers {
             guard let kind = hpa[path: "spec", "scaleTargetRef", "kind"]?.stringValue, let name = hpa[path: "spec", "scaleTargetRef", "name"]?.stringValue,
                   workloads.contains(where: { $0.kind.rawValue == kind && $0.name == name }),
                   let minimum = hpa[path: "spec", "minReplicas"]?.intValue
@@ -166,7 +172,7 @@ struct SaveManifests: Step {
         for workload in recreate.workloads(context) {
             let object = try await client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
             try save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
-            let replicas = workload.kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
+            let replicas = Recreate.replicas(workload.kind, object)
             // Already scaled down by an earlier, interrupted attempt: its annotation knows.
             let original = ObjectMeta(object["metadata"] ?? [:]).annotations[Recreate.replicasAnnotation].flatMap(Int.init) ?? replicas
             try context.remember(Recreate.Fact.replicas("\(workload.kind.rawValue)/\(workload.name)"), String(original))
