@@ -82,7 +82,11 @@ public enum Failpoints {
             // A rendezvous with a test: FILE.reached says the point is reached; FILE releases it.
             FileHandle.standardError.write(Data("repave: failpoint \(enabled): holding until \(file) exists\n".utf8))
             _ = FileManager.default.createFile(atPath: file + ".reached", contents: nil)
-            for _ in 0..<6000 where !FileManager.default.fileExists(atPath: file) { usleep(20_000) }
+            var waited = 0
+            while !FileManager.default.fileExists(atPath: file) && waited < 6000 {
+                usleep(20_000)
+                waited += 1
+            }
         }
         #endif
     }

@@ -26,8 +26,8 @@ struct OtherActorsTests: DevpodTesting {
             try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")],
                                  environment: ["REPAVE_FAILPOINTS": "\(pause)=hold(\(gate))"])
         }
-        for _ in 0..<1500 where !FileManager.default.fileExists(atPath: gate + ".reached") { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(FileManager.default.fileExists(atPath: gate + ".reached"), "the run never reached \(pause)")
+        let reached = try await poll(attempts: 1500, every: .milliseconds(20)) { FileManager.default.fileExists(atPath: gate + ".reached") }
+        #expect(reached, "the run never reached \(pause)")
         return (run, { _ = FileManager.default.createFile(atPath: gate, contents: nil) })
     }
 

@@ -303,7 +303,7 @@ struct RecreateTests: DevpodTesting {
                 try await client.wait(for: .deployments, named: "coder-jeda-codespace", in: namespace, timeout: .seconds(30), describedAs: "no pods") {
                     $0.map { Deployment($0).statusReplicas == 0 } ?? false
                 }
-                for _ in 0..<50 where !(try await client.list(.pods, in: namespace).items.isEmpty) { try await Task.sleep(for: .milliseconds(100)) }
+                try await poll(attempts: 50, every: .milliseconds(100)) { try await client.list(.pods, in: namespace).items.isEmpty }
             }
             let original = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: namespace))
             oldVolume = original.volumeName

@@ -61,3 +61,14 @@ func builtBinary(_ name: String, override: String) throws -> String {
 public struct BinaryNotFound: Error, CustomStringConvertible {
     public var description: String { "the repave binaries are not built next to the tests: run `swift build` first" }
 }
+
+/// Checks `condition` every `interval` until it holds, at most `attempts` times; returns whether
+/// it held. (A `for … where` loop would keep evaluating the condition after it held.)
+@discardableResult
+public func poll(attempts: Int, every interval: Duration, until condition: () async throws -> Bool) async throws -> Bool {
+    for attempt in 0..<attempts {
+        if try await condition() { return true }
+        if attempt < attempts - 1 { try await Task.sleep(for: interval) }
+    }
+    return false
+}

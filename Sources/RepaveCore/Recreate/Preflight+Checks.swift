@@ -10,7 +10,7 @@ extension Recreate {
             .init("get", .persistentVolumeClaims, namespace: ns), .init("list", .persistentVolumeClaims, namespace: ns),
             .init("watch", .persistentVolumeClaims, namespace: ns), .init("create", .persistentVolumeClaims, namespace: ns),
             .init("delete", .persistentVolumeClaims, namespace: ns),
-            .init("get", .persistentVolumes), .init("list", .persistentVolumes), .init("patch", .persistentVolumes),
+            .init("get", .persistentVolumes), .init("patch", .persistentVolumes),
             .init("get", .storageClasses),
             .init("list", .pods, namespace: ns), .init("watch", .pods, namespace: ns),
             .init("get", .replicaSets, namespace: ns),

@@ -1,0 +1,142 @@
+import Foundation
+import KubeAPI
+import RepaveTestSupport
+import Testing
+
+/// deploy/rbac.yaml is exactly what Repave needs: bound to a user of its own (the admin
+/// impersonating it), the devpod run goes through; with any single verb of any rule taken away,
+/// `repave run` refuses in its preflight, naming that permission, and changes nothing.
+@Suite("least privilege: deploy/rbac.yaml, exactly", .serialized)
+struct LeastPrivilegeTests: DevpodTesting {
+    let lab: Lab
+    let client: KubeClient
+
+    init() throws {
+        lab = try Lab.current()
+        client = try lab.adminClient(userAgent: "repave-test/least-privilege")
+    }
+
+    static let rbacFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../deploy/rbac.yaml").standardized.path
+
+    func kubectl(_ arguments: [String], input: String? = nil, scratch: ScratchDirectory) async throws -> ProcessResult {
+        var arguments = arguments + ["--kubeconfig", lab.adminKubeconfig]
+        if let input {
+            let file = scratch.file("kubectl-\(UUID().uuidString).yaml")
+            try input.write(toFile: file, atomically: true, encoding: .utf8)
+            arguments += ["-f", file]
+        }
+        return try await runProcess("kubectl", arguments)
+    }
+
+    static let roles = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", namespaced: true)
+    static let clusterRoles = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", kind: "ClusterRole", namespaced: false)
+
+    /// Replaces a role's rules (a fresh read, so the update carries its resourceVersion).
+    func setRules(_ role: RoleObject, _ rules: [JSON]) async throws {
+        let type = role.namespace == nil ? Self.clusterRoles : Self.roles
+        var object = try await client.get(type, named: role.name, in: role.namespace)
+        object["rules"] = .array(rules)
+        try await client.update(type, object)
+    }
+
+    /// One of the three objects in rbac.yaml as applied for this test: kind, name, namespace.
+    struct RoleObject {
+        let kind: String, name: String, namespace: String?
+        var scope: [String] { namespace.map { ["-n", $0] } ?? [] }
+    }
+
+    @Test("bound alone, deploy/rbac.yaml runs the devpod scenario (oldVolume: delete); without any one of its verbs, preflight refuses naming it, with nothing changed")
+    func exactlyEnough() async throws {
+        try await withDevpod(planExtra: "oldVolume: delete") { world in
+            do {
+                try await exercise(world)
+            } catch {
+                await removeCrossNamespaceRBAC(world)
+                throw error
+            }
+            await removeCrossNamespaceRBAC(world)
+        }
+    }
+
+    /// What the namespace's deletion does not take along.
+    func removeCrossNamespaceRBAC(_ world: World) async {
+        for arguments in [["role", "repave-longhorn-\(world.id)", "-n", "longhorn-system"], ["rolebinding", "repave-\(world.id)", "-n", "longhorn-system"],
+                          ["clusterrole", "repave-\(world.id)"], ["clusterrolebinding", "repave-\(world.id)"]] {
+            _ = try? await runProcess("kubectl", ["delete"] + arguments + ["--ignore-not-found", "--kubeconfig", lab.adminKubeconfig])
+        }
+    }
+
+    func exercise(_ world: World) async throws {
+        let user = "repave-lp-\(world.id)"
+        // The file as an operator applies it, with names of this test's own.
+        let yaml = try String(contentsOfFile: Self.rbacFile, encoding: .utf8)
+            .replacingOccurrences(of: "NAMESPACE", with: world.namespace)
+            .replacingOccurrences(of: "name: repave-longhorn\n", with: "name: repave-longhorn-\(world.id)\n")
+            .replacingOccurrences(of: "name: repave\n", with: "name: repave-\(world.id)\n")
+        let roles = [RoleObject(kind: "role", name: "repave-\(world.id)", namespace: world.namespace),
+                     RoleObject(kind: "role", name: "repave-longhorn-\(world.id)", namespace: "longhorn-system"),
+                     RoleObject(kind: "clusterrole", name: "repave-\(world.id)", namespace: nil)]
+        let applied = try await kubectl(["apply"], input: yaml, scratch: world.scratch)
+        #expect(applied.status == 0, "\(applied.standardError)")
+        for (role, binding) in zip(roles, [["rolebinding", "--role"], ["rolebinding", "--role"], ["clusterrolebinding", "--clusterrole"]]) {
+            let bound = try await kubectl(["create", binding[0], "repave-\(world.id)", "\(binding[1])=\(role.name)", "--user=\(user)"] + role.scope, scratch: world.scratch)
+            #expect(bound.status == 0, "\(bound.standardError)")
+        }
+        // Repave acting as that user: the admin's kubeconfig, impersonating it.
+        let kubeconfig = world.scratch.file("as-user.kubeconfig")
+        try String(contentsOfFile: lab.adminKubeconfig, encoding: .utf8)
+            .replacingOccurrences(of: "  user:\n", with: "  user:\n    as: \(user)\n")
+            .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        func repave(_ arguments: [String]) async throws -> ProcessResult {
+            try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", kubeconfig])
+        }
+
+        // Every verb of every rule, taken away one at a time (a rule of one verb goes whole).
+        let asUser = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-test/least-privilege")
+        var variants = 0, refusedNamingIt = 0
+        for role in roles {
+            let full = try await client.get(role.namespace == nil ? Self.clusterRoles : Self.roles, named: role.name, in: role.namespace)
+            let rules = full["rules"]?.arrayValue ?? []
+            for (ruleIndex, rule) in rules.enumerated() {
+                let verbs = rule["verbs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                let group = rule["apiGroups"]?.arrayValue?.first?.stringValue ?? ""
+                let resources = rule["resources"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                let name = rule["resourceNames"]?.arrayValue?.first?.stringValue
+                // The resource the devpod plan uses (its workloads are Deployments).
+                let resource = resources.first { $0 != "statefulsets" } ?? resources[0]
+                let qualified = group.isEmpty ? resource : "\(resource).\(group)"
+                let type = ResourceType(group: group, version: "v1", plural: resource, kind: "", namespaced: role.namespace != nil)
+                for verb in verbs {
+                    variants += 1
+                    let label = "\(role.kind) \(role.name) without \(verb) \(qualified)"
+                    var reduced = rules
+                    let remaining = verbs.filter { $0 != verb }
+                    if remaining.isEmpty { reduced.remove(at: ruleIndex) } else { reduced[ruleIndex]["verbs"] = .array(remaining.map { .string($0) }) }
+                    try await setRules(role, reduced)
+                    let question = KubeClient.AccessQuestion(verb, type, namespace: role.namespace, name: name)
+                    try await poll(attempts: 100, every: .milliseconds(50)) { !(try await asUser.accessReview(question).allowed) }
+                    let mark = try lab.auditMark()
+                    let refused = try await repave(["run", world.planFile, "--yes", "--state-dir", world.scratch.file("refused")])
+                    let named = refused.standardError.contains("missing 1 permissions") && refused.standardError.contains("\(verb) \(qualified)")
+                    let writes = try lab.repaveWrites(since: mark, namespace: world.namespace, clusterScoped: [world.newClass, world.oldVolume])
+                    if refused.status == 2 && named && writes.isEmpty { refusedNamingIt += 1 } else {
+                        Issue.record("\(label): exit \(refused.status), writes \(writes.map { "\($0.verb) \($0.objectRef?.resource ?? "")" }): \(refused.standardError)")
+                    }
+                    try await setRules(role, rules)
+                    try await poll(attempts: 100, every: .milliseconds(50)) { try await asUser.accessReview(question).allowed }
+                }
+            }
+        }
+        print("least privilege: \(variants) rules' verbs removed one at a time, \(refusedNamingIt) refused by preflight naming the missing one, nothing changed")
+        #expect(variants >= 25 && refusedNamingIt == variants)
+
+        // With exactly the file, the whole maintenance.
+        let run = try await repave(["run", world.planFile, "--yes", "--state-dir", world.scratch.file("runs")])
+        #expect(run.status == 0, "\(run.standardError)")
+        let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace))
+        #expect(claim.uid != world.original.uid && claim.storageClassName == world.newClass && claim.isBound)
+        #expect(run.standardOutput.contains("old volume: \(world.oldVolume) deleted"), "\(run.standardOutput)")
+        let deployment = Deployment(try await client.get(.deployments, named: "coder-jeda-codespace", in: world.namespace))
+        #expect(deployment.replicas == 1 && deployment.availableReplicas == 1)
+    }
+}
