@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 LAB_DIR ?= $(CURDIR)/.lab/dev
 
-.PHONY: all deps build lab-build lab-up lab-down test demo bench clean
+.PHONY: all deps build lab-build lab-up lab-down test proof demo bench clean
 
 all: build
 
@@ -20,6 +20,11 @@ lab-build: deps
 # cluster started for this run and stopped afterwards, whatever the tests' outcome.
 test: deps lab-build
 	@scripts/test
+
+# The full proof matrices (every crash point twice, 50 fault seeds per rate, 10 minutes of fuzzing
+# per parser) with the figures docs/reliability.md quotes: about an hour on 2 cores.
+proof: deps lab-build
+	@scripts/proof
 
 # A lab cluster that stays up for interactive use: eval "$$(scripts/lab env $(LAB_DIR))".
 lab-up: deps lab-build build
