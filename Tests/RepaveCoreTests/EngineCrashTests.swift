@@ -182,7 +182,9 @@ struct EngineCrashTests {
             #expect(first.status == 0, "\(first.standardError)")
             #expect(try await client.getIfPresent(.leases, named: "repave-engine-demo", in: namespace) == nil)
             let kinds = try Journal.read(directory: scratch.file("one")).records.filter { $0.kind == "lock" }.map { String(decoding: $0.data, as: UTF8.self) }
-            #expect(kinds.count == 2 && kinds[0].contains("created") && kinds[1].contains("released"), "\(kinds)")
+            // Each Lease write between its intent and its result.
+            #expect(kinds.count == 4 && kinds[0].contains(#""intent":"acquire""#) && kinds[1].contains("created")
+                    && kinds[2].contains(#""intent":"release""#) && kinds[3].contains("released"), "\(kinds)")
 
             // A run that crashed keeps its lease; its own resume renews and finishes.
             let crashed = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("two")], environment: ["REPAVE_FAILPOINTS": "after-outcome:create"])

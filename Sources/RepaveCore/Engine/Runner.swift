@@ -119,6 +119,8 @@ public final class Runner {
         var renewal: Task<Void, Never>?
         if let lock {
             do {
+                // The Lease is written like any change: intent first, result after.
+                try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "intent": "acquire"])
                 let acquired = try await persisting("take the cluster lock") { try await lock.acquire() }
                 try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "\(acquired)"])
                 let loss = lockLost
@@ -247,6 +249,7 @@ public final class Runner {
 
     private func releaseLock() async throws {
         guard let lock else { return }
+        try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "intent": "release"])
         try await persisting("release the cluster lock") { try await lock.release() }
         try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "released"])
     }

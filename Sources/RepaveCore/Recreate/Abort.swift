@@ -53,7 +53,9 @@ extension Recreate {
            ObjectMeta(created["metadata"] ?? [:]).annotations[Recreate.runAnnotation] == run {
             report.append("storageclass \(plan.storageClass.name), created by this run, is kept (delete it with kubectl delete storageclass \(plan.storageClass.name) if unwanted)")
         }
-        try await ClusterLock(client: client, namespace: namespace, claim: claim, holder: run).release()
+        let lock = ClusterLock(client: client, namespace: namespace, claim: claim, holder: run)
+        try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "intent": "release"])
+        try await lock.release()
         try journal.append(kind: "aborted", data: ["undone": report.joined(separator: "; ")])
         return report
     }
