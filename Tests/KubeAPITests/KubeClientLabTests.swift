@@ -198,9 +198,10 @@ struct KubeClientLabTests {
             try await Task.sleep(for: .milliseconds(300))
             try await client.delete(.configMaps, named: "flag", in: ns, uid: ConfigMapView(created).uid)
             #expect(try await gone.value == nil)
-            // One list and one watch per wait: no polling.
+            // At most one list and one watch per wait (no watch when the list already shows the
+            // condition, as on a busy machine where the change lands first): no polling.
             let waitRequests = transport.sent.filter { $0.url.contains("fieldSelector=metadata.name%3Dflag") }
-            #expect(waitRequests.count == 4, "\(waitRequests.map(\.url))")
+            #expect((2...4).contains(waitRequests.count) && waitRequests.filter { !$0.url.contains("watch=") }.count == 2, "\(waitRequests.map(\.url))")
         }
     }
 
