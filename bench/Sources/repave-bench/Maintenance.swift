@@ -1,0 +1,272 @@
+import ArgumentParser
+import Foundation
+import KubeAPI
+
+/// The devpod maintenance end to end on the lab: `repave run --yes` against
+/// `bench/kubectl-runbook.sh` (the same steps typed as a kubectl script), alternating which goes
+/// first, each run on a fresh devpod world built and removed outside the timed region. Reports
+/// wall time, the time spent waiting on the cluster, each tool's own time per step, peak RSS, CPU
+/// time, and the requests the API server's audit log saw from each.
+struct Maintenance: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maintenance", abstract: "repave run vs the kubectl runbook script, devpod scenario, same lab.")
+
+    @Option(help: "The admin kubeconfig of the lab.")
+    var kubeconfig: String
+
+    @Option(help: "The lab API server's audit log (AUDIT_LOG in the lab's cluster.env).")
+    var auditLog: String
+
+    @Option(help: "The repave binary (a release build).")
+    var repave: String
+
+    @Option(help: "The kubectl script.")
+    var script = "bench/kubectl-runbook.sh"
+
+    @Option(help: "The plan the devpod runs follow.")
+    var plan = "plans/devpod-home.yaml"
+
+    @Option(help: "The kubectl the script runs (its file name should be kubectl: the user agent is made from it).")
+    var kubectl = "kubectl"
+
+    @Option(help: "Measured runs per tool (after one warm-up run each).")
+    var runs = 5
+
+    @Option(help: "How long the lab's kubelet takes to stop a pod.")
+    var terminateDelay = "0s"
+
+    @Option(help: "How long the lab's Longhorn takes to provision a volume.")
+    var provisionDelay = "0s"
+
+    enum Tool: String, CaseIterable {
+        case repave, script
+        var userAgentPrefix: String { self == .repave ? "repave/" : "kubectl/" }
+    }
+
+    /// One measured run of one tool.
+    struct Sample {
+        let process: TimedProcess.Result
+        /// Step name -> (time from its first line to the next step's, time waiting on the cluster).
+        let steps: [(name: String, wall: Double, waits: Double)]
+        var counts = AuditLog.Counts()
+
+        var wall: Double { Report.seconds(process.wall) }
+        var waits: Double { steps.reduce(0) { $0 + $1.waits } }
+        var own: Double { wall - waits }
+    }
+
+    func run() async throws {
+        let delays = DevpodWorld.Delays(terminate: terminateDelay, provision: provisionDelay)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("repave-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch + "/tmp", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-bench/world")
+        let template = try String(contentsOfFile: plan, encoding: .utf8)
+        let home = try await GitHome(in: scratch)
+
+        var worlds: [DevpodWorld] = []
+        var samples: [Tool: [Sample]]
+        do {
+            samples = try await rounds(client, delays: delays, scratch: scratch, template: template, home: home, worlds: &worlds)
+        } catch {
+            await DevpodWorld.removeNamespaces(worlds, client)
+            throw error
+        }
+        await DevpodWorld.removeNamespaces(worlds, client)
+        // The server writes a watch's last event when it notices the client has gone.
+        try await Task.sleep(for: .seconds(1))
+        let audit = try AuditLog(path: auditLog)
+        for tool in Tool.allCases {
+            samples[tool] = samples[tool, default: []].map { sample in
+                var sample = sample
+                sample.counts = AuditLog.Counts(audit.requests(userAgentPrefix: tool.userAgentPrefix, from: sample.process.startedAt, to: sample.process.endedAt))
+                return sample
+            }
+        }
+        print(render(repave: samples[.repave] ?? [], script: samples[.script] ?? [], delays: delays))
+    }
+
+    /// One warm-up round and `runs` measured ones; each run on a world of its own (appended to
+    /// `worlds`, whose namespaces the caller removes).
+    private func rounds(_ client: KubeClient, delays: DevpodWorld.Delays, scratch: String, template: String, home: GitHome,
+                        worlds: inout [DevpodWorld]) async throws -> [Tool: [Sample]] {
+        var samples: [Tool: [Sample]] = [.repave: [], .script: []]
+        for round in 0...runs {
+            // Alternate the order, so that neither tool always runs on the cluster the other has
+            // just worked on; round 0 warms page cache, kubectl's discovery cache and the lab.
+            for tool in round % 2 == 0 ? [Tool.repave, .script] : [.script, .repave] {
+                let world = DevpodWorld()
+                worlds.append(world)
+                let clock = ContinuousClock(), built = clock.now
+                let original = try await world.create(client, delays: delays)
+                let ready = clock.now
+                var sample: Sample
+                do {
+                    sample = try await measure(tool, world: world, scratch: scratch, template: template, home: home)
+                    try await world.checkRecreated(client, original: original, tool: tool.rawValue)
+                } catch {
+                    await world.remove(client, oldVolume: original.volumeName)
+                    throw error
+                }
+                let removing = clock.now
+                await world.remove(client, oldVolume: original.volumeName)
+                if round > 0 { samples[tool, default: []].append(sample) }
+                Report.note("\(round == 0 ? "warm-up" : "run \(round)/\(runs)") \(tool.rawValue): \(Report.time(sample.wall))"
+                            + " (world built in \(Report.time(Report.seconds(ready - built))), removed in \(Report.time(Report.seconds(clock.now - removing))))")
+            }
+        }
+        return samples
+    }
+
+    // MARK: - one run
+
+    private func measure(_ tool: Tool, world: DevpodWorld, scratch: String, template: String, home: GitHome) async throws -> Sample {
+        switch tool {
+        case .repave:
+            let directory = scratch + "/\(world.id)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try await home.report(for: world, repave: repave, to: directory + "/git-report.json")
+            try world.plan(from: template, gitReport: directory + "/git-report.json").write(toFile: directory + "/plan.yaml", atomically: true, encoding: .utf8)
+            let process = try await TimedProcess.run(repave, [
+                "run", directory + "/plan.yaml", "--yes", "--window-start", "now", "--kubeconfig", kubeconfig,
+                "--state-dir", directory + "/runs", "--progress", "plain",
+            ], scratch: scratch)
+            guard process.succeeded else { throw BenchError("repave run failed (\(process.status)):\n\(process.output)") }
+            return Sample(process: process, steps: Self.repaveSteps(process))
+        case .script:
+            let process = try await TimedProcess.run("/bin/bash", [script, world.namespace, DevpodWorld.claim, DevpodWorld.deployment, world.newClass],
+                                                     environment: ["KUBECONFIG": kubeconfig, "KUBECTL": kubectl, "TMPDIR": scratch + "/tmp"], scratch: scratch)
+            guard process.succeeded else { throw BenchError("\(script) failed (\(process.status)):\n\(process.output)") }
+            return Sample(process: process, steps: Self.scriptSteps(process))
+        }
+    }
+
+    /// Repave's progress lines, `[  1.2s] STEP: what`, mark where each step starts; a step that
+    /// waits on the cluster prints `STEP: waiting for …`, and its wait lasts until Repave's next
+    /// progress line. Everything before the first step is "start" (process start, kubeconfig,
+    /// the permission check, the journal, the lock); the last step runs until the process exits.
+    static func repaveSteps(_ process: TimedProcess.Result) -> [(name: String, wall: Double, waits: Double)] {
+        var marks: [(name: String, at: Double)] = [("start", 0)]
+        var waits: [String: Double] = [:]
+        var waiting: (step: String, since: Double)?
+        for line in process.lines {
+            guard line.text.hasPrefix("["), let close = line.text.firstIndex(of: "]"),
+                  let colon = line.text[close...].firstIndex(of: ":") else { continue }
+            let step = line.text[line.text.index(after: close)..<colon].trimmingCharacters(in: .whitespaces)
+            guard !step.isEmpty, step.allSatisfy({ $0.isLowercase || $0 == "-" }) else { continue }
+            let at = Report.seconds(line.at)
+            if let open = waiting {
+                waits[open.step, default: 0] += at - open.since
+                waiting = nil
+            }
+            if step != marks.last?.name { marks.append((step, at)) }
+            if line.text[colon...].dropFirst().trimmingCharacters(in: .whitespaces).hasPrefix("waiting for") { waiting = (step, at) }
+        }
+        let end = Report.seconds(process.wall)
+        if let open = waiting { waits[open.step, default: 0] += end - open.since }
+        return segments(marks, end: end, waits: waits)
+    }
+
+    /// The script's lines `step STEP: what` and, after each wait, `waited STEP SECONDS` (timed by
+    /// the script around the whole kubectl command).
+    static func scriptSteps(_ process: TimedProcess.Result) -> [(name: String, wall: Double, waits: Double)] {
+        var marks: [(name: String, at: Double)] = [("start", 0)]
+        var waits: [String: Double] = [:]
+        for line in process.lines {
+            let words = line.text.split(separator: " ")
+            if words.first == "step", words.count > 1, words[1].hasSuffix(":") {
+                marks.append((String(words[1].dropLast()), Report.seconds(line.at)))
+            } else if words.first == "waited", words.count == 3, let seconds = Double(words[2]) {
+                waits[String(words[1]), default: 0] += seconds
+            }
+        }
+        return segments(marks, end: Report.seconds(process.wall), waits: waits)
+    }
+
+    private static func segments(_ marks: [(name: String, at: Double)], end: Double, waits: [String: Double]) -> [(name: String, wall: Double, waits: Double)] {
+        marks.enumerated().map { index, mark in
+            let next = index + 1 < marks.count ? marks[index + 1].at : end
+            return (mark.name, next - mark.at, waits[mark.name] ?? 0)
+        }
+    }
+
+    // MARK: - the table
+
+    private func render(repave: [Sample], script: [Sample], delays: DevpodWorld.Delays) -> String {
+        func median(_ samples: [Sample], _ value: (Sample) -> Double) -> Double { Report.median(samples.map(value)) }
+        let title = "pod termination \(delays.terminate), provisioning \(delays.provision)"
+        var out = ["case: devpod maintenance on the lab, \(title) (median of \(repave.count) runs per tool, each on a fresh devpod world)"]
+
+        let wall = (median(repave) { $0.wall }, median(script) { $0.wall })
+        let waits = (median(repave) { $0.waits }, median(script) { $0.waits })
+        let own = (median(repave) { $0.own }, median(script) { $0.own })
+        let rss = (repave.map(\.process.peakRSSKiB).max() ?? 0, script.map(\.process.peakRSSKiB).max() ?? 0)
+        let cpu = (median(repave) { $0.process.cpuSeconds }, median(script) { $0.process.cpuSeconds })
+        let requests = (median(repave) { Double($0.counts.total) }, median(script) { Double($0.counts.total) })
+
+        // Per step: the median over the runs of each step's wall, wait and own time.
+        let names = (repave.first?.steps.map(\.name) ?? []) + (script.first?.steps.map(\.name) ?? [])
+        var order: [String] = []
+        for name in names where !order.contains(name) { order.append(name) }
+        func step(_ samples: [Sample], _ name: String) -> (wall: Double, waits: Double, own: Double)? {
+            let found = samples.compactMap { $0.steps.first { $0.name == name } }
+            guard !found.isEmpty else { return nil }
+            return (Report.median(found.map(\.wall)), Report.median(found.map(\.waits)), Report.median(found.map { $0.wall - $0.waits }))
+        }
+        // The plan's steps; "start" (before the first step) is shown on its own row.
+        let planSteps = order.filter { $0 != "start" }
+        let slowest = planSteps.compactMap { name in step(repave, name).map { (name, $0.own) } }.max { $0.1 < $1.1 } ?? ("-", 0)
+        let slowestScript = planSteps.compactMap { name in step(script, name).map { (name, $0.own) } }.max { $0.1 < $1.1 } ?? ("-", 0)
+        let start = (step(repave, "start")?.own ?? 0, step(script, "start")?.own ?? 0)
+        let stepCount = repave.first?.steps.count ?? 1
+
+        let wallTarget = delays.isZero
+        let rows: [[String]] = [
+            ["", "repave run", "kubectl script", "ratio", "target"],
+            ["wall", Report.time(wall.0), Report.time(wall.1), Report.ratio(wall.0, wall.1),
+             wallTarget ? "<= 0.5x: \(Report.verdict(wall.0 <= 0.5 * wall.1))" : ""],
+            ["waiting on the cluster", Report.time(waits.0), Report.time(waits.1), "", ""],
+            ["own time (wall - waits)", Report.time(own.0), Report.time(own.1), Report.ratio(own.0, own.1), ""],
+            ["  per step (mean of \(stepCount))", Report.time(own.0 / Double(stepCount)), Report.time(own.1 / Double(script.first?.steps.count ?? 1)), "", ""],
+            ["  slowest of the plan's steps", "\(Report.time(slowest.1)) \(slowest.0)", "\(Report.time(slowestScript.1)) \(slowestScript.0)", "",
+             "<= 50 ms: \(Report.verdict(slowest.1 <= 0.050))"],
+            ["  start-up, before the first step", Report.time(start.0), Report.time(start.1), "", "<= 50 ms: \(Report.verdict(start.0 <= 0.050))"],
+            ["peak RSS (largest process)", Report.mebibytes(kibibytes: rss.0), Report.mebibytes(kibibytes: rss.1), Report.ratio(rss.0, rss.1),
+             "<= 64 MiB: \(Report.verdict(rss.0 <= 64 * 1024))"],
+            ["CPU time (user + sys)", Report.time(cpu.0), Report.time(cpu.1), Report.ratio(cpu.0, cpu.1), ""],
+            ["API requests", Report.count(requests.0), Report.count(requests.1), Report.ratio(requests.0, requests.1),
+             "<= 0.33x: \(Report.verdict(requests.0 * 3 <= requests.1))"],
+            ["  watches", Report.count(median(repave) { Double($0.counts.watches) }), Report.count(median(script) { Double($0.counts.watches) }), "", ""],
+            ["  gets", Report.count(median(repave) { Double($0.counts.gets) }), Report.count(median(script) { Double($0.counts.gets) }), "", ""],
+            ["  lists", Report.count(median(repave) { Double($0.counts.lists) }), Report.count(median(script) { Double($0.counts.lists) }), "", ""],
+            ["  writes", Report.count(median(repave) { Double($0.counts.writes) }), Report.count(median(script) { Double($0.counts.writes) }), "", ""],
+            ["  access reviews", Report.count(median(repave) { Double($0.counts.reviews) }), Report.count(median(script) { Double($0.counts.reviews) }), "", ""],
+            ["  other (discovery)", Report.count(median(repave) { Double($0.counts.other) }), Report.count(median(script) { Double($0.counts.other) }), "", ""],
+        ]
+        out.append(Report.table(rows))
+        out.append("runs (wall): repave " + repave.map { Report.time($0.wall) }.joined(separator: ", ")
+                   + "; kubectl script " + script.map { Report.time($0.wall) }.joined(separator: ", "))
+        out.append("")
+        out.append("per step (medians; own = the step's time minus its waits on the cluster)")
+        var stepRows: [[String]] = [["step", "repave", "wait", "own", "kubectl script", "wait", "own"]]
+        for name in order {
+            let ours = step(repave, name), theirs = step(script, name)
+            stepRows.append([name + (name == repave.first?.steps.last?.name ? " (+ summary, exit)" : ""),
+                             ours.map { Report.time($0.wall) } ?? "-", ours.map { Report.time($0.waits) } ?? "-", ours.map { Report.time($0.own) } ?? "-",
+                             theirs.map { Report.time($0.wall) } ?? "-", theirs.map { Report.time($0.waits) } ?? "-", theirs.map { Report.time($0.own) } ?? "-"])
+        }
+        out.append(Report.table(stepRows))
+
+        let label = "devpod run, \(title)"
+        Report.summarize("\(label): wall", repave: Report.time(wall.0), alternative: Report.time(wall.1), ratio: Report.ratio(wall.0, wall.1),
+                         target: wallTarget ? "<= 0.5x" : "", met: wallTarget ? wall.0 <= 0.5 * wall.1 : nil)
+        Report.summarize("\(label): own time, slowest step", repave: "\(Report.time(slowest.1)) (\(slowest.0))",
+                         alternative: "\(Report.time(slowestScript.1)) (\(slowestScript.0))", target: "<= 50 ms", met: slowest.1 <= 0.050)
+        Report.summarize("\(label): own time, start-up", repave: Report.time(start.0), alternative: Report.time(start.1), target: "<= 50 ms", met: start.0 <= 0.050)
+        Report.summarize("\(label): peak RSS", repave: Report.mebibytes(kibibytes: rss.0), alternative: Report.mebibytes(kibibytes: rss.1),
+                         ratio: Report.ratio(rss.0, rss.1), target: "<= 64 MiB", met: rss.0 <= 64 * 1024)
+        Report.summarize("\(label): API requests", repave: Report.count(requests.0), alternative: Report.count(requests.1),
+                         ratio: Report.ratio(requests.0, requests.1), target: "<= 0.33x", met: requests.0 * 3 <= requests.1)
+        return out.joined(separator: "\n")
+    }
+}
