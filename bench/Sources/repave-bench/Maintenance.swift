@@ -38,8 +38,19 @@ struct Maintenance: AsyncParsableCommand {
     @Option(help: "How long the lab's Longhorn takes to provision a volume.")
     var provisionDelay = "0s"
 
+    @Flag(help: "Also run the script with an empty kubectl cache each time (kubectl then reads the API discovery first).")
+    var coldCache = false
+
+    @Option(help: "Write every measured run (steps, figures, stamped output lines) to this file, one JSON object a line.")
+    var raw: String?
+
     enum Tool: String, CaseIterable {
-        case repave, script
+        case repave
+        /// The kubectl script with kubectl's discovery cache as the warm-up left it: the case of
+        /// an operator who used kubectl on this cluster in the last hours.
+        case script
+        /// The kubectl script with an empty cache (KUBECACHEDIR): the first kubectl of the day.
+        case scriptColdCache = "script, cold cache"
         var userAgentPrefix: String { self == .repave ? "repave/" : "kubectl/" }
     }
 
@@ -83,18 +94,36 @@ struct Maintenance: AsyncParsableCommand {
                 return sample
             }
         }
-        print(render(repave: samples[.repave] ?? [], script: samples[.script] ?? [], delays: delays))
+        if let raw { try write(samples, to: raw) }
+        print(render(repave: samples[.repave] ?? [], script: samples[.script] ?? [], cold: samples[.scriptColdCache] ?? [], delays: delays))
+    }
+
+    private func write(_ samples: [Tool: [Sample]], to path: String) throws {
+        var lines: [String] = []
+        for (tool, runs) in samples.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            for sample in runs {
+                let object: [String: Any] = [
+                    "tool": tool.rawValue, "wall": sample.wall, "waits": sample.waits, "peakRSSKiB": sample.process.peakRSSKiB,
+                    "cpu": sample.process.cpuSeconds, "requests": sample.counts.total, "watches": sample.counts.watches,
+                    "steps": sample.steps.map { ["name": $0.name, "wall": $0.wall, "waits": $0.waits] as [String: Any] },
+                    "output": sample.process.lines.map { ["at": Report.seconds($0.at), "line": $0.text] as [String: Any] },
+                ]
+                lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            }
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     /// One warm-up round and `runs` measured ones; each run on a world of its own (appended to
     /// `worlds`, whose namespaces the caller removes).
     private func rounds(_ client: KubeClient, delays: DevpodWorld.Delays, scratch: String, template: String, home: GitHome,
                         worlds: inout [DevpodWorld]) async throws -> [Tool: [Sample]] {
-        var samples: [Tool: [Sample]] = [.repave: [], .script: []]
+        var samples: [Tool: [Sample]] = [:]
+        let tools: [Tool] = coldCache ? [.repave, .script, .scriptColdCache] : [.repave, .script]
         for round in 0...runs {
             // Alternate the order, so that neither tool always runs on the cluster the other has
             // just worked on; round 0 warms page cache, kubectl's discovery cache and the lab.
-            for tool in round % 2 == 0 ? [Tool.repave, .script] : [.script, .repave] {
+            for tool in round % 2 == 0 ? tools : tools.reversed() {
                 let world = DevpodWorld()
                 worlds.append(world)
                 let clock = ContinuousClock(), built = clock.now
@@ -133,9 +162,11 @@ struct Maintenance: AsyncParsableCommand {
             ], scratch: scratch)
             guard process.succeeded else { throw BenchError("repave run failed (\(process.status)):\n\(process.output)") }
             return Sample(process: process, steps: Self.repaveSteps(process))
-        case .script:
+        case .script, .scriptColdCache:
+            var environment = ["KUBECONFIG": kubeconfig, "KUBECTL": kubectl, "TMPDIR": scratch + "/tmp"]
+            if tool == .scriptColdCache { environment["KUBECACHEDIR"] = scratch + "/kube-cache-\(world.id)" }
             let process = try await TimedProcess.run("/bin/bash", [script, world.namespace, DevpodWorld.claim, DevpodWorld.deployment, world.newClass],
-                                                     environment: ["KUBECONFIG": kubeconfig, "KUBECTL": kubectl, "TMPDIR": scratch + "/tmp"], scratch: scratch)
+                                                     environment: environment, scratch: scratch)
             guard process.succeeded else { throw BenchError("\(script) failed (\(process.status)):\n\(process.output)") }
             return Sample(process: process, steps: Self.scriptSteps(process))
         }
@@ -192,81 +223,104 @@ struct Maintenance: AsyncParsableCommand {
 
     // MARK: - the table
 
-    private func render(repave: [Sample], script: [Sample], delays: DevpodWorld.Delays) -> String {
+    private func render(repave: [Sample], script: [Sample], cold: [Sample], delays: DevpodWorld.Delays) -> String {
         func median(_ samples: [Sample], _ value: (Sample) -> Double) -> Double { Report.median(samples.map(value)) }
         let title = "pod termination \(delays.terminate), provisioning \(delays.provision)"
         var out = ["case: devpod maintenance on the lab, \(title) (median of \(repave.count) runs per tool, each on a fresh devpod world)"]
 
-        let wall = (median(repave) { $0.wall }, median(script) { $0.wall })
-        let waits = (median(repave) { $0.waits }, median(script) { $0.waits })
-        let own = (median(repave) { $0.own }, median(script) { $0.own })
-        let rss = (repave.map(\.process.peakRSSKiB).max() ?? 0, script.map(\.process.peakRSSKiB).max() ?? 0)
-        let cpu = (median(repave) { $0.process.cpuSeconds }, median(script) { $0.process.cpuSeconds })
-        let requests = (median(repave) { Double($0.counts.total) }, median(script) { Double($0.counts.total) })
-
         // Per step: the median over the runs of each step's wall, wait and own time.
-        let names = (repave.first?.steps.map(\.name) ?? []) + (script.first?.steps.map(\.name) ?? [])
         var order: [String] = []
-        for name in names where !order.contains(name) { order.append(name) }
+        for name in (repave.first?.steps.map(\.name) ?? []) + (script.first?.steps.map(\.name) ?? []) where !order.contains(name) { order.append(name) }
         func step(_ samples: [Sample], _ name: String) -> (wall: Double, waits: Double, own: Double)? {
             let found = samples.compactMap { $0.steps.first { $0.name == name } }
             guard !found.isEmpty else { return nil }
             return (Report.median(found.map(\.wall)), Report.median(found.map(\.waits)), Report.median(found.map { $0.wall - $0.waits }))
         }
-        // The plan's steps; "start" (before the first step) is shown on its own row.
-        let planSteps = order.filter { $0 != "start" }
-        let slowest = planSteps.compactMap { name in step(repave, name).map { (name, $0.own) } }.max { $0.1 < $1.1 } ?? ("-", 0)
-        let slowestScript = planSteps.compactMap { name in step(script, name).map { (name, $0.own) } }.max { $0.1 < $1.1 } ?? ("-", 0)
-        let start = (step(repave, "start")?.own ?? 0, step(script, "start")?.own ?? 0)
-        let stepCount = repave.first?.steps.count ?? 1
+        // The plan's steps; "start" (before the first step) has a row of its own.
+        func slowest(_ samples: [Sample]) -> (name: String, own: Double) {
+            order.filter { $0 != "start" }.compactMap { name in step(samples, name).map { (name, $0.own) } }.max { $0.1 < $1.1 } ?? ("-", 0)
+        }
 
-        let wallTarget = delays.isZero
-        let rows: [[String]] = [
-            ["", "repave run", "kubectl script", "ratio", "target"],
-            ["wall", Report.time(wall.0), Report.time(wall.1), Report.ratio(wall.0, wall.1),
-             wallTarget ? "<= 0.5x: \(Report.verdict(wall.0 <= 0.5 * wall.1))" : ""],
-            ["waiting on the cluster", Report.time(waits.0), Report.time(waits.1), "", ""],
-            ["own time (wall - waits)", Report.time(own.0), Report.time(own.1), Report.ratio(own.0, own.1), ""],
-            ["  per step (mean of \(stepCount))", Report.time(own.0 / Double(stepCount)), Report.time(own.1 / Double(script.first?.steps.count ?? 1)), "", ""],
-            ["  slowest of the plan's steps", "\(Report.time(slowest.1)) \(slowest.0)", "\(Report.time(slowestScript.1)) \(slowestScript.0)", "",
-             "<= 50 ms: \(Report.verdict(slowest.1 <= 0.050))"],
-            ["  start-up, before the first step", Report.time(start.0), Report.time(start.1), "", "<= 50 ms: \(Report.verdict(start.0 <= 0.050))"],
-            ["peak RSS (largest process)", Report.mebibytes(kibibytes: rss.0), Report.mebibytes(kibibytes: rss.1), Report.ratio(rss.0, rss.1),
-             "<= 64 MiB: \(Report.verdict(rss.0 <= 64 * 1024))"],
-            ["CPU time (user + sys)", Report.time(cpu.0), Report.time(cpu.1), Report.ratio(cpu.0, cpu.1), ""],
-            ["API requests", Report.count(requests.0), Report.count(requests.1), Report.ratio(requests.0, requests.1),
-             "<= 0.33x: \(Report.verdict(requests.0 * 3 <= requests.1))"],
-            ["  watches", Report.count(median(repave) { Double($0.counts.watches) }), Report.count(median(script) { Double($0.counts.watches) }), "", ""],
-            ["  gets", Report.count(median(repave) { Double($0.counts.gets) }), Report.count(median(script) { Double($0.counts.gets) }), "", ""],
-            ["  lists", Report.count(median(repave) { Double($0.counts.lists) }), Report.count(median(script) { Double($0.counts.lists) }), "", ""],
-            ["  writes", Report.count(median(repave) { Double($0.counts.writes) }), Report.count(median(script) { Double($0.counts.writes) }), "", ""],
-            ["  access reviews", Report.count(median(repave) { Double($0.counts.reviews) }), Report.count(median(script) { Double($0.counts.reviews) }), "", ""],
-            ["  other (discovery)", Report.count(median(repave) { Double($0.counts.other) }), Report.count(median(script) { Double($0.counts.other) }), "", ""],
+        /// One figure for every tool: repave, the script (warm cache), the ratio and the target
+        /// against it, then the script with a cold cache and the ratio against that.
+        struct Figure {
+            let label: String
+            let value: (Sample) -> Double
+            let format: (Double) -> String
+            var ratio = false
+            var target: ((Double, Double) -> String)? = nil
+        }
+        let time: (Double) -> String = Report.time
+        let rss = { (kib: Double) in Report.mebibytes(kibibytes: kib) }
+        let count = { (value: Double) in Report.count(value) }
+        let figures: [Figure] = [
+            Figure(label: "wall", value: \.wall, format: time, ratio: true,
+                   target: delays.isZero ? { "<= 0.5x: \(Report.verdict($0 <= 0.5 * $1))" } : nil),
+            Figure(label: "waiting on the cluster", value: \.waits, format: time),
+            Figure(label: "own time (wall - waits)", value: \.own, format: time, ratio: true),
+            Figure(label: "peak RSS (largest process)", value: { $0.process.peakRSSKiB }, format: rss, ratio: true,
+                   target: { ours, _ in "<= 64 MiB: \(Report.verdict(ours <= 64 * 1024))" }),
+            Figure(label: "CPU time (user + sys)", value: { $0.process.cpuSeconds }, format: time, ratio: true),
+            Figure(label: "API requests", value: { Double($0.counts.total) }, format: count, ratio: true,
+                   target: { "<= 0.33x: \(Report.verdict($0 * 3 <= $1))" }),
+            Figure(label: "  watches", value: { Double($0.counts.watches) }, format: count),
+            Figure(label: "  gets", value: { Double($0.counts.gets) }, format: count),
+            Figure(label: "  lists", value: { Double($0.counts.lists) }, format: count),
+            Figure(label: "  writes", value: { Double($0.counts.writes) }, format: count),
+            Figure(label: "  access reviews", value: { Double($0.counts.reviews) }, format: count),
+            Figure(label: "  discovery, OpenAPI", value: { Double($0.counts.other) }, format: count),
         ]
+        var rows: [[String]] = [["", "repave run", "kubectl script", "ratio", "target"] + (cold.isEmpty ? [] : ["script, cold cache", "ratio"])]
+        var medians: [String: (Double, Double, Double)] = [:]
+        for figure in figures {
+            // Peak RSS is the largest over the runs; the rest are medians.
+            let pick: ([Sample]) -> Double = figure.label.hasPrefix("peak") ? { $0.map(figure.value).max() ?? 0 } : { median($0, figure.value) }
+            let (ours, theirs, cold) = (pick(repave), pick(script), cold.isEmpty ? .nan : pick(cold))
+            medians[figure.label] = (ours, theirs, cold)
+            var row = [figure.label, figure.format(ours), figure.format(theirs), figure.ratio ? Report.ratio(ours, theirs) : "",
+                       figure.target?(ours, theirs) ?? ""]
+            if !cold.isNaN { row += [figure.format(cold), figure.ratio ? Report.ratio(ours, cold) : ""] }
+            rows.append(row)
+            if figure.label == "own time (wall - waits)" {
+                let (ours, theirs) = (slowest(repave), slowest(script))
+                let start = (step(repave, "start")?.own ?? 0, step(script, "start")?.own ?? 0)
+                rows.append(["  slowest of the plan's steps", "\(time(ours.own)) \(ours.name)", "\(time(theirs.own)) \(theirs.name)", "",
+                             "<= 50 ms: \(Report.verdict(ours.own <= 0.050))"])
+                rows.append(["  start-up, before the first step", time(start.0), time(start.1), "", "<= 50 ms: \(Report.verdict(start.0 <= 0.050))"])
+            }
+        }
         out.append(Report.table(rows))
-        out.append("runs (wall): repave " + repave.map { Report.time($0.wall) }.joined(separator: ", ")
-                   + "; kubectl script " + script.map { Report.time($0.wall) }.joined(separator: ", "))
+        out.append("runs (wall): repave " + repave.map { time($0.wall) }.joined(separator: ", ")
+                   + "; kubectl script " + script.map { time($0.wall) }.joined(separator: ", ")
+                   + (cold.isEmpty ? "" : "; cold cache " + cold.map { time($0.wall) }.joined(separator: ", ")))
         out.append("")
         out.append("per step (medians; own = the step's time minus its waits on the cluster)")
         var stepRows: [[String]] = [["step", "repave", "wait", "own", "kubectl script", "wait", "own"]]
         for name in order {
             let ours = step(repave, name), theirs = step(script, name)
             stepRows.append([name + (name == repave.first?.steps.last?.name ? " (+ summary, exit)" : ""),
-                             ours.map { Report.time($0.wall) } ?? "-", ours.map { Report.time($0.waits) } ?? "-", ours.map { Report.time($0.own) } ?? "-",
-                             theirs.map { Report.time($0.wall) } ?? "-", theirs.map { Report.time($0.waits) } ?? "-", theirs.map { Report.time($0.own) } ?? "-"])
+                             ours.map { time($0.wall) } ?? "-", ours.map { time($0.waits) } ?? "-", ours.map { time($0.own) } ?? "-",
+                             theirs.map { time($0.wall) } ?? "-", theirs.map { time($0.waits) } ?? "-", theirs.map { time($0.own) } ?? "-"])
         }
         out.append(Report.table(stepRows))
 
         let label = "devpod run, \(title)"
-        Report.summarize("\(label): wall", repave: Report.time(wall.0), alternative: Report.time(wall.1), ratio: Report.ratio(wall.0, wall.1),
-                         target: wallTarget ? "<= 0.5x" : "", met: wallTarget ? wall.0 <= 0.5 * wall.1 : nil)
-        Report.summarize("\(label): own time, slowest step", repave: "\(Report.time(slowest.1)) (\(slowest.0))",
-                         alternative: "\(Report.time(slowestScript.1)) (\(slowestScript.0))", target: "<= 50 ms", met: slowest.1 <= 0.050)
-        Report.summarize("\(label): own time, start-up", repave: Report.time(start.0), alternative: Report.time(start.1), target: "<= 50 ms", met: start.0 <= 0.050)
-        Report.summarize("\(label): peak RSS", repave: Report.mebibytes(kibibytes: rss.0), alternative: Report.mebibytes(kibibytes: rss.1),
-                         ratio: Report.ratio(rss.0, rss.1), target: "<= 64 MiB", met: rss.0 <= 64 * 1024)
-        Report.summarize("\(label): API requests", repave: Report.count(requests.0), alternative: Report.count(requests.1),
+        let wall = medians["wall"]!, peak = medians["peak RSS (largest process)"]!, requests = medians["API requests"]!
+        let (ours, theirs) = (slowest(repave), slowest(script))
+        let start = (step(repave, "start")?.own ?? 0, step(script, "start")?.own ?? 0)
+        Report.summarize("\(label): wall", repave: time(wall.0), alternative: time(wall.1), ratio: Report.ratio(wall.0, wall.1),
+                         target: delays.isZero ? "<= 0.5x" : "", met: delays.isZero ? wall.0 <= 0.5 * wall.1 : nil)
+        Report.summarize("\(label): own time, slowest step", repave: "\(time(ours.own)) (\(ours.name))",
+                         alternative: "\(time(theirs.own)) (\(theirs.name))", target: "<= 50 ms", met: ours.own <= 0.050)
+        Report.summarize("\(label): own time, start-up", repave: time(start.0), alternative: time(start.1), target: "<= 50 ms", met: start.0 <= 0.050)
+        Report.summarize("\(label): peak RSS", repave: rss(peak.0), alternative: rss(peak.1), ratio: Report.ratio(peak.0, peak.1),
+                         target: "<= 64 MiB", met: peak.0 <= 64 * 1024)
+        Report.summarize("\(label): API requests", repave: count(requests.0), alternative: count(requests.1),
                          ratio: Report.ratio(requests.0, requests.1), target: "<= 0.33x", met: requests.0 * 3 <= requests.1)
+        if !cold.isEmpty {
+            Report.summarize("\(label): API requests, kubectl cache cold", repave: count(requests.0), alternative: count(requests.2),
+                             ratio: Report.ratio(requests.0, requests.2), target: "<= 0.33x", met: requests.0 * 3 <= requests.2)
+        }
         return out.joined(separator: "\n")
     }
 }
