@@ -46,6 +46,7 @@ struct Preflight: AsyncParsableCommand {
     struct Figures {
         var repaveWall = 0.0, scriptWall = 0.0
         var repaveRSS = 0.0, scriptRSS = 0.0
+        var repaveCPU = 0.0, scriptCPU = 0.0
         var repaveRequests = AuditLog.Counts(), scriptRequests = AuditLog.Counts()
     }
 
@@ -89,6 +90,7 @@ struct Preflight: AsyncParsableCommand {
         let walls = try await hyperfine([("repave plan", ours), ("kubectl-runbook.sh --check-only", theirs)], scratch: scratch)
         var figures = Figures(repaveWall: walls[0], scriptWall: walls[1])
         var windows: [(Date, Date)] = []
+        var cpu: ([Double], [Double]) = ([], [])
         for _ in 0..<3 {
             let a = try await TimedProcess.run(ours[0], Array(ours.dropFirst()), scratch: scratch)
             let b = try await TimedProcess.run(theirs[0], Array(theirs.dropFirst()), environment: environment, scratch: scratch)
@@ -96,7 +98,10 @@ struct Preflight: AsyncParsableCommand {
             figures.repaveRSS = max(figures.repaveRSS, a.peakRSSKiB)
             figures.scriptRSS = max(figures.scriptRSS, b.peakRSSKiB)
             windows = [(a.startedAt, a.endedAt), (b.startedAt, b.endedAt)]
+            cpu.0.append(a.cpuSeconds)
+            cpu.1.append(b.cpuSeconds)
         }
+        (figures.repaveCPU, figures.scriptCPU) = (Report.median(cpu.0), Report.median(cpu.1))
         try await Task.sleep(for: .milliseconds(500))
         let audit = try AuditLog(path: auditLog)
         figures.repaveRequests = AuditLog.Counts(audit.requests(userAgentPrefix: "repave/", from: windows[0].0, to: windows[0].1))
@@ -130,18 +135,20 @@ struct Preflight: AsyncParsableCommand {
 
     private func render(help: [Double], alone: Figures, crowded: Figures) -> String {
         let pods = pods.formatted(), claims = claims.formatted()
-        var out = ["case: planning and the live preflight, cold processes (hyperfine median of \(runs) runs after \(warmup) warm-ups; peak RSS the largest of 3 runs)"]
+        var out = ["case: planning and the live preflight, cold processes (wall: hyperfine median of \(runs) runs after \(warmup) warm-ups; peak RSS: the largest of 3 runs; CPU: their median)"]
         let rows: [[String]] = [
             ["", "repave", "kubectl", "ratio", "target"],
             ["--help", Report.time(help[0]), Report.time(help[1]), Report.ratio(help[0], help[1]), "<= 30 ms: \(Report.verdict(help[0] <= 0.030))"],
             ["plan + live preflight (vs kubectl checks)", Report.time(alone.repaveWall), Report.time(alone.scriptWall),
              Report.ratio(alone.repaveWall, alone.scriptWall), "<= 300 ms: \(Report.verdict(alone.repaveWall <= 0.300))"],
             ["  peak RSS", Report.mebibytes(kibibytes: alone.repaveRSS), Report.mebibytes(kibibytes: alone.scriptRSS), Report.ratio(alone.repaveRSS, alone.scriptRSS), ""],
+            ["  CPU time (user + sys)", Report.time(alone.repaveCPU), Report.time(alone.scriptCPU), Report.ratio(alone.repaveCPU, alone.scriptCPU), ""],
             ["  API requests (lists)", "\(alone.repaveRequests.total) (\(alone.repaveRequests.lists))", "\(alone.scriptRequests.total) (\(alone.scriptRequests.lists))", "", ""],
             ["same, + \(pods) unrelated pods, \(claims) claims", Report.time(crowded.repaveWall), Report.time(crowded.scriptWall),
              Report.ratio(crowded.repaveWall, crowded.scriptWall), "<= 2 s: \(Report.verdict(crowded.repaveWall <= 2))"],
             ["  peak RSS", Report.mebibytes(kibibytes: crowded.repaveRSS), Report.mebibytes(kibibytes: crowded.scriptRSS),
              Report.ratio(crowded.repaveRSS, crowded.scriptRSS), "<= 64 MiB: \(Report.verdict(crowded.repaveRSS <= 64 * 1024))"],
+            ["  CPU time (user + sys)", Report.time(crowded.repaveCPU), Report.time(crowded.scriptCPU), Report.ratio(crowded.repaveCPU, crowded.scriptCPU), ""],
             ["  API requests (lists)", "\(crowded.repaveRequests.total) (\(crowded.repaveRequests.lists))", "\(crowded.scriptRequests.total) (\(crowded.scriptRequests.lists))", "", ""],
         ]
         out.append(Report.table(rows))
