@@ -40,15 +40,19 @@ struct AuditLog {
         }
     }
 
-    /// Every request, once (a watch has two events, ResponseStarted and ResponseComplete).
+    /// Every request from the user agents asked for, once (a watch has two events,
+    /// ResponseStarted and ResponseComplete).
     let events: [Event]
 
-    init(path: String) throws {
+    /// Reads the requests whose user agent starts with one of `prefixes` (the other lines, most
+    /// of the log, are the controllers' and the lab agent's, and are not decoded).
+    init(path: String, userAgents prefixes: [String]) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let needles = prefixes.map { Data(#""userAgent":"\#($0)"#.utf8) }
         let decoder = JSONDecoder()
         var seen = Set<String>()
         var events: [Event] = []
-        for line in data.split(separator: UInt8(ascii: "\n")) {
+        for line in data.split(separator: UInt8(ascii: "\n")) where needles.contains(where: { line.range(of: $0) != nil }) {
             // Only the last line can fail to decode: the server may be appending it right now.
             guard let event = try? decoder.decode(Event.self, from: Data(line)) else { continue }
             if seen.insert(event.auditID).inserted { events.append(event) }

@@ -86,7 +86,7 @@ struct Maintenance: AsyncParsableCommand {
         await DevpodWorld.removeNamespaces(worlds, client)
         // The server writes a watch's last event when it notices the client has gone.
         try await Task.sleep(for: .seconds(1))
-        let audit = try AuditLog(path: auditLog)
+        let audit = try AuditLog(path: auditLog, userAgents: Tool.allCases.map(\.userAgentPrefix))
         for tool in Tool.allCases {
             samples[tool] = samples[tool, default: []].map { sample in
                 var sample = sample

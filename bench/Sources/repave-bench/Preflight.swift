@@ -103,7 +103,7 @@ struct Preflight: AsyncParsableCommand {
         }
         (figures.repaveCPU, figures.scriptCPU) = (Report.median(cpu.0), Report.median(cpu.1))
         try await Task.sleep(for: .milliseconds(500))
-        let audit = try AuditLog(path: auditLog)
+        let audit = try AuditLog(path: auditLog, userAgents: ["repave/", "kubectl/"])
         figures.repaveRequests = AuditLog.Counts(audit.requests(userAgentPrefix: "repave/", from: windows[0].0, to: windows[0].1))
         figures.scriptRequests = AuditLog.Counts(audit.requests(userAgentPrefix: "kubectl/", from: windows[1].0, to: windows[1].1))
         return figures
