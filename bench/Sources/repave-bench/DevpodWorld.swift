@@ -17,7 +17,7 @@ struct DevpodWorld {
     struct Delays {
         var terminate: String
         var provision: String
-        var isZero: Bool { (Double(terminate.dropLast()) ?? 0) == 0 && (Double(provision.dropLast()) ?? 0) == 0 }
+        var isZero: Bool { [terminate, provision].allSatisfy { Double($0.filter { $0.isNumber || $0 == "." }) == 0 } }
     }
 
     let id = String(UInt32.random(in: 0...UInt32.max), radix: 36)

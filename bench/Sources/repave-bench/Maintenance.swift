@@ -54,6 +54,11 @@ struct Maintenance: AsyncParsableCommand {
         var userAgentPrefix: String { self == .repave ? "repave/" : "kubectl/" }
     }
 
+    /// The plan's steps, as Repave's progress lines and the script's `step` lines name them: a
+    /// run whose output lacks one is not attributed to steps, it stops the benchmark.
+    static let planSteps = ["preflight", "save-manifests", "ensure-storage-class", "retain-old-volume", "scale-down", "delete-claim",
+                            "create-claim", "await-bound", "scale-up", "verify", "release-old-volume"]
+
     /// One measured run of one tool.
     struct Sample {
         let process: TimedProcess.Result
@@ -83,9 +88,9 @@ struct Maintenance: AsyncParsableCommand {
             await DevpodWorld.removeNamespaces(worlds, client)
             throw error
         }
+        // Read after the namespaces are gone (seconds): by then the server has written the events
+        // of the last run's watches too.
         await DevpodWorld.removeNamespaces(worlds, client)
-        // The server writes a watch's last event when it notices the client has gone.
-        try await Task.sleep(for: .seconds(1))
         let audit = try AuditLog(path: auditLog, userAgents: Tool.allCases.map(\.userAgentPrefix))
         for tool in Tool.allCases {
             samples[tool] = samples[tool, default: []].map { sample in
@@ -129,7 +134,7 @@ struct Maintenance: AsyncParsableCommand {
                 let clock = ContinuousClock(), built = clock.now
                 let original = try await world.create(client, delays: delays)
                 let ready = clock.now
-                var sample: Sample
+                let sample: Sample
                 do {
                     sample = try await measure(tool, world: world, scratch: scratch, template: template, home: home)
                     try await world.checkRecreated(client, original: original, tool: tool.rawValue)
@@ -150,6 +155,15 @@ struct Maintenance: AsyncParsableCommand {
     // MARK: - one run
 
     private func measure(_ tool: Tool, world: DevpodWorld, scratch: String, template: String, home: GitHome) async throws -> Sample {
+        let sample = try await run(tool, world: world, scratch: scratch, template: template, home: home)
+        let missing = Self.planSteps.filter { name in !sample.steps.contains { $0.name == name } }
+        guard missing.isEmpty else {
+            throw BenchError("\(tool.rawValue)'s output has no line for \(missing.joined(separator: ", ")): its progress format changed?\n\(sample.process.output)")
+        }
+        return sample
+    }
+
+    private func run(_ tool: Tool, world: DevpodWorld, scratch: String, template: String, home: GitHome) async throws -> Sample {
         switch tool {
         case .repave:
             let directory = scratch + "/\(world.id)"
