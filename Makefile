@@ -33,8 +33,10 @@ lab-up: deps lab-build build
 lab-down:
 	@scripts/lab down $(LAB_DIR)
 
-# Benchmarks against the alternatives; each prints both figures and the ratio (BENCHMARKS.md).
+# Benchmarks against the alternatives; each prints both figures and the ratio, then one summary
+# table (BENCHMARKS.md). They also need hyperfine, jq and GNU time.
 bench: deps lab-build
+	@REPAVE_EXTRA_DEPS="hyperfine jq time" scripts/deps
 	@bench/run
 
 # The devpod maintenance on a lab cluster, end to end (scripts/demo).

@@ -92,6 +92,9 @@ export -f git_loop git_one
 
 row() { printf '%-44s %14s %14s %8s\n' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+at_most() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? "met" : "NOT met" }'; }
+# One line of bench/run's summary: case, repave, alternative, ratio, target, verdict.
+summary() { [[ -z ${BENCH_SUMMARY:-} ]] || { local IFS=$'\t'; echo "$*" >> "$BENCH_SUMMARY"; }; }
 
 echo "case: git preflight (median of $RUNS runs, wall seconds)"
 row "" "repave" "git CLI" "ratio"
@@ -105,3 +108,7 @@ b_repave_mem=$(peak_mib "$REPAVE" git-check "$big/repo" -o json)
 b_git_mem=$(peak_mib git -C "$big/repo" status --porcelain=v2 --branch)
 row "(b) peak RSS, MiB" "$b_repave_mem" "$b_git_mem" ""
 echo "targets: (a) <= 0.30x, (b) <= 1.5x and <= 64 MiB"
+a_ratio=$(ratio "$a_repave" "$a_git") b_ratio=$(ratio "$b_repave" "$b_git")
+summary "git preflight: 300 small repositories" "$a_repave s" "$a_git s" "$a_ratio" "<= 0.3x" "$(at_most "${a_ratio%x}" 0.3)"
+summary "git preflight: 50,000 tracked files" "$b_repave s" "$b_git s" "$b_ratio" "<= 1.5x" "$(at_most "${b_ratio%x}" 1.5)"
+summary "git preflight: 50,000 files, peak RSS" "$b_repave_mem MiB" "$b_git_mem MiB" "$(ratio "$b_repave_mem" "$b_git_mem")" "<= 64 MiB" "$(at_most "$b_repave_mem" 64)"

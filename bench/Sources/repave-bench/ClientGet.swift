@@ -57,12 +57,15 @@ struct ClientGet: AsyncParsableCommand {
         print(row("per request", format(perRepave), format(perKubectl), ""))
         print(row("  transport only", format(raw / count), "", ""))
         print(row("TLS connections", "\(transport)", "\(count + 1) (one per process)", ""))
-        print("target: repave >= 20x faster with one TLS handshake: \(ratio / ratioBase >= 20 && transport == 1 ? "met" : "NOT met")")
+        let met = ratio / ratioBase >= 20 && transport == 1
+        print("target: repave >= 20x faster with one TLS handshake: \(met ? "met" : "NOT met")")
+        Report.summarize("client: \(count) GETs of one object", repave: "\(format(repave)), \(transport) TLS", alternative: "\(format(kubectlTime)), \(count + 1) TLS",
+                         ratio: Report.ratio(ratioBase, ratio), target: "<= 0.05x, 1 TLS", met: met)
     }
 
     private func runKubectl() async throws -> Int {
         let result = try await Subprocess.run(
-            .name(kubectl), arguments: ["--kubeconfig", kubeconfig, "get", "namespace", "kube-system", "-o", "json"],
+            kubectl.contains("/") ? .path(FilePath(kubectl)) : .name(kubectl), arguments: ["--kubeconfig", kubeconfig, "get", "namespace", "kube-system", "-o", "json"],
             output: .discarded, error: .discarded)
         guard case .exited(0) = result.terminationStatus else { throw ValidationError("kubectl failed: \(result.terminationStatus)") }
         return 0
