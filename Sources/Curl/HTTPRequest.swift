@@ -38,13 +38,17 @@ public struct HTTPRequest: Sendable {
     public var body: Data?
     /// Upper bound for the whole transfer; `nil` means none (watches), else the session default.
     public var timeout: Duration?
+    /// Safe to send again: a GET, or a POST that changes nothing (an access review). Anything
+    /// else gets a connection of its own, so libcurl never resends it by itself.
+    public var idempotent: Bool
 
     public init(
         _ method: HTTPMethod, _ url: String,
         headers: [(name: String, value: String)] = [],
         authorization: HTTPAuthorization? = nil,
         body: Data? = nil,
-        timeout: Duration? = nil
+        timeout: Duration? = nil,
+        idempotent: Bool? = nil
     ) {
         self.method = method
         self.url = url
@@ -52,6 +56,7 @@ public struct HTTPRequest: Sendable {
         self.authorization = authorization
         self.body = body
         self.timeout = timeout
+        self.idempotent = idempotent ?? (method == .get)
     }
 
     /// `GET https://…`: what errors and logs call this request. Never contains credentials.

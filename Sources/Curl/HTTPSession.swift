@@ -225,7 +225,7 @@ public final class HTTPSession: Sendable {
         // libcurl silently resends a request when a reused connection dies before any answer
         // arrives. For a write the server may already have applied, that is a blind retry: give
         // every write a connection of its own (the handle's TLS session cache keeps it cheap).
-        if request.method != .get { try set.long(CURLOPT_FRESH_CONNECT, 1) }
+        if !request.idempotent { try set.long(CURLOPT_FRESH_CONNECT, 1) }
         try set.long(CURLOPT_CONNECTTIMEOUT_MS, configuration.connectTimeout.milliseconds)
         let timeout = streaming ? request.timeout : (request.timeout ?? configuration.requestTimeout)
         try set.long(CURLOPT_TIMEOUT_MS, timeout?.milliseconds ?? 0)

@@ -44,8 +44,7 @@ struct RunCommand: AsyncParsableCommand {
         let session = try await RunSession.connect(global: global, plan: parsed)
         // Permissions before anything else is read: all missing ones listed at once.
         let recreate = Recreate(plan: parsed, run: "", runDirectory: "")
-        try await recreate.checkPermissions(session.client, workloads: parsed.target.workloads.isEmpty
-            ? [.init(kind: .deployment, name: "*"), .init(kind: .statefulSet, name: "*")] : parsed.target.workloads)
+        try await recreate.checkPermissions(session.client, workloads: recreate.plannedWorkloadsOrAny)
         let identity = try await RunHeader.identify(session.client)
         let claim = try await session.client.getIfPresent(.persistentVolumeClaims, named: parsed.target.claim, in: parsed.target.namespace)
         let header = RunHeader(plan: parsed.name, planDigest: parsed.digest, cluster: identity,
@@ -152,7 +151,8 @@ enum RunSession {
     }
 
     static func execute(_ session: Connected, plan: RecreatePlan, journal: sending Journal, directory: String, resuming: Bool, confirm: Bool, json: Bool) async throws {
-        let steps = Recreate(plan: plan, run: journal.run, runDirectory: directory).steps()
+        // A fresh run checked the permissions a moment ago, before making its journal.
+        let steps = Recreate(plan: plan, run: journal.run, runDirectory: directory, permissionsChecked: !resuming).steps()
         let lock = ClusterLock(client: session.client, namespace: plan.target.namespace, claim: plan.target.claim, holder: journal.run)
         let interruption = Interruption()
         let target = "\(plan.target.namespace)/\(plan.target.claim)"

@@ -37,7 +37,8 @@ struct RecreateTrafficTests {
                 timeouts: {scaleDown: 60s, claimDeletion: 60s, bind: 60s, rollout: 60s, verify: 30s}
                 """.utf8), file: "traffic.yaml")
             let connection = try KubeconfigLoader(explicitPath: lab.adminKubeconfig).load()
-            let counter = FaultInjectingTransport(try HTTPSession(configuration: .init(tls: connection.tls, userAgent: "repave-test/traffic"))) { _, _ in nil }
+            let session = try HTTPSession(configuration: .init(tls: connection.tls, userAgent: "repave-test/traffic"))
+            let counter = FaultInjectingTransport(session) { _, _ in nil }
             let client = try KubeClient(connection: connection, userAgent: "repave-test/traffic", transport: counter)
             let journal = try Journal.create(directory: scratch.file("run"), run: "traffic", header: ["plan": "traffic"])
             let recreate = Recreate(plan: plan, run: "traffic", runDirectory: scratch.file("run"))
@@ -50,7 +51,9 @@ struct RecreateTrafficTests {
             let watches = sent.filter { $0.url.contains("watch=1") }
             let reviews = sent.filter { $0.url.contains("selfsubject") }
             // Reported for BENCHMARKS.md and the closing note.
-            print("devpod scenario API traffic: \(sent.count) requests (\(reviews.count) access and rules reviews, \(writes.count) writes, \(watches.count) watches)")
+            print("devpod scenario API traffic: \(sent.count) requests (\(reviews.count) access and rules reviews, \(writes.count) writes, \(watches.count) watches), \(session.totalConnectionsOpened) TLS connections")
+            // Reads and reviews share one connection; each write has its own (never resent by libcurl).
+            #expect(session.totalConnectionsOpened <= writes.count + 2, "\(session.totalConnectionsOpened) connections for \(writes.count) writes")
             #expect(sent.count <= 60, "\(sent.count) requests: \(sent.map { "\($0.method.rawValue) \($0.url)" })")
             #expect(writes.count <= 10)
         }

@@ -90,7 +90,7 @@ public final class KubeClient: Sendable {
         if let user = connection.impersonateUser { headers.append(("Impersonate-User", user)) }
         for group in connection.impersonateGroups { headers.append(("Impersonate-Group", group)) }
         return HTTPRequest(request.method, url(request.path, request.query), headers: headers,
-                           authorization: authorization, body: request.body, timeout: request.timeout)
+                           authorization: authorization, body: request.body, timeout: request.timeout, idempotent: request.isRead)
     }
 
     /// Sends a request, retrying only where that is safe, and returns a 2xx response or throws

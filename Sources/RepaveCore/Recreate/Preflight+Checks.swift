@@ -30,6 +30,12 @@ extension Recreate {
         return questions
     }
 
+    /// The plan's workloads, or (none listed) any Deployment or StatefulSet: what the permission
+    /// check asks about.
+    public var plannedWorkloadsOrAny: [RecreatePlan.Workload] {
+        plan.target.workloads.isEmpty ? [.init(kind: .deployment, name: "*"), .init(kind: .statefulSet, name: "*")] : plan.target.workloads
+    }
+
     /// Asks the API server about every permission at once; refuses listing all that are missing,
     /// with the Role rules that would grant them.
     public func checkPermissions(_ client: KubeClient, workloads: [RecreatePlan.Workload]) async throws {

@@ -7,11 +7,15 @@ public struct Recreate: Sendable {
     public let plan: RecreatePlan
     public let run: String
     public let runDirectory: String
+    /// This process has just checked every permission (`run` does, before it makes a journal):
+    /// the preflight step does not ask the API server a second time.
+    public let permissionsChecked: Bool
 
-    public init(plan: RecreatePlan, run: String, runDirectory: String) {
+    public init(plan: RecreatePlan, run: String, runDirectory: String, permissionsChecked: Bool = false) {
         self.plan = plan
         self.run = run
         self.runDirectory = runDirectory
+        self.permissionsChecked = permissionsChecked
     }
 
     var namespace: String { plan.target.namespace }

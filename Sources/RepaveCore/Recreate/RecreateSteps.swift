@@ -17,7 +17,9 @@ struct Preflight: Step {
         let client = context.client
         let plan = recreate.plan
         // Permissions first: every missing one is listed at once, before anything else is read.
-        try await recreate.checkPermissions(client, workloads: plan.target.workloads.isEmpty ? [.init(kind: .deployment, name: "*"), .init(kind: .statefulSet, name: "*")] : plan.target.workloads)
+        if !recreate.permissionsChecked {
+            try await recreate.checkPermissions(client, workloads: recreate.plannedWorkloadsOrAny)
+        }
         guard let claimObject = try await client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
             throw recreate.refuse("no-claim", "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) does not exist",
                                   hint: "check target.namespace and target.claim in the plan")
