@@ -81,10 +81,13 @@ struct Verify: Step {
         context.waiting("the new volume to verify (up to \(recreate.plan.timeouts.verify))")
         let deadline = ContinuousClock.now + estimate
         var last: [String] = []
+        // Polled (the Role grants only `get` on Longhorn volumes), soon at first, then each second.
+        var interval = Duration.milliseconds(100)
         while ContinuousClock.now < deadline {
             last = try await problems(context)
             if last.isEmpty { return }
-            try await Task.sleep(for: .seconds(1))
+            try await Task.sleep(for: interval)
+            interval = min(interval * 2, .seconds(1))
         }
         throw RepaveError(code: "verify.failed", "the new volume did not verify within \(estimate)", causes: last,
                           hint: "the old volume is still retained; fix the cause and run 'repave resume', which verifies again", exitStatus: .stoppedMidRun)
