@@ -173,14 +173,19 @@ public final class Journal {
         return (scan.records, contents.count - scan.validBytes)
     }
 
-    struct Scan {
-        var records: [JournalRecord]
-        var validBytes: Int
+    /// What a scan of a journal's bytes found: the valid records, and how many bytes they take
+    /// (anything after them is a torn tail).
+    public struct Scan: Sendable {
+        public var records: [JournalRecord]
+        public var validBytes: Int
     }
 
     /// Verifies framing, checksums, sequence and chain. Damage in the last line is a torn tail
     /// (reported through `validBytes`); damage followed by any valid line is corruption.
-    static func scan(_ contents: Data, path: String) throws(JournalError) -> Scan {
+    ///
+    /// Pure: no file is read or written (`path` only names the journal in errors), so the fuzz
+    /// target `fuzz/Sources/FuzzJournal` drives it directly.
+    public static func scan(_ contents: Data, path: String) throws(JournalError) -> Scan {
         let bytes = [UInt8](contents)
         var records: [JournalRecord] = []
         var offset = 0
