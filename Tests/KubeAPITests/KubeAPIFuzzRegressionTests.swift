@@ -81,6 +81,28 @@ struct KubeAPIFuzzRegressionTests {
         #expect(try loader.load().warnings.isEmpty)
     }
 
+    @Test("a watch event's numbers survive a manifest round trip as numbers: integers exactly, doubles as the same float64 (fuzz/corpus/watch-line/finding-integral-double-*.json)")
+    func integralDoubles() throws {
+        for name in ["finding-integral-double-1.json", "finding-integral-double-2.json"] {
+            guard case .added(let object) = try KubeClient.decodeWatchLine(Data(try seed("watch-line/" + name).utf8), verb: "WATCH", path: "/p") else {
+                Issue.record("\(name) is not an ADDED event")
+                continue
+            }
+            let again = try JSON.decode(object.encoded())
+            for (before, after) in zip(object["a"]?.arrayValue ?? [], again["a"]?.arrayValue ?? []) {
+                switch (before, after) {
+                case (.integer(let x), _): #expect(after == .integer(x))
+                case (.double(let y), .integer(let x)): #expect(Double(x) == y)
+                default: #expect(after == before)
+                }
+            }
+        }
+        // 1.2345678901345678901224337e18 is a double; its shortest form reads back as an integer.
+        let number = try JSON.decode(Data("12345678901345678901224337e-7".utf8))
+        #expect(number == .double(1_234_567_890_134_567_936))
+        #expect(try JSON.decode(number.encoded()) == .integer(1_234_567_890_134_568_000))
+    }
+
     @Test("parsing resolves relative paths as text: it opens, reads or stats nothing")
     func parsingTouchesNoFile() throws {
         // A directory and a missing file resolve the same way: the file system is not asked.
