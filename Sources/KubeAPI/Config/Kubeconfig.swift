@@ -78,6 +78,8 @@ public struct Kubeconfig: Sendable {
             case .tooLarge(let size):
                 throw KubeconfigError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(maxBytes) bytes"); a kubeconfig is at most \(maxBytes) bytes (4 MiB)",
                                       hint: "check that this is a kubeconfig file")
+            case .missing:
+                throw KubeconfigError(file: path, problem: "cannot read the file: no such file")
             case .unreadable(let reason):
                 throw KubeconfigError(file: path, problem: "cannot read the file: \(reason)")
             }

@@ -8,14 +8,16 @@ public enum SmallFile {
     public enum Failure: Error, Sendable, Equatable {
         /// Larger than the limit; the size when the file system knows it (not for a pipe).
         case tooLarge(bytes: Int?)
-        /// Cannot be opened or read: `no such file`, `permission denied`, `is a directory`.
+        /// Nothing at that path.
+        case missing
+        /// Cannot be opened or read: `permission denied`, `is a directory`.
         case unreadable(String)
     }
 
     /// The file's bytes and its mode (for ``exposure(of:)``).
     public static func read(_ path: String, limit: Int) throws(Failure) -> (data: Data, mode: mode_t) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(reason(errno)) }
+        guard fd >= 0 else { throw errno == ENOENT ? .missing : .unreadable(reason(errno)) }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw .unreadable(reason(errno)) }
@@ -53,7 +55,6 @@ public enum SmallFile {
 
     private static func reason(_ code: Int32) -> String {
         switch code {
-        case ENOENT: "no such file"
         case EACCES: "permission denied"
         default: String(cString: strerror(code)).lowercased()
         }

@@ -17,9 +17,10 @@ extension RecreatePlan {
             case .tooLarge(let size):
                 throw PlanError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(PlanReader.maxBytes) bytes"); a plan is at most \(PlanReader.maxBytes) bytes (1 MiB)",
                                 hint: "check that this is a plan file")
+            case .missing:
+                throw PlanError(file: path, problem: "no such file", hint: "give the path of a plan file, e.g. plans/devpod-home.yaml")
             case .unreadable(let reason):
-                throw PlanError(file: path, problem: reason == "no such file" ? reason : "cannot read the file: \(reason)",
-                                hint: "give the path of a plan file, e.g. plans/devpod-home.yaml")
+                throw PlanError(file: path, problem: "cannot read the file: \(reason)")
             }
         }
         let plan = try parse(data, file: path)
