@@ -10,6 +10,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "repave", targets: ["repave"]),
+        // The parsers' modules, for the fuzz package beside this one (fuzz/Package.swift).
+        .library(name: "Curl", targets: ["Curl"]),
+        .library(name: "KubeAPI", targets: ["KubeAPI"]),
+        .library(name: "Journal", targets: ["Journal"]),
+        .library(name: "RepaveCore", targets: ["RepaveCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),

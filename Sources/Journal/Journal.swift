@@ -48,6 +48,9 @@ public final class Journal {
     public static let fileName = "journal.jsonl"
     static let genesis = "00000000"
     static let maxRecordBytes = 1 << 20
+    /// A run writes tens of records, each at most 1 MiB (manifests live in files beside the
+    /// journal); anything bigger is not a journal of ours and is refused before it is read.
+    public static let maxJournalBytes = 64 << 20
 
     public let directory: String
     public var path: String { directory + "/" + Self.fileName }
@@ -134,7 +137,7 @@ public final class Journal {
         try checkOwnership(directory)
         let lock = try RunLock(directory: directory)
         let path = directory + "/" + fileName
-        guard let contents = FileManager.default.contents(atPath: path) else {
+        guard let contents = try readContents(path) else {
             throw access(path, F_OK) == 0 ? .cannotCreate(path: path, problem: "cannot read it") : .missing(path: path)
         }
         let scan = try Self.scan(contents, path: path)
@@ -172,19 +175,47 @@ public final class Journal {
     /// Reads a journal without locking or repairing it (`repave journal show`, `status`).
     public static func read(directory: String) throws(JournalError) -> (records: [JournalRecord], tornBytes: Int) {
         let path = directory + "/" + fileName
-        guard let contents = FileManager.default.contents(atPath: path) else { throw .missing(path: path) }
+        guard let contents = try readContents(path) else { throw .missing(path: path) }
         let scan = try scan(contents, path: path)
         return (scan.records, contents.count - scan.validBytes)
     }
 
-    struct Scan {
-        var records: [JournalRecord]
-        var validBytes: Int
+    /// The journal's bytes, nil when it cannot be opened. One bounded read: a file over
+    /// ``maxJournalBytes`` is refused from its size, and memory never exceeds the limit.
+    private static func readContents(_ path: String) throws(JournalError) -> Data? {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        if Int(info.st_size) > maxJournalBytes { throw .tooLarge(path: path, bytes: Int(info.st_size), limit: maxJournalBytes) }
+        var contents = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { return contents }
+            contents.append(contentsOf: buffer[..<count])
+            if contents.count > maxJournalBytes { throw .tooLarge(path: path, bytes: contents.count, limit: maxJournalBytes) }
+        }
+    }
+
+    /// What a scan of a journal's bytes found: the valid records, and how many bytes they take
+    /// (anything after them is a torn tail).
+    public struct Scan: Sendable {
+        public var records: [JournalRecord]
+        public var validBytes: Int
     }
 
     /// Verifies framing, checksums, sequence and chain. Damage in the last line is a torn tail
     /// (reported through `validBytes`); damage followed by any valid line is corruption.
-    static func scan(_ contents: Data, path: String) throws(JournalError) -> Scan {
+    ///
+    /// Pure: no file is read or written (`path` only names the journal in errors), so the fuzz
+    /// target `fuzz/Sources/FuzzJournal` drives it directly.
+    public static func scan(_ contents: Data, path: String) throws(JournalError) -> Scan {
         let bytes = [UInt8](contents)
         var records: [JournalRecord] = []
         var offset = 0
@@ -275,26 +306,36 @@ public final class Journal {
         var crit: Bool
     }
 
-    private static let dataMarker = Array(#","data":"#.utf8)
-
     private static func decodeRecord(_ body: Data, checksum: String) -> JournalRecord? {
-        guard let fields = try? JSONDecoder().decode(Fields.self, from: body) else { return nil }
-        // `data` is written last; the fixed fields before it are JSON strings and numbers, which
-        // cannot contain the marker (quotes inside strings are escaped), so its first occurrence
-        // starts the payload. (A nested "data" key inside the payload must not.)
+        // Foundation's JSONDecoder lets invalid UTF-8 through inside strings; our writer never
+        // produces it, and `jq .r` must read every line we accept (found by fuzz/FuzzJournal).
+        guard String(validating: body, as: UTF8.self) != nil,
+              let fields = try? JSONDecoder().decode(Fields.self, from: body) else { return nil }
+        let record = { (data: Data) in
+            JournalRecord(version: fields.v, sequence: fields.seq, previous: fields.prev, run: fields.run, time: fields.t,
+                          kind: fields.kind, step: fields.step, critical: fields.crit, data: data, checksum: checksum)
+        }
+        // A newer format may lay records out differently: `scan` refuses it by its version.
+        guard fields.v <= formatVersion else { return record(Data()) }
+        // Only what the writer writes is accepted: the fixed fields in its order and form, then
+        // `data`, last, one JSON value. A duplicated or reordered key (`"step":"S3",…,"step":null`)
+        // or a second "data" would otherwise read one way here and another in jq or a later
+        // Repave (found by fuzz/FuzzJournal).
         let bytes = [UInt8](body)
-        guard let marker = firstIndex(of: dataMarker, in: bytes) else { return nil }
-        let data = Data(bytes[(marker + dataMarker.count)..<(bytes.count - 1)])
-        return JournalRecord(version: fields.v, sequence: fields.seq, previous: fields.prev, run: fields.run, time: fields.t,
-                             kind: fields.kind, step: fields.step, critical: fields.crit, data: data, checksum: checksum)
+        let head = fixedFields(version: fields.v, sequence: fields.seq, previous: fields.prev, run: fields.run, time: fields.t,
+                               kind: fields.kind, step: fields.step, critical: fields.crit)
+        guard bytes.count > head.count, bytes.starts(with: head), bytes.last == UInt8(ascii: "}") else { return nil }
+        let data = Data(bytes[head.count..<(bytes.count - 1)])
+        guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else { return nil }
+        return record(data)
     }
 
-    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-            if Array(haystack[start..<start + needle.count]) == needle { return start }
-        }
-        return nil
+    /// The record's bytes up to its payload: `{"v":1,"seq":…,"prev":…,"run":…,"t":…,"kind":…,"step":…,"crit":…,"data":`.
+    private static func fixedFields(version: Int, sequence: Int, previous: String, run: String, time: String, kind: String,
+                                    step: String?, critical: Bool) -> [UInt8] {
+        var body = #"{"v":\#(version),"seq":\#(sequence),"prev":\#(string(previous)),"run":\#(string(run)),"t":\#(string(time)),"#
+        body += #""kind":\#(string(kind)),"step":\#(step.map(string) ?? "null"),"crit":\#(critical),"data":"#
+        return Array(body.utf8)
     }
 
     // MARK: - framing and I/O
@@ -319,9 +360,8 @@ public final class Journal {
         throws(JournalError) -> (record: JournalRecord, line: [UInt8])
     {
         let time = Date().formatted(.iso8601)
-        var body = #"{"v":\#(formatVersion),"seq":\#(sequence),"prev":\#(string(previous)),"run":\#(string(run)),"t":\#(string(time)),"#
-        body += #""kind":\#(string(kind)),"step":\#(step.map(string) ?? "null"),"crit":\#(critical),"data":"#
-        var bytes = Array(body.utf8)
+        var bytes = fixedFields(version: formatVersion, sequence: sequence, previous: previous, run: run, time: time,
+                                kind: kind, step: step, critical: critical)
         bytes += data
         bytes.append(UInt8(ascii: "}"))
         guard bytes.count <= maxRecordBytes else { throw .cannotCreate(path: kind, problem: "a record is larger than 1 MiB") }

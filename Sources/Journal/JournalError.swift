@@ -13,6 +13,8 @@ public enum JournalError: Error, Sendable, Equatable, CustomStringConvertible {
     case cannotCreate(path: String, problem: String)
     /// No journal where one was expected.
     case missing(path: String)
+    /// Larger than any journal Repave writes: refused from its size, unread.
+    case tooLarge(path: String, bytes: Int, limit: Int)
     /// A writer that already failed refuses every later append.
     case closed(path: String)
 
@@ -25,6 +27,7 @@ public enum JournalError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsafe(let path, let problem): "\(path): \(problem)"
         case .cannotCreate(let path, let problem): "cannot create \(path): \(problem)"
         case .missing(let path): "no journal at \(path)"
+        case .tooLarge(let path, let bytes, let limit): "journal \(path) is \(bytes) bytes; a journal is at most \(limit) bytes (\(limit >> 20) MiB)"
         case .closed(let path): "journal \(path) stopped accepting records after an earlier write failure"
         }
     }

@@ -38,7 +38,8 @@ struct KubeconfigVsKubectlTests {
             let full = scratch.file(path)
             try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try content.write(toFile: full, atomically: true, encoding: .utf8)
-            if path.hasSuffix(".sh") { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: full) }
+            // 0600 as kubectl writes kubeconfigs: a looser mode adds a warning to the connection.
+            try FileManager.default.setAttributes([.posixPermissions: path.hasSuffix(".sh") ? 0o755 : 0o600], ofItemAtPath: full)
         }
     }
 

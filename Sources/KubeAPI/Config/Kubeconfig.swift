@@ -58,33 +58,54 @@ public struct Kubeconfig: Sendable {
     public var clusters: [String: Cluster] = [:]
     public var users: [String: User] = [:]
     public var contexts: [String: Context] = [:]
+    /// Things the operator should know about the file itself, such as others being able to read it.
+    public var warnings: [String] = []
+
+    /// The largest kubeconfig read. Real ones are kilobytes (a few hundred clusters with embedded
+    /// certificates stay well under this); a bigger file is refused before any of it is read, so
+    /// a wrong path (a disk image, /dev/zero) costs neither time nor memory.
+    public static let maxBytes = 4 << 20
 
     /// Reads and parses `path`. Unknown keys are ignored, as kubectl ignores them; a key of the
     /// wrong type, bad base64 or a nameless entry is an error naming file, line and key.
     public static func load(contentsOf path: String) throws(KubeconfigError) -> Kubeconfig {
         let data: Data
+        let mode: mode_t
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            (data, mode) = try SmallFile.read(path, limit: maxBytes)
         } catch {
-            throw KubeconfigError(file: path, problem: "cannot read the file: \(describe(error))")
-        }
-        guard data.count <= 16 << 20 else {
-            throw KubeconfigError(file: path, problem: "the file is larger than 16 MiB; that is not a kubeconfig")
+            switch error {
+            case .tooLarge(let size):
+                throw KubeconfigError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(maxBytes) bytes"); a kubeconfig is at most \(maxBytes) bytes (4 MiB)",
+                                      hint: "check that this is a kubeconfig file")
+            case .missing:
+                throw KubeconfigError(file: path, problem: "cannot read the file: no such file")
+            case .unreadable(let reason):
+                throw KubeconfigError(file: path, problem: "cannot read the file: \(reason)")
+            }
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw KubeconfigError(file: path, problem: "the file is not UTF-8 text")
         }
-        return try parse(text, file: path)
+        var config = try parse(text, file: path)
+        if let exposure = SmallFile.exposure(of: mode) {
+            // Helm warns the same way; kubectl writes its files 0600.
+            config.warnings.append("\(path) is \(exposure) (mode \(String(format: "%04o", mode & 0o7777))); a kubeconfig holds credentials: chmod 600 \(path)")
+        }
+        return config
     }
 
     public static func parse(_ text: String, file: String) throws(KubeconfigError) -> Kubeconfig {
         var config = Kubeconfig(file: file)
         guard let root = try YAMLReader.parse(text, file: file), !root.isNull else { return config }
         guard root.node.mapping != nil else { throw root.fail("a kubeconfig must be a mapping (apiVersion, kind, clusters, users, contexts)") }
-        let directory = URL(fileURLWithPath: file).deletingLastPathComponent().path
+        // Paths are resolved as text: `URL(fileURLWithPath:)` without `isDirectory` stats the path
+        // to find out, and parsing must touch no file the kubeconfig names (seen with strace on
+        // fuzz/FuzzKubeconfig; KubeAPIFuzzRegressionTests.parsingTouchesNoFile).
+        let directory = URL(fileURLWithPath: file, isDirectory: false).deletingLastPathComponent()
         func resolve(_ path: String?) -> String? {
             guard let path, !path.isEmpty else { return nil }
-            return path.hasPrefix("/") ? path : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory + "/")).standardizedFileURL.path
+            return path.hasPrefix("/") ? path : URL(fileURLWithPath: path, isDirectory: false, relativeTo: directory).standardizedFileURL.path
         }
 
         config.currentContext = try root.string("current-context").flatMap { $0.isEmpty ? nil : $0 }

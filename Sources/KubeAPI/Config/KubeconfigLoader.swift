@@ -67,6 +67,7 @@ public struct KubeconfigLoader: Sendable {
             merged.clusters.merge(config.clusters) { first, _ in first }
             merged.users.merge(config.users) { first, _ in first }
             merged.contexts.merge(config.contexts) { first, _ in first }
+            merged.warnings += config.warnings
         }
         return merged
     }
@@ -99,7 +100,7 @@ public struct KubeconfigLoader: Sendable {
             user = found
         }
 
-        var warnings: [String] = []
+        var warnings = config.warnings
         guard let server = cluster.server, !server.isEmpty else {
             throw cluster.origin.error("cluster.server", "no server is set")
         }

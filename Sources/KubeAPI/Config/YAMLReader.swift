@@ -7,6 +7,11 @@ struct YAMLReader {
     let path: String
 
     static func parse(_ text: String, file: String) throws(KubeconfigError) -> YAMLReader? {
+        if let (line, column) = YAMLAliasLimit.firstExcess(in: text) {
+            throw KubeconfigError(file: file, line: line, column: column,
+                                  problem: "more than \(YAMLAliasLimit.maximum) YAML aliases (a '*' after a space, bracket, comma, colon or quote may start one)",
+                                  hint: "kubeconfigs need no aliases: write the values out")
+        }
         let root: Yams.Node?
         do {
             root = try Yams.compose(yaml: text)

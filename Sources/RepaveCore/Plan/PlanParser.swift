@@ -1,24 +1,34 @@
 import Foundation
+import KubeAPI
+import Logging
 
 extension RecreatePlan {
     /// Reads and validates a plan file. Nothing else happens first: a broken plan is reported
-    /// before any kubeconfig is loaded or any cluster is touched.
-    public static func load(contentsOf path: String) throws(PlanError) -> RecreatePlan {
+    /// before any kubeconfig is loaded or any cluster is touched. A file over 1 MiB is refused
+    /// from its size, unread. A plan that others may write is warned about on `logger`: whoever
+    /// can edit it chooses what is deleted.
+    public static func load(contentsOf path: String, logger: Logger = Logger(label: "repave")) throws(PlanError) -> RecreatePlan {
         let data: Data
+        let mode: mode_t
         do {
-            var info = stat()
-            if stat(path, &info) == 0, Int(info.st_size) > PlanReader.maxBytes {
-                throw PlanError(file: path, problem: "the file is \(info.st_size) bytes; a plan is at most \(PlanReader.maxBytes) bytes",
-                                hint: "check that this is a plan file")
-            }
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch let error as PlanError {
-            throw error
+            (data, mode) = try SmallFile.read(path, limit: PlanReader.maxBytes)
         } catch {
-            throw PlanError(file: path, problem: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file",
-                            hint: "give the path of a plan file, e.g. plans/devpod-home.yaml")
+            switch error {
+            case .tooLarge(let size):
+                throw PlanError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(PlanReader.maxBytes) bytes"); a plan is at most \(PlanReader.maxBytes) bytes (1 MiB)",
+                                hint: "check that this is a plan file")
+            case .missing:
+                throw PlanError(file: path, problem: "no such file", hint: "give the path of a plan file, e.g. plans/devpod-home.yaml")
+            case .unreadable(let reason):
+                throw PlanError(file: path, problem: "cannot read the file: \(reason)")
+            }
         }
-        return try parse(data, file: path)
+        let plan = try parse(data, file: path)
+        // Plans hold no secrets and live in git checkouts (0644), so only writers are warned about.
+        if let exposure = SmallFile.exposure(of: mode, readable: false) {
+            logger.warning("\(path) is \(exposure) (mode \(String(format: "%04o", mode & 0o7777))); anyone who can edit a plan chooses what repave deletes: chmod go-w \(path)")
+        }
+        return plan
     }
 
     public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {

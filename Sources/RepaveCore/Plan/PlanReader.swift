@@ -1,12 +1,14 @@
 import Foundation
+import enum KubeAPI.YAMLAliasLimit
 import Yams
 
 /// Strict typed reads from a plan's YAML tree: unknown and duplicate keys and wrong types are
 /// errors that carry file, line, column and key path.
 ///
-/// Alias bombs cost little: the composer shares aliased nodes instead of expanding them, and the
+/// Alias bombs cost little: the composer shares aliased nodes instead of expanding them, the
 /// reader only descends into the shapes a plan has, so a bomb fails at its first unexpected node
-/// (or as an unknown key); files over 1 MiB are refused before parsing.
+/// (or as an unknown key), and the one costly case, aliases as mapping keys, is bounded by
+/// ``YAMLAliasLimit`` before composing; files over 1 MiB are refused before parsing.
 struct PlanReader {
     let file: String
     let node: Node
@@ -21,6 +23,11 @@ struct PlanReader {
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw PlanError(file: file, problem: "the file is not UTF-8 text")
+        }
+        if let (line, column) = YAMLAliasLimit.firstExcess(in: text) {
+            throw PlanError(file: file, line: line, column: column,
+                            problem: "more than \(YAMLAliasLimit.maximum) YAML aliases (a '*' after a space, bracket, comma, colon or quote may start one)",
+                            hint: "write the values out instead of aliasing them; quote-free globs such as **/x must be quoted anyway")
         }
         let root: Node?
         do {
@@ -127,9 +134,12 @@ struct PlanReader {
 
 /// The closest candidate by edit distance, if close enough to be a likely typo.
 func nearest(_ word: String, in candidates: [String]) -> String? {
-    let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
+    let limit = max(2, word.count / 3)
+    // The length difference bounds the distance from below, so candidates it rules out are
+    // skipped: a megabyte-long unknown key costs no megabyte-squared edit distance.
+    let scored = candidates.filter { abs($0.count - word.count) <= limit }.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
     guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
-    return best.1 <= max(2, word.count / 3) ? best.0 : nil
+    return best.1 <= limit ? best.0 : nil
 }
 
 func editDistance(_ a: String, _ b: String) -> Int {
