@@ -33,7 +33,7 @@ public enum Failpoints {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard let name = parts.first, !name.isEmpty else { continue }
             if parts.count == 2, parts[1].hasPrefix("sleep("), parts[1].hasSuffix(")"),
-               let milliseconds = Int(parts[1].dropFirst(6).dropLast()) {
+               let milliseconds = Int(parts[1].dropFirst(6).dropLast()), (0...600_000).contains(milliseconds) {
                 actions[name] = .sleep(milliseconds: milliseconds)
             } else if parts.count == 2, parts[1].hasPrefix("hold("), parts[1].hasSuffix(")") {
                 actions[name] = .hold(file: String(parts[1].dropFirst(5).dropLast()))
@@ -83,7 +83,11 @@ public enum Failpoints {
             FileHandle.standardError.write(Data("repave: failpoint \(enabled): holding until \(file) exists\n".utf8))
             _ = FileManager.default.createFile(atPath: file + ".reached", contents: nil)
             var waited = 0
-            while !FileManager.default.fileExists(atPath: file) && waited < 6000 {
+            while !FileManager.default.fileExists(atPath: file) {
+                guard waited < 6000 else {
+                    FileHandle.standardError.write(Data("repave: failpoint \(enabled): \(file) did not appear within two minutes\n".utf8))
+                    _exit(1)
+                }
                 usleep(20_000)
                 waited += 1
             }

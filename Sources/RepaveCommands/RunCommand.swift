@@ -55,8 +55,11 @@ struct RunCommand: AsyncParsableCommand {
         let journal = try Journal.create(directory: directory, run: UUID().uuidString.lowercased(), header: header)
         // The plan as approved, beside its journal: resume reads this copy, not the file.
         try RunDirectory.writeAtomically(parsed.canonicalJSON(), to: directory + "/plan.json")
+        // The operator's consent, for a resume that has to start over.
+        if yes { try journal.append(kind: "confirmed", data: ["by": "--yes"]) }
         FileHandle.standardError.write(Data("run \(directory)\n".utf8))
-        try await RunSession.execute(session, plan: parsed, journal: journal, directory: directory, resuming: false, confirm: !yes, json: global.output == .json)
+        try await RunSession.execute(session, plan: parsed, journal: journal, directory: directory, resuming: false,
+                                     permissionsChecked: true, confirm: !yes, json: global.output == .json)
     }
 }
 
@@ -73,6 +76,9 @@ struct ResumeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("accept-changed-plan"), help: "Resume although the cluster or targets changed since the run started (journaled).")
     var acceptChanged = false
 
+    @Flag(help: "A run that stopped before its first change starts over, and asks the confirmation 'run' asks; --yes answers it.")
+    var yes = false
+
     func run() async throws {
         let directory = RunLocator.resolve(run)
         let journal = try Journal.open(directory: directory)
@@ -80,6 +86,19 @@ struct ResumeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("note: the journal's torn last record was cut away (copy: \(copy))\n".utf8))
         }
         let plan = try RunLocator.plan(in: directory, journal: journal)
+        if journal.records.contains(where: { $0.kind == "aborted" }) {
+            throw RepaveError(code: "resume.aborted", "\(directory) was aborted: what it changed was put back, so there is nothing to resume",
+                              hint: "start a new run: repave run PLAN", exitStatus: .journalRefused)
+        }
+        // Nothing changed yet (declined, refused, or stopped before its first change): this is a
+        // run starting over, with the window a run has, and its confirmation unless the operator
+        // gave it already (answered, or --yes at the start).
+        let startingOver = !Runner.state(of: journal.records).changed
+        let mustConfirm = startingOver && !yes && !journal.records.contains { $0.kind == "confirmed" }
+        guard !mustConfirm || Confirmation.isInteractive else {
+            throw RepaveError(code: "run.no-terminal", "the run changed nothing yet, so resuming it asks for the confirmation 'run' asks, and there is no terminal to ask on",
+                              hint: "resume it on a terminal, or pass --yes", exitStatus: .refused)
+        }
         let recorded = try journal.records[0].decode(RunHeader.self)
         let session = try await RunSession.connect(global: global, plan: plan)
         var current = recorded
@@ -100,7 +119,8 @@ struct ResumeCommand: AsyncParsableCommand {
             }
             try journal.append(kind: "override", data: ["accepted": problems.joined(separator: "; ")])
         }
-        try await RunSession.execute(session, plan: plan, journal: journal, directory: directory, resuming: true, confirm: false, json: global.output == .json)
+        try await RunSession.execute(session, plan: plan, journal: journal, directory: directory, resuming: !startingOver,
+                                     permissionsChecked: false, confirm: mustConfirm, json: global.output == .json)
     }
 }
 
@@ -150,9 +170,11 @@ enum RunSession {
         }
     }
 
-    static func execute(_ session: Connected, plan: RecreatePlan, journal: sending Journal, directory: String, resuming: Bool, confirm: Bool, json: Bool) async throws {
-        // A fresh run checked the permissions a moment ago, before making its journal.
-        let steps = Recreate(plan: plan, run: journal.run, runDirectory: directory, permissionsChecked: !resuming).steps()
+    /// - Parameter permissionsChecked: this process checked every permission a moment ago (`run`
+    ///   does, before it makes the journal), so the preflight step does not ask again.
+    static func execute(_ session: Connected, plan: RecreatePlan, journal: sending Journal, directory: String, resuming: Bool,
+                        permissionsChecked: Bool, confirm: Bool, json: Bool) async throws {
+        let steps = Recreate(plan: plan, run: journal.run, runDirectory: directory, permissionsChecked: permissionsChecked).steps()
         let lock = ClusterLock(client: session.client, namespace: plan.target.namespace, claim: plan.target.claim, holder: journal.run)
         let interruption = Interruption()
         let target = "\(plan.target.namespace)/\(plan.target.claim)"

@@ -164,6 +164,7 @@ struct DeleteConfigMap: Step {
         guard let uid = context.facts["uid"] else {
             throw RepaveError(code: "demo.no-uid", "no recorded uid to delete", exitStatus: .stoppedMidRun)
         }
+        try context.crossPointOfNoReturn()
         try await context.mutate("DELETE", ResourceType.configMaps.path(namespace: namespace, name: demoName), precondition: uid) {
             try await context.client.delete(.configMaps, named: demoName, in: namespace, uid: uid)
         }

@@ -30,6 +30,14 @@ struct CrashMatrixTests: DevpodTesting {
         return try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", lab.adminKubeconfig], environment: environment)
     }
 
+    /// `repave resume RUN`; for a run stopped before its first change and before the operator's
+    /// consent was journaled (resume then asks again), `repave resume RUN --yes`, as the operator would.
+    func resume(_ world: World, _ run: String, failpoints: String? = nil) async throws -> ProcessResult {
+        let resumed = try await repave(world, ["resume", run], failpoints: failpoints)
+        guard resumed.status == 2, resumed.standardError.contains("or pass --yes") else { return resumed }
+        return try await repave(world, ["resume", run, "--yes"], failpoints: failpoints)
+    }
+
     func start(_ world: World, failpoints: String? = nil, trace: String? = nil) async throws -> ProcessResult {
         try await repave(world, ["run", world.planFile, "--yes", "--state-dir", world.scratch.file("runs")], failpoints: failpoints, trace: trace)
     }
@@ -49,10 +57,10 @@ struct CrashMatrixTests: DevpodTesting {
             var run = try world.runDirectory()
             // The second crash: the resume's n-th failpoint, early in it (the lock, the settling
             // of what was in flight, the first step it redoes).
-            var resumed = try await repave(world, ["resume", run], failpoints: second)
+            var resumed = try await resume(world, run, failpoints: second)
             if resumed.status == 137 {
                 outcome.secondCrashed = true
-                resumed = try await repave(world, ["resume", run])
+                resumed = try await resume(world, run)
             }
             if point == "after-header:run" {
                 // Stopped before anything: resume says so, and a new run does the work.
@@ -134,16 +142,9 @@ struct CrashMatrixTests: DevpodTesting {
 
     @Test("real kill -9 of the repave process at seeded moments of the run, then resume: converged")
     func realKills() async throws {
-        // SplitMix64: the moments are the same on every run of the suite.
-        var state: UInt64 = 0x5EED_2026
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        let moments = (0..<(Self.proof ? 50 : 5)).map { _ in Int(next() % 1_800) }
+        // Seeded: the moments are the same on every run of the suite.
+        var generator = SplitMix64(seed: 0x5EED_2026)
+        let moments = (0..<(Self.proof ? 50 : 5)).map { _ in Int(generator.next() % 1_800) }
         let converged = Mutex(0), killed = Mutex(0)
         await concurrently(moments, width: 3) { _, milliseconds in
             do {
@@ -163,7 +164,7 @@ struct CrashMatrixTests: DevpodTesting {
                             if again.status != 0 { problems.append("the new run: exit \(again.status): \(again.standardError)") }
                             run = world.scratch.file("again/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("again"))[0]))
                         } else {
-                            let resumed = try await repave(world, ["resume", run])
+                            let resumed = try await resume(world, run)
                             if resumed.status != 0 { problems.append("resume: exit \(resumed.status): \(resumed.standardError)") }
                         }
                     } else if first.status != 0 {

@@ -332,6 +332,24 @@ struct RecreateTests: DevpodTesting {
         await cleanUp(classes: [oldClass, newClass], volume: oldVolume)
     }
 
+    @Test("a run that changed nothing and was never confirmed starts over on resume: it asks again (here: needs --yes), then runs")
+    func resumeWithoutConsent() async throws {
+        try await withDevpod { world in
+            // Interactive runs journal the operator's answer when it is given; until then (or
+            // when it was no) nothing may be changed without asking.
+            let crashed = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")],
+                                               environment: ["REPAVE_FAILPOINTS": "before-confirmed:run"])
+            #expect(crashed.status == 137, "\(crashed.standardError)")
+            let run = try world.runDirectory()
+            let asked = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
+            #expect(asked.status == 2 && asked.standardError.contains("the run changed nothing yet, so resuming it asks for the confirmation"), "\(asked.standardError)")
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace)).uid == world.original.uid)
+            let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--yes", "--kubeconfig", lab.adminKubeconfig])
+            #expect(resumed.status == 0, "\(resumed.standardError)")
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace)).uid != world.original.uid)
+        }
+    }
+
     @Test("abort before the point of no return puts everything back; after it, abort is refused")
     func abort() async throws {
         try await withDevpod { world in
@@ -350,6 +368,10 @@ struct RecreateTests: DevpodTesting {
             #expect(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: world.namespace) == nil)
             #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace)).uid == world.original.uid)
             #expect(try await runProcess(try repaveBinary(), ["status", run]).standardOutput.contains("state:      aborted"))
+            // An aborted run stays aborted: resume refuses it, and the claim is untouched.
+            let resumedAborted = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
+            #expect(resumedAborted.status == 4 && resumedAborted.standardError.contains("was aborted: what it changed was put back"), "\(resumedAborted.standardError)")
+            #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace)).uid == world.original.uid)
 
             let past = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("b")],
                                             environment: ["REPAVE_FAILPOINTS": "after-request:delete-claim"])

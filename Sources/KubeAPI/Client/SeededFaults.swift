@@ -67,19 +67,14 @@ final class SeededFaults: HTTPTransport {
         }
         var state = seed ^ 0x9E37_79B9_7F4A_7C15
         for byte in key.utf8 { state = (state ^ UInt64(byte)) &* 0x100_0000_01B3 }
-        state ^= ordinal &* 0xD6E8_FEB8_6659_FD93
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        return (Double(next() >> 11) / Double(1 << 53), next())
+        var generator = SplitMix64(seed: state ^ (ordinal &* 0xD6E8_FEB8_6659_FD93))
+        return (Double(generator.next() >> 11) / Double(1 << 53), generator.next())
     }
 
     private func choose(_ request: HTTPRequest, watch: Bool) -> Fault? {
-        let (draw, pick) = draws(request.method.rawValue + " " + request.url)
+        // A watch's resourceVersion differs from run to run: left out, so a seed replays.
+        let url = request.url.split(separator: "&").filter { !$0.hasPrefix("resourceVersion=") }.joined(separator: "&")
+        let (draw, pick) = draws(request.method.rawValue + " " + url)
         guard draw < rate else { return nil }
         let readOnly = request.method == .get || request.url.contains("/selfsubject")
         let kinds: [Fault] = watch
@@ -179,5 +174,23 @@ final class SeededFaults: HTTPTransport {
             continuation.finish(throwing: CurlError(code: 7, message: "injected: connection refused", operation: request.operation))
         }
         return HTTPLineStream(events: stream, flag: flag)
+    }
+}
+
+/// SplitMix64 (Steele, Lea and Flood, 2014): a tiny seedable generator whose sequence is the same
+/// on every machine, for fault and crash schedules a seed must replay.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) {
+        state = seed
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

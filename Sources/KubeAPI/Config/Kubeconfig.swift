@@ -64,7 +64,7 @@ public struct Kubeconfig: Sendable {
     /// The largest kubeconfig read. Real ones are kilobytes (a few hundred clusters with embedded
     /// certificates stay well under this); a bigger file is refused before any of it is read, so
     /// a wrong path (a disk image, /dev/zero) costs neither time nor memory.
-    public static let maxBytes = 4 << 20
+    public static let maxBytes = 16 << 20
 
     /// Reads and parses `path`. Unknown keys are ignored, as kubectl ignores them; a key of the
     /// wrong type, bad base64 or a nameless entry is an error naming file, line and key.
@@ -76,7 +76,7 @@ public struct Kubeconfig: Sendable {
         } catch {
             switch error {
             case .tooLarge(let size):
-                throw KubeconfigError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(maxBytes) bytes"); a kubeconfig is at most \(maxBytes) bytes (4 MiB)",
+                throw KubeconfigError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(maxBytes) bytes"); a kubeconfig is at most \(maxBytes) bytes (16 MiB)",
                                       hint: "check that this is a kubeconfig file")
             case .missing:
                 throw KubeconfigError(file: path, problem: "cannot read the file: no such file")

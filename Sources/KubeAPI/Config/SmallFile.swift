@@ -45,6 +45,8 @@ public enum SmallFile {
     /// Who besides the owner may read or write a file of this mode, as words for a warning
     /// ("readable by group and others"); nil when only the owner may.
     public static func exposure(of mode: mode_t, readable: Bool = true) -> String? {
+        // A pipe, a terminal or /dev/null is no file anyone could chmod.
+        guard mode & S_IFMT == S_IFREG else { return nil }
         var parts: [String] = []
         let readers = [mode & 0o040 != 0 ? "group" : nil, mode & 0o004 != 0 ? "others" : nil].compactMap { $0 }
         let writers = [mode & 0o020 != 0 ? "group" : nil, mode & 0o002 != 0 ? "others" : nil].compactMap { $0 }

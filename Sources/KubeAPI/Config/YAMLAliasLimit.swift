@@ -8,9 +8,11 @@
 ///
 /// The count is exact in what it never misses: libyaml starts an alias only at a `*` that begins
 /// a token, and the byte before such a `*` is whitespace, a line break (also the non-ASCII
-/// ones), a flow indicator, `?`, `:` or a closing quote; any other byte there makes the `*` part
-/// of a scalar, tag or anchor, or a scan error. It may count a `*` that is not an alias (a
-/// quoted glob `"*.log"`, a `*` after a space in a comment), which matters only past the limit.
+/// ones), a flow indicator, `?` or `:`; any other byte there makes the `*` part of a scalar,
+/// tag or anchor, or a scan error. (After an opening quote it is inside a quoted scalar — a glob
+/// such as `"**/node_modules/**"` — and right after a closing one libyaml stops with a scan
+/// error.) It may count a `*` that is not an alias (one after a space in a comment or inside a
+/// quoted scalar), which matters only past the limit.
 public enum YAMLAliasLimit {
     /// Plans and kubeconfigs need no aliases; a few are allowed for hand-written files.
     public static let maximum = 32
@@ -42,7 +44,7 @@ public enum YAMLAliasLimit {
         switch byte {
         case 0x00...0x20, 0x7F...0xFF: true   // controls, blanks, line breaks, and UTF-8 (NEL, LS, PS, BOM)
         case UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: ","),
-             UInt8(ascii: "?"), UInt8(ascii: ":"), UInt8(ascii: "\""), UInt8(ascii: "'"): true
+             UInt8(ascii: "?"), UInt8(ascii: ":"): true
         default: false
         }
     }

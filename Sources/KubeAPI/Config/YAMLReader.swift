@@ -9,7 +9,7 @@ struct YAMLReader {
     static func parse(_ text: String, file: String) throws(KubeconfigError) -> YAMLReader? {
         if let (line, column) = YAMLAliasLimit.firstExcess(in: text) {
             throw KubeconfigError(file: file, line: line, column: column,
-                                  problem: "more than \(YAMLAliasLimit.maximum) YAML aliases (a '*' after a space, bracket, comma, colon or quote may start one)",
+                                  problem: "more than \(YAMLAliasLimit.maximum) YAML aliases (a '*' after a space, bracket, comma or colon may start one)",
                                   hint: "kubeconfigs need no aliases: write the values out")
         }
         let root: Yams.Node?

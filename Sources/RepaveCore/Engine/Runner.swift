@@ -150,14 +150,15 @@ public final class Runner {
                 case .stop(let reason):
                     try journal.append(kind: "stopped", data: ["reason": reason])
                     if changed { return .stopped(reason) }
-                    // Nothing changed: nothing to protect, so the lock goes too.
+                    // Nothing changed: nothing to protect, so the lock goes too; if it cannot be
+                    // released now it expires by itself (a failure here must not stop again).
                     renewal?.cancel()
-                    try await releaseLock()
+                    try? await releaseLock()
                     return .refused(reason)
                 case .observe(let id):
                     let step = try find(id)
                     context.currentStep = id
-                    context.attempt = (state.attempts[id] ?? 0) + 1
+                    context.attempt = (state.attempts[id] ?? 0) + (retries[id] ?? 0) + 1
                     progress(id, step.summary)
                     event = .observed(goalHolds: try await step.observe(context))
                 case .confirm(let pointOfNoReturn):
@@ -167,24 +168,22 @@ public final class Runner {
                     // Another run may be acting now: change nothing more.
                     event = .failed("not starting \(id): \(lockLost.reason ?? "")")
                 case .apply(let id):
-                    // No change starts that the window cannot hold. A resumed run only warns:
-                    // a half-done maintenance is worse than a late one.
+                    // No change starts that the window cannot hold. Once something changed (in
+                    // this process or before a resume) it only warns: a half-done maintenance is
+                    // worse than a late one.
                     let index = steps.firstIndex { $0.id == id } ?? 0
                     let remaining = steps[index...].reduce(0.0) { $0 + Double($1.estimate.components.seconds) }
                     if let problem = WindowCheck.evaluate(window, now: clock(), remaining: remaining).explanation {
-                        // Enforced before the first change only: once something changed, stopping
-                        // halfway is worse than finishing late.
-                        if resuming || changed {
+                        if changed {
                             logger.warning("\(problem); continuing the resumed run")
                             try journal.append(kind: "note", step: id, critical: false, data: ["window": problem])
                         } else {
                             try journal.append(kind: "stopped", step: id, data: ["reason": problem])
                             renewal?.cancel()
-                            try await releaseLock()
+                            try? await releaseLock()
                             return .refused("not starting \(id): \(problem)")
                         }
                     }
-                    if try find(id).isPointOfNoReturn { try journal.append(kind: "pnr", step: id, data: ["crossed": id]) }
                     changed = true
                     try await find(id).apply(context)
                     // Durable before the wait: a resume then goes straight back to waiting.
@@ -216,7 +215,6 @@ public final class Runner {
                 }
                 if retriable, let delay = TransientFailure.delay(after: error, attempt: (retries[step] ?? 0) + 1) {
                     retries[step, default: 0] += 1
-                    if case .apply = action { context.attempt += 1 }
                     logger.warning("\(step): \(error); trying again in \(delay.milliseconds) ms (attempt \(retries[step] ?? 0) of \(TransientFailure.maxAttempts))")
                     do {
                         try journal.append(kind: "note", step: step, critical: false, data: ["retry": "\(error)", "attempt": "\(retries[step] ?? 0)"])

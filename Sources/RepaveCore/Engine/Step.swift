@@ -10,7 +10,8 @@ public protocol Step: Sendable {
     var id: String { get }
     /// Whether `apply` changes the cluster.
     var mutates: Bool { get }
-    /// Past this step the old state cannot be restored by `abort` (the claim's deletion).
+    /// Past this step the old state cannot be restored by `abort` (the claim's deletion); its
+    /// `apply` calls `StepContext.crossPointOfNoReturn()` right before that request.
     var isPointOfNoReturn: Bool { get }
     /// What the step will do, for `plan` and the confirmation.
     var summary: String { get }
@@ -74,6 +75,13 @@ public final class StepContext: @unchecked Sendable {
         }
         try journal.append(kind: "outcome", step: step, data: Outcome(result: "ok", detail: nil))
         return result
+    }
+
+    /// Journals, once, that the run passes its point of no return: the step calls it right
+    /// before the request that cannot be undone (a failure before it leaves `abort` possible).
+    public func crossPointOfNoReturn() throws {
+        guard !journal.records.contains(where: { $0.kind == "pnr" }) else { return }
+        try journal.append(kind: "pnr", step: currentStep, data: ["crossed": currentStep])
     }
 
     /// Journals something the operator should know (not critical to resuming).

@@ -26,7 +26,7 @@ struct PlanReader {
         }
         if let (line, column) = YAMLAliasLimit.firstExcess(in: text) {
             throw PlanError(file: file, line: line, column: column,
-                            problem: "more than \(YAMLAliasLimit.maximum) YAML aliases (a '*' after a space, bracket, comma, colon or quote may start one)",
+                            problem: "more than \(YAMLAliasLimit.maximum) YAML aliases (a '*' after a space, bracket, comma or colon may start one)",
                             hint: "write the values out instead of aliasing them; quote-free globs such as **/x must be quoted anyway")
         }
         let root: Node?

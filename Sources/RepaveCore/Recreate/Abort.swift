@@ -15,10 +15,27 @@ extension Recreate {
         if journal.records.contains(where: { $0.kind == "finished" }) {
             throw RepaveError(code: "abort.ended", "the run has already finished: there is nothing to abort", exitStatus: .journalRefused)
         }
-        // Aborting again (say after the first abort was killed once done) changes nothing.
+        // Aborting again (say after the first abort was killed once done) changes nothing; resume
+        // refuses an aborted run, so nothing can have changed after it.
         if let aborted = journal.records.last(where: { $0.kind == "aborted" }) {
             return (try? aborted.decode([String: String].self))?["undone"].map { $0.isEmpty ? [] : ["already aborted: " + $0] } ?? []
         }
+        // Passing failures (a conflict with the controller updating the workload, a lost
+        // connection) are tried again from the top: every change below reads before it writes.
+        var attempt = 0
+        while true {
+            do {
+                return try await undo(journal: journal, client: client, logger: logger)
+            } catch {
+                attempt += 1
+                guard let delay = TransientFailure.delay(after: error, attempt: attempt) else { throw error }
+                logger.warning("abort: \(error); trying again in \(delay.milliseconds) ms")
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    private func undo(journal: Journal, client: KubeClient, logger: Logger) async throws -> [String] {
         let context = StepContext(client: client, journal: journal, dryRun: false, facts: Runner.facts(in: journal.records), logger: logger)
         context.currentStep = "abort"
         var report: [String] = []

@@ -72,29 +72,42 @@ public struct Recreate: Sendable {
     }
 
     /// Pods in the namespace that mount the claim (one list of the namespace's pods).
+    /// The pods that use the claim: those that name it and have not ended (a Succeeded or Failed
+    /// pod holds no volume, as the pvc-protection controller counts them too).
     func podsMountingClaim(_ client: KubeClient) async throws -> [Pod] {
-        try await client.list(.pods, in: namespace).items.map(Pod.init).filter { $0.claimNames.contains(claim) }
+        try await client.list(.pods, in: namespace).items.map(Pod.init)
+            .filter { $0.claimNames.contains(claim) && $0.phase != "Succeeded" && $0.phase != "Failed" }
     }
 
-    /// Between scale-down and the new claim the workloads must stay at 0: a reconciler or a
-    /// person scaling one back up is found here, named with whoever last set its replicas
-    /// (from `managedFields`), and stops the run (exit 3) before `before` happens. Before the
-    /// point of no return (`abortable`) the operator may also abort.
-    func requireWorkloadsDown(_ context: StepContext, before: String, abortable: Bool) async throws {
+    /// The workloads scaled back up since scale-down, each named with whoever last set its
+    /// replicas (from `managedFields`). A workload deleted meanwhile (a stopped Coder workspace)
+    /// runs no pod: it counts as down.
+    func workloadsBackUp(_ context: StepContext) async throws -> [String] {
         var up: [String] = []
         for workload in workloads(context) {
-            let object = try await context.client.get(workloadType(workload.kind), named: workload.name, in: namespace)
+            guard let object = try await context.client.getIfPresent(workloadType(workload.kind), named: workload.name, in: namespace) else { continue }
             let replicas = Recreate.replicas(workload.kind, object)
             guard replicas != 0 else { continue }
             let manager = Self.replicasManager(object).map { " (spec.replicas last set by \($0))" } ?? ""
             up.append("\(workload.kind.rawValue)/\(workload.name) is at \(replicas) replicas again\(manager)")
         }
+        return up
+    }
+
+    /// Between scale-down and the new claim nothing may use the claim: a reconciler or a person
+    /// scaling a workload back up, or any pod mounting it, stops the run (exit 3) before `before`
+    /// happens. Before the point of no return (`abortable`) the operator may also abort.
+    func requireWorkloadsDown(_ context: StepContext, before: String, abortable: Bool) async throws {
+        let up = try await workloadsBackUp(context)
         let pods = try await podsMountingClaim(context.client)
         if up.isEmpty && pods.isEmpty { return }
-        throw RepaveError(code: "window.scaled-up", "stopped before \(before): the workloads were scaled back up since scale-down",
+        let hint = up.isEmpty
+            ? "find what started \(pods.count == 1 ? "it" : "them") (a Job, a debug pod) and stop \(pods.count == 1 ? "it" : "them"), then 'repave resume'"
+            : "stop whatever scales it (GitOps sync, HPA, an operator, a person), scale it to 0, then 'repave resume'"
+        throw RepaveError(code: up.isEmpty ? "window.claim-in-use" : "window.scaled-up",
+                          "stopped before \(before): " + (up.isEmpty ? "a pod uses the claim again" : "the workloads were scaled back up since scale-down"),
                           causes: up + pods.map { "pod \($0.name) mounts the claim" },
-                          hint: "stop whatever scales it (GitOps sync, HPA, an operator, a person), scale it to 0, then 'repave resume'"
-                              + (abortable ? "; or 'repave abort' to put everything back" : ""),
+                          hint: hint + (abortable ? "; or 'repave abort' to put everything back" : ""),
                           exitStatus: .stoppedMidRun)
     }
 

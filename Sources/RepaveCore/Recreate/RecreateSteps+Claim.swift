@@ -36,12 +36,21 @@ struct ScaleDown: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        let pods = try await recreate.podsMountingClaim(context.client)
+        let deadline = ContinuousClock.now + estimate
+        var pods = try await recreate.podsMountingClaim(context.client)
         context.waiting(pods.isEmpty ? "no pod to mount the claim" : "\(pods.count) pod\(pods.count == 1 ? "" : "s") to terminate: \(pods.map(\.name).joined(separator: ", "))")
-        // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods.
-        for pod in pods {
-            try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, timeout: estimate,
-                                          describedAs: "pod \(pod.name) to terminate (it mounts the claim)") { $0 == nil }
+        // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods,
+        // also one its ReplicaSet made just before the scale-down took effect, as long as every
+        // workload stays at 0; all within the step's one deadline.
+        while !pods.isEmpty {
+            let up = try await recreate.workloadsBackUp(context)
+            if !up.isEmpty { break }
+            for pod in pods {
+                let left = deadline - ContinuousClock.now
+                try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, timeout: left > .zero ? left : .milliseconds(1),
+                                              describedAs: "pod \(pod.name) to terminate (it mounts the claim)") { $0 == nil }
+            }
+            pods = try await recreate.podsMountingClaim(context.client)
         }
         try await recreate.requireWorkloadsDown(context, before: "deleting the claim", abortable: true)
     }
@@ -70,6 +79,7 @@ struct DeleteClaim: Step {
         }
         let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
         if let current, PersistentVolumeClaim(current).metadata.isTerminating { return }   // already deleting: only wait
+        try context.crossPointOfNoReturn()
         try await context.mutate("DELETE", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace, name: recreate.claim), precondition: uid) {
             try await context.client.delete(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, uid: uid, dryRun: context.dryRun)
         }

@@ -188,9 +188,15 @@ struct SaveManifests: Step {
 
     func apply(_ context: StepContext) async throws {}
 
-    /// A manifest is whole or absent (see `RunDirectory.writeAtomically`).
+    /// A manifest is whole or absent (see `RunDirectory.writeAtomically`). A failure is this
+    /// step's, not the journal's: the run stops before any change, and releases its lock.
     private func save(_ object: JSON, _ name: String) throws {
-        try RunDirectory.writeAtomically(object.encoded(), to: recreate.runDirectory + "/manifests/" + name)
+        do {
+            try RunDirectory.writeAtomically(object.encoded(), to: recreate.runDirectory + "/manifests/" + name)
+        } catch {
+            throw RepaveError(code: "manifests.write", "cannot save \(name) in the run directory", causes: [error.description],
+                              hint: "check the space and permissions of \(recreate.runDirectory)", exitStatus: .stoppedMidRun)
+        }
     }
 }
 
