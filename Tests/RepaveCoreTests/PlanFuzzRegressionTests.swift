@@ -60,6 +60,15 @@ struct PlanFuzzRegressionTests {
         #expect(nearest("x", in: ["timeouts"]) == nil)
     }
 
+    @Test("a 245-character ignore glob parses and matches (its regex leaks in Foundation, fuzz/lsan.supp; fuzz/corpus/plan/finding-long-glob.yaml)")
+    func longGlob() throws {
+        let plan = try RecreatePlan.parse(try seed("finding-long-glob.yaml"), file: "p.yaml")
+        let glob = try #require(plan.gitPreflight?.ignore.first)
+        #expect(glob.count == 245)
+        #expect(try GlobSet([glob]).matches(relative: "src/" + glob))
+        #expect(try !GlobSet([glob]).matches(relative: "src/" + glob + "b"))
+    }
+
     @Test("a 100 MB plan is refused from its size, unread: one line naming the file and the limit")
     func hugeFile() throws {
         let scratch = try ScratchDirectory()
