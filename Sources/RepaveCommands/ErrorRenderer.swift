@@ -55,10 +55,28 @@ public enum ErrorRenderer {
     }
 
     public static func text(_ error: any UserFacingError) -> String {
-        var lines = ["error: \(error.message)"]
-        lines += error.causes.map { "caused by: \($0)" }
-        if let hint = error.hint { lines.append("hint: \(hint)") }
+        var lines = ["error: \(printable(error.message))"]
+        lines += error.causes.map { "caused by: \(printable($0))" }
+        if let hint = error.hint { lines.append("hint: \(printable(hint))") }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// One line of text whatever an input or a server put in it: line breaks and other control
+    /// characters (a terminal escape in a plan value or a Status message) shown escaped.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": result += "\\n"
+            case "\t": result += "\\t"
+            case "\r": result += "\\r"
+            case _ where scalar.properties.generalCategory == .control:
+                result += "\\u{\(String(scalar.value, radix: 16))}"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
     }
 
     public static func json(_ error: any UserFacingError) -> String {

@@ -25,6 +25,12 @@ struct ErrorRendererTests {
             """)
     }
 
+    @Test("text: a line break or a terminal escape from the input or the server stays on its line, escaped")
+    func controlCharacters() {
+        let hostile = RepaveError(code: "x", "unknown key 'a\nerror: all good'", causes: ["Status: \u{1B}[2Jcleared\r"], exitStatus: .refused)
+        #expect(ErrorRenderer.text(hostile) == "error: unknown key 'a\\nerror: all good'\ncaused by: Status: \\u{1b}[2Jcleared\\r\n")
+    }
+
     @Test("json: one envelope with the same fields and the exit status")
     func json() throws {
         let data = Data(ErrorRenderer.json(conflict).utf8)
