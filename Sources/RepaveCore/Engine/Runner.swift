@@ -175,7 +175,7 @@ public final class Runner {
                     let remaining = steps[index...].reduce(0.0) { $0 + Double($1.estimate.components.seconds) }
                     if let problem = WindowCheck.evaluate(window, now: clock(), remaining: remaining).explanation {
                         if changed {
-                            logger.warning("\(problem); continuing the resumed run")
+                            logger.warning("\(problem); continuing: the run has already changed the cluster")
                             try journal.append(kind: "note", step: id, critical: false, data: ["window": problem])
                         } else {
                             try journal.append(kind: "stopped", step: id, data: ["reason": problem])
@@ -222,6 +222,7 @@ public final class Runner {
                         return .stopped("\(error)")
                     }
                     try? await Task.sleep(for: delay)
+                    failure = nil
                     event = .retry
                 }
             }
