@@ -9,17 +9,8 @@ import Testing
 /// and the bounds on kubeconfig files.
 @Suite("kubeconfig and API answers: fuzz findings and input bounds")
 struct KubeAPIFuzzRegressionTests {
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/fuzz/corpus/"
-
     func seed(_ name: String) throws -> String {
-        try String(contentsOfFile: Self.corpus + name, encoding: .utf8)
-    }
-
-    func elapsed(_ body: () throws -> Void) rethrows -> Duration {
-        let clock = ContinuousClock()
-        let start = clock.now
-        try body()
-        return clock.now - start
+        String(decoding: try fuzzSeed(name), as: UTF8.self)
     }
 
     @Test("an alias used as a mapping key is refused before Yams hashes its expansion (it hung the composer)")

@@ -8,17 +8,8 @@ import Testing
 /// files: every one fails fast, in one line naming the file.
 @Suite("plan files: fuzz findings and input bounds")
 struct PlanFuzzRegressionTests {
-    static let corpus = PlanTests.repositoryRoot + "/fuzz/corpus/plan/"
-
     func seed(_ name: String) throws -> Data {
-        try Data(contentsOf: URL(fileURLWithPath: Self.corpus + name))
-    }
-
-    func elapsed(_ body: () throws -> Void) rethrows -> Duration {
-        let clock = ContinuousClock()
-        let start = clock.now
-        try body()
-        return clock.now - start
+        try fuzzSeed("plan/" + name)
     }
 
     @Test("an alias used as a mapping key is refused before Yams hashes its expansion (it hung the composer)")

@@ -72,3 +72,18 @@ public func poll(attempts: Int, every interval: Duration, until condition: () as
     }
     return false
 }
+
+/// How long `body` takes.
+public func elapsed(_ body: () throws -> Void) rethrows -> Duration {
+    let clock = ContinuousClock()
+    let start = clock.now
+    try body()
+    return clock.now - start
+}
+
+/// A seed of the repository's fuzz corpus (`fuzz/corpus/TARGET/NAME`): each fuzz finding stays a
+/// seed there and a regression test that reads it.
+public func fuzzSeed(_ name: String) throws -> Data {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    return try Data(contentsOf: root.appendingPathComponent("fuzz/corpus/" + name))
+}
