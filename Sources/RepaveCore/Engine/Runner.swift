@@ -120,9 +120,9 @@ public final class Runner {
         if let lock {
             do {
                 // The Lease is written like any change: intent first, result after.
-                try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "intent": "acquire"])
-                let acquired = try await persisting("take the cluster lock") { try await lock.acquire() }
-                try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "\(acquired)"])
+                try journal.appendLock(lock, intent: "acquire")
+                let acquired = try await TransientFailure.retrying("take the cluster lock", logger: logger) { try await lock.acquire() }
+                try journal.appendLock(lock, result: "\(acquired)")
                 let loss = lockLost
                 renewal = lock.keepRenewed { reason in loss.set(reason) }
             } catch {
@@ -230,27 +230,11 @@ public final class Runner {
         }
     }
 
-    /// `body` again after a passing failure (see `TransientFailure`); each try reads before it
-    /// writes, so none repeats a change blindly.
-    private func persisting<Result>(_ what: String, _ body: () async throws -> Result) async throws -> Result {
-        var attempt = 0
-        while true {
-            do {
-                return try await body()
-            } catch {
-                attempt += 1
-                guard let delay = TransientFailure.delay(after: error, attempt: attempt) else { throw error }
-                logger.warning("\(what): \(error); trying again in \(delay.milliseconds) ms")
-                try await Task.sleep(for: delay)
-            }
-        }
-    }
-
     private func releaseLock() async throws {
         guard let lock else { return }
-        try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "intent": "release"])
-        try await persisting("release the cluster lock") { try await lock.release() }
-        try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "result": "released"])
+        try journal.appendLock(lock, intent: "release")
+        try await TransientFailure.retrying("release the cluster lock", logger: logger) { try await lock.release() }
+        try journal.appendLock(lock, result: "released")
     }
 
     private func find(_ id: String) throws -> any Step {
@@ -264,4 +248,14 @@ final class LockLoss: Sendable {
     private let value = Mutex<String?>(nil)
     func set(_ reason: String) { value.withLock { if $0 == nil { $0 = reason } } }
     var reason: String? { value.withLock { $0 } }
+}
+
+extension Journal {
+    /// A `lock` record: the Lease's intent before it is written, or the result after.
+    func appendLock(_ lock: ClusterLock, intent: String? = nil, result: String? = nil) throws(JournalError) {
+        var data = ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder]
+        data["intent"] = intent
+        data["result"] = result
+        try append(kind: "lock", data: data)
+    }
 }

@@ -1,5 +1,6 @@
 import Curl
 import KubeAPI
+import Logging
 
 /// Failures that pass on their own — a lost connection, a timeout, an overloaded or restarting
 /// API server, an optimistic-lock conflict — after which a step is worth doing again, from an
@@ -25,6 +26,22 @@ enum TransientFailure {
         // another object now has the name, which is no passing matter.
         case 409: return api.reason == .conflict && !api.message.contains("Precondition failed")
         default: return api.reason == .serverTimeout || api.reason == .timeout
+        }
+    }
+
+    /// `body`, again after each passing failure (up to `maxAttempts` times, with the pauses of
+    /// `delay`). For work that reads before it writes, so that no try repeats a change blindly.
+    static func retrying<Result>(_ what: String, logger: Logger, _ body: () async throws -> Result) async throws -> Result {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch {
+                attempt += 1
+                guard let delay = delay(after: error, attempt: attempt) else { throw error }
+                logger.warning("\(what): \(error); trying again in \(delay.milliseconds) ms")
+                try await Task.sleep(for: delay)
+            }
         }
     }
 }

@@ -22,16 +22,8 @@ extension Recreate {
         }
         // Passing failures (a conflict with the controller updating the workload, a lost
         // connection) are tried again from the top: every change below reads before it writes.
-        var attempt = 0
-        while true {
-            do {
-                return try await undo(journal: journal, client: client, logger: logger)
-            } catch {
-                attempt += 1
-                guard let delay = TransientFailure.delay(after: error, attempt: attempt) else { throw error }
-                logger.warning("abort: \(error); trying again in \(delay.milliseconds) ms")
-                try await Task.sleep(for: delay)
-            }
+        return try await TransientFailure.retrying("abort", logger: logger) {
+            try await undo(journal: journal, client: client, logger: logger)
         }
     }
 
@@ -71,7 +63,7 @@ extension Recreate {
             report.append("storageclass \(plan.storageClass.name), created by this run, is kept (delete it with kubectl delete storageclass \(plan.storageClass.name) if unwanted)")
         }
         let lock = ClusterLock(client: client, namespace: namespace, claim: claim, holder: run)
-        try journal.append(kind: "lock", data: ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder, "intent": "release"])
+        try journal.appendLock(lock, intent: "release")
         try await lock.release()
         try journal.append(kind: "aborted", data: ["undone": report.joined(separator: "; ")])
         return report
