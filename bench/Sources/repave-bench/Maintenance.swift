@@ -11,23 +11,7 @@ struct Maintenance: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maintenance", abstract: "repave run vs the kubectl runbook script, devpod scenario, same lab.")
 
-    @Option(help: "The admin kubeconfig of the lab.")
-    var kubeconfig: String
-
-    @Option(help: "The lab API server's audit log (AUDIT_LOG in the lab's cluster.env).")
-    var auditLog: String
-
-    @Option(help: "The repave binary (a release build).")
-    var repave: String
-
-    @Option(help: "The kubectl script.")
-    var script = "bench/kubectl-runbook.sh"
-
-    @Option(help: "The plan the devpod runs follow.")
-    var plan = "plans/devpod-home.yaml"
-
-    @Option(help: "The kubectl the script runs (its file name should be kubectl: the user agent is made from it).")
-    var kubectl = "kubectl"
+    @OptionGroup var lab: LabOptions
 
     @Option(help: "Measured runs per tool (after one warm-up run each).")
     var runs = 5
@@ -76,8 +60,8 @@ struct Maintenance: AsyncParsableCommand {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("repave-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch + "/tmp", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-bench/world")
-        let template = try String(contentsOfFile: plan, encoding: .utf8)
+        let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: lab.kubeconfig).load(), userAgent: "repave-bench/world")
+        let template = try String(contentsOfFile: lab.plan, encoding: .utf8)
         let home = try await GitHome(in: scratch)
 
         var worlds: [DevpodWorld] = []
@@ -91,7 +75,7 @@ struct Maintenance: AsyncParsableCommand {
         // Read after the namespaces are gone (seconds): by then the server has written the events
         // of the last run's watches too.
         await DevpodWorld.removeNamespaces(worlds, client)
-        let audit = try AuditLog(path: auditLog, userAgents: Tool.allCases.map(\.userAgentPrefix))
+        let audit = try AuditLog(path: lab.auditLog, userAgents: Tool.allCases.map(\.userAgentPrefix))
         for tool in Tool.allCases {
             samples[tool] = samples[tool, default: []].map { sample in
                 var sample = sample
@@ -168,20 +152,20 @@ struct Maintenance: AsyncParsableCommand {
         case .repave:
             let directory = scratch + "/\(world.id)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try await home.report(for: world, repave: repave, to: directory + "/git-report.json")
+            try await home.report(for: world, repave: lab.repave, to: directory + "/git-report.json")
             try world.plan(from: template, gitReport: directory + "/git-report.json").write(toFile: directory + "/plan.yaml", atomically: true, encoding: .utf8)
-            let process = try await TimedProcess.run(repave, [
-                "run", directory + "/plan.yaml", "--yes", "--window-start", "now", "--kubeconfig", kubeconfig,
+            let process = try await TimedProcess.run(lab.repave, [
+                "run", directory + "/plan.yaml", "--yes", "--window-start", "now", "--kubeconfig", lab.kubeconfig,
                 "--state-dir", directory + "/runs", "--progress", "plain",
             ], scratch: scratch)
             guard process.succeeded else { throw BenchError("repave run failed (\(process.status)):\n\(process.output)") }
             return Sample(process: process, steps: Self.repaveSteps(process))
         case .script, .scriptColdCache:
-            var environment = ["KUBECONFIG": kubeconfig, "KUBECTL": kubectl, "TMPDIR": scratch + "/tmp"]
+            var environment = ["KUBECONFIG": lab.kubeconfig, "KUBECTL": lab.kubectl, "TMPDIR": scratch + "/tmp"]
             if tool == .scriptColdCache { environment["KUBECACHEDIR"] = scratch + "/kube-cache-\(world.id)" }
-            let process = try await TimedProcess.run("/bin/bash", [script, world.namespace, DevpodWorld.claim, DevpodWorld.deployment, world.newClass],
+            let process = try await TimedProcess.run("/bin/bash", [lab.script, world.namespace, DevpodWorld.claim, DevpodWorld.deployment, world.newClass],
                                                      environment: environment, scratch: scratch)
-            guard process.succeeded else { throw BenchError("\(script) failed (\(process.status)):\n\(process.output)") }
+            guard process.succeeded else { throw BenchError("\(lab.script) failed (\(process.status)):\n\(process.output)") }
             return Sample(process: process, steps: Self.scriptSteps(process))
         }
     }

@@ -13,23 +13,7 @@ struct Preflight: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "preflight", abstract: "repave plan (live preflight) vs the kubectl checks, at 0 and 1,000 unrelated pods.")
 
-    @Option(help: "The admin kubeconfig of the lab.")
-    var kubeconfig: String
-
-    @Option(help: "The lab API server's audit log (AUDIT_LOG in the lab's cluster.env).")
-    var auditLog: String
-
-    @Option(help: "The repave binary (a release build).")
-    var repave: String
-
-    @Option(help: "The kubectl script.")
-    var script = "bench/kubectl-runbook.sh"
-
-    @Option(help: "The plan the devpod world follows.")
-    var plan = "plans/devpod-home.yaml"
-
-    @Option(help: "The kubectl to compare with (its file name should be kubectl: the user agent is made from it).")
-    var kubectl = "kubectl"
+    @OptionGroup var lab: LabOptions
 
     @Option(help: "Unrelated pods added to the namespace for the second measurement.")
     var pods = 1000
@@ -54,16 +38,16 @@ struct Preflight: AsyncParsableCommand {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("repave-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-bench/world")
+        let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: lab.kubeconfig).load(), userAgent: "repave-bench/world")
         let world = DevpodWorld()
         _ = try await world.create(client, delays: .init(terminate: "0s", provision: "0s"))
         let home = try await GitHome(in: scratch)
-        try await home.report(for: world, repave: repave, to: scratch + "/git-report.json")
-        try world.plan(from: try String(contentsOfFile: plan, encoding: .utf8), gitReport: scratch + "/git-report.json")
+        try await home.report(for: world, repave: lab.repave, to: scratch + "/git-report.json")
+        try world.plan(from: try String(contentsOfFile: lab.plan, encoding: .utf8), gitReport: scratch + "/git-report.json")
             .write(toFile: scratch + "/plan.yaml", atomically: true, encoding: .utf8)
         let noise = Noise(namespace: world.namespace, id: world.id)
         do {
-            let help = try await hyperfine([("repave --help", [repave, "--help"]), ("kubectl --help", [kubectl, "--help"])], scratch: scratch, cpu: true)
+            let help = try await hyperfine([("repave --help", [lab.repave, "--help"]), ("kubectl --help", [lab.kubectl, "--help"])], scratch: scratch, cpu: true)
             let alone = try await measure(world: world, scratch: scratch)
             Report.note("preflight: adding \(pods) pods and \(claims) claims to \(world.namespace)")
             try await noise.create(client, pods: pods, claims: claims)
@@ -85,8 +69,8 @@ struct Preflight: AsyncParsableCommand {
     /// The plan and the kubectl checks: wall times by hyperfine, then three runs of each under
     /// GNU time for the peak RSS and, from the audit log, the requests of one run.
     private func measure(world: DevpodWorld, scratch: String) async throws -> Figures {
-        let ours = [repave, "plan", scratch + "/plan.yaml", "--kubeconfig", kubeconfig]
-        let theirs = ["/bin/bash", script, "--check-only", world.namespace, DevpodWorld.claim, DevpodWorld.deployment, world.newClass]
+        let ours = [lab.repave, "plan", scratch + "/plan.yaml", "--kubeconfig", lab.kubeconfig]
+        let theirs = ["/bin/bash", lab.script, "--check-only", world.namespace, DevpodWorld.claim, DevpodWorld.deployment, world.newClass]
         let walls = try await hyperfine([("repave plan", ours), ("kubectl-runbook.sh --check-only", theirs)], scratch: scratch)
         var figures = Figures(repaveWall: walls[0], scriptWall: walls[1])
         var windows: [(Date, Date)] = []
@@ -103,13 +87,13 @@ struct Preflight: AsyncParsableCommand {
         }
         (figures.repaveCPU, figures.scriptCPU) = (Report.median(cpu.0), Report.median(cpu.1))
         try await Task.sleep(for: .milliseconds(500))
-        let audit = try AuditLog(path: auditLog, userAgents: ["repave/", "kubectl/"])
+        let audit = try AuditLog(path: lab.auditLog, userAgents: ["repave/", "kubectl/"])
         figures.repaveRequests = AuditLog.Counts(audit.requests(userAgentPrefix: "repave/", from: windows[0].0, to: windows[0].1))
         figures.scriptRequests = AuditLog.Counts(audit.requests(userAgentPrefix: "kubectl/", from: windows[1].0, to: windows[1].1))
         return figures
     }
 
-    private var environment: [String: String] { ["KUBECONFIG": kubeconfig, "KUBECTL": kubectl] }
+    private var environment: [String: String] { ["KUBECONFIG": lab.kubeconfig, "KUBECTL": lab.kubectl] }
 
     /// hyperfine's median wall time of each command (no shell; warm-ups first), and with `cpu`
     /// after them its mean user + system time.
