@@ -100,9 +100,18 @@ struct OtherActorsTests: DevpodTesting {
         try await withDevpod(claimAnnotations: ["lab.repave/robustness": "degraded"]) { world in
             let plan = try String(contentsOfFile: world.planFile, encoding: .utf8).replacingOccurrences(of: "verify: 30s", with: "verify: 3s")
             try plan.write(toFile: world.planFile, atomically: true, encoding: .utf8)
-            let result = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")])
+            // Held where verify starts waiting until the lab's Longhorn reports the new volume
+            // attached and degraded: a busy lab agent can take longer than verify's 3 s.
+            let (run, release) = try await startHeld(world, at: "in-wait:verify")
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace))
+            let newVolume = try #require(claim.volumeName)
+            try await client.wait(for: .longhornVolumes, named: newVolume, in: "longhorn-system", timeout: .seconds(60), describedAs: "the new volume degraded") {
+                $0.map { LonghornVolume($0).robustness == "degraded" } ?? false
+            }
+            release()
+            let result = try await run.value
             #expect(result.status == 3, "\(result.standardError)")
-            #expect(result.standardError.contains("degraded, not healthy"), "\(result.standardError)")
+            #expect(result.standardError.contains("the Longhorn volume is attached and degraded, not healthy"), "\(result.standardError)")
             #expect(result.standardError.contains("repave resume"), "\(result.standardError)")
             let old = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
             #expect(old.reclaimPolicy == "Retain")

@@ -44,18 +44,27 @@ struct RecreateTrafficTests {
             let recreate = Recreate(plan: plan, run: "traffic", runDirectory: scratch.file("run"))
             let runner = Runner(steps: recreate.steps(), journal: journal, client: client,
                                 lock: ClusterLock(client: client, namespace: namespace, claim: "home", holder: "traffic"), confirm: { _ in true })
+            let started = ContinuousClock.now
             let outcome = await runner.run(resuming: false, confirmationRequired: false)
+            let took = ContinuousClock.now - started
             #expect(outcome == .finished, "\(String(describing: runner.failure))")
             let sent = counter.sent
             let writes = sent.filter { $0.method != .get && !$0.url.contains("selfsubject") }
             let watches = sent.filter { $0.url.contains("watch=1") }
             let reviews = sent.filter { $0.url.contains("selfsubject") }
+            // The Lease is renewed (a GET and a PUT) every 20 s the run lasts, so on a slow
+            // machine there are more; they are counted apart from the bound.
+            let renewals = sent.filter { $0.method == .put && $0.url.contains("/leases/") }.count
+            let work = sent.count - 2 * renewals
             // Reported for BENCHMARKS.md and the closing note.
-            print("devpod scenario API traffic: \(sent.count) requests (\(reviews.count) access and rules reviews, \(writes.count) writes, \(watches.count) watches), \(session.totalConnectionsOpened) TLS connections")
-            // Reads and reviews share one connection; each write has its own (never resent by libcurl).
-            #expect(session.totalConnectionsOpened <= writes.count + 2, "\(session.totalConnectionsOpened) connections for \(writes.count) writes")
-            #expect(sent.count <= 60, "\(sent.count) requests: \(sent.map { "\($0.method.rawValue) \($0.url)" })")
-            #expect(writes.count <= 10)
+            print("devpod scenario API traffic: \(sent.count) requests (\(reviews.count) access and rules reviews, \(writes.count) writes, \(watches.count) watches, \(renewals) lease renewals in \(took)), \(session.totalConnectionsOpened) TLS connections")
+            // Reads and reviews share one connection; each write has its own (never resent by
+            // libcurl), and so does each watch (closed when its wait is over).
+            #expect(session.totalConnectionsOpened <= writes.count + watches.count + 1,
+                    "\(session.totalConnectionsOpened) connections for \(writes.count) writes and \(watches.count) watches")
+            #expect(work <= 60, "\(work) requests besides \(renewals) lease renewals: \(sent.map { "\($0.method.rawValue) \($0.url)" })")
+            #expect(renewals <= Int(took / .seconds(20)) + 1, "\(renewals) lease renewals in \(took)")
+            #expect(writes.count - renewals <= 10)
         }
         if let oldVolume, let pv = try? await admin.getIfPresent(.persistentVolumes, named: oldVolume) {
             _ = try? await admin.delete(.persistentVolumes, named: oldVolume, uid: PersistentVolume(pv).uid)

@@ -18,6 +18,7 @@ extension Recreate {
             .init("get", .leases, namespace: ns), .init("create", .leases, namespace: ns),
             .init("update", .leases, namespace: ns), .init("delete", .leases, namespace: ns),
             .init("get", .longhornVolumes, namespace: plan.verify.namespace),
+            .init("list", .longhornVolumes, namespace: plan.verify.namespace), .init("watch", .longhornVolumes, namespace: plan.verify.namespace),
         ]
         if plan.storageClass.ensure { questions.append(.init("create", .storageClasses)) }
         if plan.oldVolume == .delete {

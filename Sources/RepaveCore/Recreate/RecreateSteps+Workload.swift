@@ -72,7 +72,7 @@ struct Verify: Step {
     var estimate: Duration { recreate.plan.timeouts.verify.duration }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        try await problems(context).isEmpty
+        try await check(context).problems.isEmpty
     }
 
     func apply(_ context: StepContext) async throws {}
@@ -80,50 +80,96 @@ struct Verify: Step {
     func await(_ context: StepContext) async throws {
         context.waiting("the new volume to verify (up to \(recreate.plan.timeouts.verify))")
         let deadline = ContinuousClock.now + estimate
-        var last: [String] = []
-        // Polled (the Role grants only `get` on Longhorn volumes), soon at first, then each second.
+        var last: Check
         var interval = Duration.milliseconds(100)
-        while ContinuousClock.now < deadline {
-            last = try await problems(context)
-            if last.isEmpty { return }
-            try await Task.sleep(for: interval)
-            interval = min(interval * 2, .seconds(1))
-        }
-        throw RepaveError(code: "verify.failed", "the new volume did not verify within \(estimate)", causes: last,
+        repeat {
+            last = try await check(context)
+            if last.problems.isEmpty { return }
+            let left = deadline - .now
+            if left <= .zero { break }
+            if let volume = last.longhornVolume, last.onlyTheVolume {
+                let expected = expectation(context)
+                // Longhorn rebuilding replicas can take minutes: watched, so the API server
+                // sees one list and one watch however long it takes, not a poll a second.
+                do {
+                    try await context.client.wait(for: .longhornVolumes, named: volume, in: recreate.plan.verify.namespace, timeout: left,
+                                                  describedAs: "Longhorn volume \(volume) to verify") { object in
+                        object.map { expected.problems(LonghornVolume($0)).isEmpty } ?? false
+                    }
+                } catch let timeout as WaitTimedOut {
+                    last.problems = timeout.lastSeen.map { expected.problems(LonghornVolume($0)) } ?? last.problems
+                    break
+                }
+            } else {
+                // The claim or the workload regressed after their own steps: rare, polled.
+                try await Task.sleep(for: min(interval, left))
+                interval = min(interval * 2, .seconds(1))
+            }
+        } while ContinuousClock.now < deadline
+        throw RepaveError(code: "verify.failed", "the new volume did not verify within \(estimate)", causes: last.problems,
                           hint: "the old volume is still retained; fix the cause and run 'repave resume', which verifies again", exitStatus: .stoppedMidRun)
     }
 
-    private func problems(_ context: StepContext) async throws -> [String] {
-        let client = context.client
+    /// What verify found: its problems, the Longhorn volume's name once the claim is bound, and
+    /// whether the volume's state is all that is wrong.
+    private struct Check {
         var problems: [String] = []
+        var longhornVolume: String?
+        var onlyTheVolume = false
+    }
+
+    private func check(_ context: StepContext) async throws -> Check {
+        let client = context.client
+        var check = Check()
         guard let object = try await client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
-            return ["the claim does not exist"]
+            return Check(problems: ["the claim does not exist"])
         }
         let claim = PersistentVolumeClaim(object)
-        if claim.storageClassName != recreate.plan.storageClass.name { problems.append("the claim's class is \(claim.storageClassName ?? "none")") }
-        guard claim.isBound, let volumeName = claim.volumeName else { return problems + ["the claim is \(claim.phase), not Bound"] }
+        if claim.storageClassName != recreate.plan.storageClass.name { check.problems.append("the claim's class is \(claim.storageClassName ?? "none")") }
+        guard claim.isBound, let volumeName = claim.volumeName else { return Check(problems: check.problems + ["the claim is \(claim.phase), not Bound"]) }
+        var volumeProblems: [String] = []
         if let longhorn = try await client.getIfPresent(.longhornVolumes, named: volumeName, in: recreate.plan.verify.namespace).map(LonghornVolume.init) {
-            if longhorn.numberOfReplicas != recreate.plan.verify.replicas {
-                problems.append("the Longhorn volume has \(longhorn.numberOfReplicas) replicas, not \(recreate.plan.verify.replicas)")
-            }
-            let running = recreate.workloads(context).contains { (Int(context.facts[Recreate.Fact.replicas("\($0.kind.rawValue)/\($0.name)")] ?? "0") ?? 0) > 0 }
-            if running && longhorn.robustness != recreate.plan.verify.robustness {
-                problems.append("the Longhorn volume is \(longhorn.state) and \(longhorn.robustness), not \(recreate.plan.verify.robustness)")
-            }
+            volumeProblems = expectation(context).problems(longhorn)
+            check.longhornVolume = volumeName
         } else {
-            problems.append("no Longhorn volume \(recreate.plan.verify.namespace)/\(volumeName)")
+            check.problems.append("no Longhorn volume \(recreate.plan.verify.namespace)/\(volumeName)")
         }
         for workload in recreate.workloads(context) {
             let object = try await client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
             switch workload.kind {
             case .deployment:
-                if Deployment(object).rolloutState != .complete { problems.append("deployment \(workload.name) is not available") }
+                if Deployment(object).rolloutState != .complete { check.problems.append("deployment \(workload.name) is not available") }
             case .statefulSet:
                 let set = StatefulSet(object)
-                if set.readyReplicas < set.replicas { problems.append("statefulset \(workload.name) has \(set.readyReplicas) of \(set.replicas) replicas ready") }
+                if set.readyReplicas < set.replicas { check.problems.append("statefulset \(workload.name) has \(set.readyReplicas) of \(set.replicas) replicas ready") }
             }
         }
-        return problems
+        check.onlyTheVolume = check.problems.isEmpty && !volumeProblems.isEmpty
+        check.problems += volumeProblems
+        return check
+    }
+
+    /// What the Longhorn volume must show: the plan's replica count, and its robustness while a
+    /// workload runs on it (a detached volume reports robustness unknown).
+    private struct VolumeExpectation: Sendable {
+        let replicas: Int
+        let robustness: String?
+
+        func problems(_ longhorn: LonghornVolume) -> [String] {
+            var problems: [String] = []
+            if longhorn.numberOfReplicas != replicas {
+                problems.append("the Longhorn volume has \(longhorn.numberOfReplicas) replicas, not \(replicas)")
+            }
+            if let robustness, longhorn.robustness != robustness {
+                problems.append("the Longhorn volume is \(longhorn.state) and \(longhorn.robustness), not \(robustness)")
+            }
+            return problems
+        }
+    }
+
+    private func expectation(_ context: StepContext) -> VolumeExpectation {
+        let running = recreate.workloads(context).contains { (Int(context.facts[Recreate.Fact.replicas("\($0.kind.rawValue)/\($0.name)")] ?? "0") ?? 0) > 0 }
+        return VolumeExpectation(replicas: recreate.plan.verify.replicas, robustness: running ? recreate.plan.verify.robustness : nil)
     }
 }
 
