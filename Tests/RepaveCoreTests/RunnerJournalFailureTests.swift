@@ -26,6 +26,30 @@ struct RunnerJournalFailureTests {
         }
     }
 
+    /// A wait that fails for a passing reason after `failAfter` on its first try, and records
+    /// what it had left of its timeout on every try.
+    final class TimeLeft: Sendable {
+        let values = Mutex<[Duration]>([])
+    }
+
+    struct SlowWait: Step {
+        let left: TimeLeft
+        let failAfter: Duration
+        var id: String { "wait" }
+        var mutates: Bool { false }
+        var summary: String { "wait" }
+        var estimate: Duration { .seconds(5) }
+        func observe(_ context: StepContext) async throws -> Bool { false }
+        func apply(_ context: StepContext) async throws {}
+        func await(_ context: StepContext) async throws {
+            let tries = left.values.withLock { $0.append(context.timeLeft(of: estimate)); return $0.count }
+            if tries == 1 {
+                try await Task.sleep(for: failAfter)
+                throw KubeAPIError(reason: .serviceUnavailable, httpStatus: 503, verb: "GET", path: "/fake", message: "the server is restarting")
+            }
+        }
+    }
+
     func client(_ scratch: ScratchDirectory) throws -> KubeClient {
         let file = scratch.file("kubeconfig")
         try """
@@ -61,5 +85,21 @@ struct RunnerJournalFailureTests {
         // it by reading the cluster (here: nothing was sent).
         #expect(records.map(\.kind) == ["header", "intent", "outcome", "applied", "step_done", "intent"])
         #expect(records.last?.step == "b")
+    }
+
+    @Test("a wait tried again after a passing failure keeps its deadline: the retry gets what is left of the timeout, not all of it")
+    func retriedWaitKeepsItsDeadline() async throws {
+        let scratch = try ScratchDirectory()
+        let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: ["plan": "t"])
+        let step = SlowWait(left: TimeLeft(), failAfter: .milliseconds(1500))
+        let runner = Runner(steps: [step], journal: journal, client: try client(scratch), confirm: { _ in true })
+        let outcome = await runner.run(resuming: false, confirmationRequired: false)
+        #expect(outcome == .finished, "\(String(describing: runner.failure))")
+        let left = step.left.values.withLock { $0 }
+        #expect(left.count == 2)
+        #expect(left.first.map { $0 > .milliseconds(4900) } == true, "\(left)")
+        // 1.5 s spent in the first try (and the pause before the retry) are gone from the second.
+        #expect(left.last.map { $0 <= .milliseconds(3500) } == true, "\(left)")
+        #expect(try Journal.read(directory: scratch.file("run")).records.contains { $0.kind == "note" && $0.step == "wait" })
     }
 }

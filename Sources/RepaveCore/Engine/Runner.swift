@@ -191,6 +191,7 @@ public final class Runner {
                     event = .applied
                 case .await(let id):
                     context.currentStep = id
+                    if context.waitStarted?.step != id { context.waitStarted = (id, .now) }
                     try await find(id).await(context)
                     event = .awaited
                 case .settle(let id, let applied):

@@ -40,6 +40,9 @@ public final class StepContext: @unchecked Sendable {
     public private(set) var facts: [String: String]
     var currentStep = ""
     var attempt = 1
+    /// When the current step's wait began in this process. A wait tried again after a passing
+    /// failure keeps that start, so its timeout is not restarted; a resume starts afresh.
+    var waitStarted: (step: String, at: ContinuousClock.Instant)?
     var progress: (String, String) -> Void = { _, _ in }
 
     init(client: KubeClient, journal: Journal, dryRun: Bool, facts: [String: String], logger: Logger) {
@@ -48,6 +51,17 @@ public final class StepContext: @unchecked Sendable {
         self.dryRun = dryRun
         self.facts = facts
         self.logger = logger
+    }
+
+    /// The deadline of the current step's wait for `timeout`, counted from the wait's first try.
+    public func deadline(_ timeout: Duration) -> ContinuousClock.Instant {
+        (waitStarted.map { $0.step == currentStep ? $0.at : .now } ?? .now) + timeout
+    }
+
+    /// What is left of `timeout` for the current step's wait; at least 1 ms, so that a wait past
+    /// its deadline still looks once and reports what it saw.
+    public func timeLeft(of timeout: Duration) -> Duration {
+        max(deadline(timeout) - .now, .milliseconds(1))
     }
 
     /// Journals `key = value` (durable before returning), readable by every later step and by

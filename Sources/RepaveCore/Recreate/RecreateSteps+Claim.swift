@@ -36,7 +36,7 @@ struct ScaleDown: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        let deadline = ContinuousClock.now + estimate
+        let deadline = context.deadline(estimate)
         var pods = try await recreate.podsMountingClaim(context.client)
         context.waiting(pods.isEmpty ? "no pod to mount the claim" : "\(pods.count) pod\(pods.count == 1 ? "" : "s") to terminate: \(pods.map(\.name).joined(separator: ", "))")
         // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods,
@@ -89,7 +89,7 @@ struct DeleteClaim: Step {
         context.waiting("the old claim to be gone (its pvc-protection finalizer clears when no pod uses it)")
         let old = context.facts[Recreate.Fact.claimUID] ?? ""
         do {
-            try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: estimate,
+            try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: context.timeLeft(of: estimate),
                                           describedAs: "claim \(recreate.claim) (uid \(old)) to be gone") { object in
                 object.map { PersistentVolumeClaim($0).uid != old } ?? true
             }
@@ -171,7 +171,7 @@ struct AwaitBound: Step {
 
     func await(_ context: StepContext) async throws {
         context.waiting("the new claim to be Bound (the provisioner creates its volume)")
-        try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: estimate,
+        try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: context.timeLeft(of: estimate),
                                       describedAs: "the new claim to be Bound") { $0.map { PersistentVolumeClaim($0).isBound } ?? false }
     }
 }

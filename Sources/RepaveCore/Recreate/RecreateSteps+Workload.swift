@@ -46,7 +46,7 @@ struct ScaleUp: Step {
         for workload in recreate.workloads(context) {
             let type = recreate.workloadType(workload.kind)
             let want = original(workload, context)
-            let object = try await context.client.wait(for: type, named: workload.name, in: recreate.namespace, timeout: estimate,
+            let object = try await context.client.wait(for: type, named: workload.name, in: recreate.namespace, timeout: context.timeLeft(of: estimate),
                                                        describedAs: "\(workload.kind.rawValue)/\(workload.name) to roll out") { object in
                 guard let object else { return false }
                 if workload.kind == .deployment {
@@ -79,7 +79,7 @@ struct Verify: Step {
 
     func await(_ context: StepContext) async throws {
         context.waiting("the new volume to verify (up to \(recreate.plan.timeouts.verify))")
-        let deadline = ContinuousClock.now + estimate
+        let deadline = context.deadline(estimate)
         var last: Check
         var interval = Duration.milliseconds(100)
         repeat {
