@@ -29,5 +29,6 @@ let package = Package(
         fuzzer("FuzzJournal", ["Journal"]),
         fuzzer("FuzzWatchLine", ["KubeAPI"]),
         fuzzer("FuzzStatus", ["KubeAPI", "Curl"]),
+        fuzzer("FuzzExecCredential", ["KubeAPI"]),
     ]
 )

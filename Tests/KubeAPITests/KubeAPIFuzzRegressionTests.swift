@@ -108,4 +108,25 @@ struct KubeAPIFuzzRegressionTests {
         #expect(config.clusters["a"]?.certificateAuthority == scratch.file("ca.crt"))
         #expect(config.clusters["b"]?.certificateAuthority == scratch.file("missing.crt"))
     }
+
+    @Test("an exec plugin's output: the seed's token and expiry come out; an error never quotes a token, even one put where the apiVersion goes")
+    func execCredential() throws {
+        let exec = try #require(try Kubeconfig.parse("""
+            apiVersion: v1
+            kind: Config
+            users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: get-token, interactiveMode: Never}}}]
+            """, file: "/cfg/exec").users["u"]?.exec)
+        let (token, expires) = try exec.decodeCredential(try seed("exec-credential/token"))
+        #expect(token == "abcdefghijklmnop0123")
+        #expect(expires == Date(timeIntervalSince1970: 1_796_565_600))   // 2026-12-06T14:00:00Z
+        let secret = "eyJhbGciOiJSUzI1NiJ9.payload+signature=="
+        let misplaced = #"{"apiVersion":"\#(secret)","kind":"ExecCredential","status":{"token":"\#(secret)"}}"#
+        let error = #expect(throws: KubeconfigError.self) { try exec.decodeCredential(misplaced) }
+        #expect(error.map { !$0.description.contains(secret) && $0.description.contains("(not an API version)") } == true, "\(String(describing: error))")
+        let wrongVersion = #"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"\#(secret)"}}"#
+        let versionError = #expect(throws: KubeconfigError.self) { try exec.decodeCredential(wrongVersion) }
+        #expect(versionError?.description.contains("answered with apiVersion client.authentication.k8s.io/v1beta1, expected client.authentication.k8s.io/v1") == true)
+        #expect(throws: KubeconfigError.self) { try exec.decodeCredential(try seed("exec-credential/certificate")) }
+        #expect(throws: KubeconfigError.self) { try exec.decodeCredential(try seed("exec-credential/text")) }
+    }
 }

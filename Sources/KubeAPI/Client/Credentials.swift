@@ -113,12 +113,24 @@ actor CredentialSource {
             throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) failed (\(result.terminationStatus)): \(stderr)",
                                   hint: exec.installHint)
         }
-        let output = result.standardOutput
+        let (token, expires) = try exec.decodeCredential(result.standardOutput)
+        logger.debug("exec credential plugin ran", metadata: ["command": "\(exec.command)", "expires": "\(expires.map { "\($0)" } ?? "never")"])
+        return (token, expires)
+    }
+}
+
+extension ExecConfig {
+    /// An exec plugin's standard output → its token and expiry. Errors never quote the output,
+    /// which may hold a credential.
+    public func decodeCredential(_ output: String) throws -> (token: String, expires: Date?) {
+        let problem = "exec credential plugin '\(command)'"
         guard let credential = try? JSON.decode(Data(output.utf8)), credential["kind"]?.stringValue == "ExecCredential" else {
             throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) did not print an ExecCredential object")
         }
-        if let version = credential["apiVersion"]?.stringValue, version != exec.apiVersion {
-            throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) answered with apiVersion \(version), expected \(exec.apiVersion)")
+        if let version = credential["apiVersion"]?.stringValue, version != apiVersion {
+            // Quoted only when it looks like an API version: the output may hold a credential.
+            let shown = version.count <= 64 && version.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "./-".contains($0)) } ? version : "(not an API version)"
+            throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) answered with apiVersion \(shown), expected \(apiVersion)")
         }
         guard let token = credential[path: "status", "token"]?.stringValue, !token.isEmpty else {
             if credential[path: "status", "clientCertificateData"] != nil {
@@ -131,7 +143,6 @@ actor CredentialSource {
         if let stamp = credential[path: "status", "expirationTimestamp"]?.stringValue {
             expires = try? Date(stamp, strategy: .iso8601)
         }
-        logger.debug("exec credential plugin ran", metadata: ["command": "\(exec.command)", "expires": "\(expires.map { "\($0)" } ?? "never")"])
         return (token, expires)
     }
 }
