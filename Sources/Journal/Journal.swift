@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One journal line's record. `data` is the raw JSON its writer gave, decoded on demand.
 public struct JournalRecord: Sendable, Equatable {
@@ -42,8 +43,9 @@ public struct JournalRecord: Sendable, Equatable {
 ///
 /// Every append is one `write` followed by `fdatasync`; the record is durable when `append`
 /// returns. A failed write or sync closes the journal for good: the run must stop before its next
-/// API write, and never retries an fsync.
-public final class Journal {
+/// API write, and never retries an fsync. Appends are serialized, so the Lease renewal may journal
+/// from its own task while a step waits.
+public final class Journal: Sendable {
     public static let formatVersion = 1
     public static let fileName = "journal.jsonl"
     static let genesis = "00000000"
@@ -54,19 +56,21 @@ public final class Journal {
 
     public let directory: String
     public var path: String { directory + "/" + Self.fileName }
-    public private(set) var records: [JournalRecord]
+    public var records: [JournalRecord] { state.withLock { $0.records } }
     /// Set when opening repaired a torn last record: where the damaged file was copied.
-    public private(set) var repairedCopy: String?
+    public let repairedCopy: String?
     private let descriptor: Int32
     private let lock: RunLock
     private let sync: @Sendable (Int32) -> Int32
-    private var failed = false
+    private let state: Mutex<(records: [JournalRecord], failed: Bool)>
 
-    private init(directory: String, records: [JournalRecord], descriptor: Int32, lock: RunLock, sync: @escaping @Sendable (Int32) -> Int32) {
+    private init(directory: String, records: [JournalRecord], descriptor: Int32, lock: RunLock, repairedCopy: String? = nil,
+                 sync: @escaping @Sendable (Int32) -> Int32) {
         self.directory = directory
-        self.records = records
+        self.state = Mutex((records, false))
         self.descriptor = descriptor
         self.lock = lock
+        self.repairedCopy = repairedCopy
         self.sync = sync
     }
 
@@ -111,21 +115,26 @@ public final class Journal {
     /// Appends one record and makes it durable before returning.
     @discardableResult
     public func append<Payload: Encodable>(kind: String, step: String? = nil, critical: Bool = true, data: Payload) throws(JournalError) -> JournalRecord {
-        guard !failed else { throw .closed(path: path) }
+        guard !state.withLock({ $0.failed }) else { throw .closed(path: path) }
         let point = "\(kind):\(step ?? "run")"
         Failpoints.hit("before-" + point)
-        let last = records[records.count - 1]
-        let framed = try Self.frame(sequence: last.sequence + 1, previous: last.checksum, run: last.run, kind: kind, step: step,
-                                    critical: critical, data: Self.encode(data, path: path))
-        do {
-            try Self.writeAll(descriptor, framed.line, path: path, sync: sync)
-        } catch {
-            failed = true
-            throw error
+        let encoded = try Self.encode(data, path: path)
+        let record = try state.withLock { (state) throws(JournalError) -> JournalRecord in
+            guard !state.failed else { throw .closed(path: path) }
+            let last = state.records[state.records.count - 1]
+            let framed = try Self.frame(sequence: last.sequence + 1, previous: last.checksum, run: last.run, kind: kind, step: step,
+                                        critical: critical, data: encoded)
+            do throws(JournalError) {
+                try Self.writeAll(descriptor, framed.line, path: path, sync: sync)
+            } catch {
+                state.failed = true
+                throw error
+            }
+            state.records.append(framed.record)
+            return framed.record
         }
-        records.append(framed.record)
         Failpoints.hit("after-" + point)
-        return framed.record
+        return record
     }
 
     // MARK: - open
@@ -164,9 +173,8 @@ public final class Journal {
         }
         let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw .cannotCreate(path: path, problem: String(cString: strerror(errno))) }
-        let journal = Journal(directory: directory, records: scan.records, descriptor: fd, lock: lock, sync: sync)
+        let journal = Journal(directory: directory, records: scan.records, descriptor: fd, lock: lock, repairedCopy: repairedCopy, sync: sync)
         if let repairedCopy {
-            journal.repairedCopy = repairedCopy
             try journal.append(kind: "repair", data: ["truncatedAt": String(scan.validBytes), "originalBytes": String(contents.count), "copy": repairedCopy])
         }
         return journal

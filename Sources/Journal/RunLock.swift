@@ -3,7 +3,7 @@ import Foundation
 /// The local lock on a run directory: `flock` on `lock`, tried without blocking, so a second
 /// process driving the same run is told at once who holds it. Released when the value goes away
 /// (or the process dies: the kernel drops flock locks with the descriptor).
-public final class RunLock {
+public final class RunLock: Sendable {
     public let path: String
     private let descriptor: Int32
 

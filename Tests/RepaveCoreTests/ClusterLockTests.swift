@@ -1,4 +1,5 @@
 import Foundation
+import Journal
 import KubeAPI
 import RepaveTestSupport
 import Testing
@@ -37,6 +38,35 @@ struct ClusterLockTests {
 
             try await mine.release()
             #expect(try await client.getIfPresent(.leases, named: "repave-home", in: ns) == nil)
+        }
+    }
+
+    @Test("every renewal is journaled, intent before the update and result after; a lease taken by another run is journaled and reported lost")
+    func renewalsJournaled() async throws {
+        try await withTestNamespace(client, prefix: "lock") { ns in
+            let scratch = try ScratchDirectory()
+            let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: ["plan": "t"])
+            let mine = ClusterLock(client: client, namespace: ns, claim: "home", holder: "run-a", duration: .seconds(3))
+            #expect(try await mine.acquire() == .created)
+            let loss = LockLoss()
+            let renewal = mine.keepRenewed(journal: journal) { loss.set($0) }
+            let lockRecords = { journal.records.filter { $0.kind == "lock" && $0.step == "lease-renewal" }.map { String(decoding: $0.data, as: UTF8.self) } }
+            let twice = try await poll(attempts: 100, every: .milliseconds(100)) { lockRecords().filter { $0.contains(#""result":"renewed""#) }.count >= 2 }
+            #expect(twice, "\(lockRecords())")
+
+            // Another run takes the Lease (as after an expiry); the next renewal finds it.
+            var lease = try await client.get(.leases, named: "repave-home", in: ns)
+            lease["spec"] = ["holderIdentity": "run-b", "leaseDurationSeconds": 60]
+            try await client.update(.leases, lease)
+            await renewal.value
+            #expect(loss.reason == "the cluster lock was taken by run-b")
+            let records = lockRecords()
+            // Pairs: each intent followed by its result, the last one the takeover.
+            #expect(records.count % 2 == 0 && records.count >= 6, "\(records)")
+            for (index, record) in records.enumerated() {
+                #expect(record.contains(index % 2 == 0 ? #""intent":"renew""# : #""result":"#), "\(records)")
+            }
+            #expect(records.last?.contains(#""result":"taken by run-b""#) == true, "\(records)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Journal
 import KubeAPI
 import Logging
 
@@ -82,20 +83,31 @@ public struct ClusterLock: Sendable {
     }
 
     /// Renews every third of the lease duration until cancelled; `lost` is called (once) when a
-    /// renewal finds the lease taken or fails until the lease would have expired.
-    public func keepRenewed(lost: @escaping @Sendable (String) -> Void) -> Task<Void, Never> {
+    /// renewal finds the lease taken, fails until the lease would have expired, or cannot be
+    /// journaled. Each renewal is journaled like any change: a `lock` intent before the update,
+    /// its result after (a renewal whose intent cannot be written is not sent).
+    public func keepRenewed(journal: Journal? = nil, lost: @escaping @Sendable (String) -> Void) -> Task<Void, Never> {
         Task {
             var lastSuccess = ContinuousClock.now
             while !Task.isCancelled {
                 try? await Task.sleep(for: duration / 3)
                 if Task.isCancelled { return }
                 do {
+                    try journal?.appendLock(self, intent: "renew", renewal: true)
+                } catch {
+                    lost("the lock's renewal could not be journaled: \(error)")
+                    return
+                }
+                do {
                     try await renew()
                     lastSuccess = .now
+                    try? journal?.appendLock(self, result: "renewed", renewal: true)
                 } catch let error as Held {
+                    try? journal?.appendLock(self, result: "taken by \(error.holder)", renewal: true)
                     lost("the cluster lock was taken by \(error.holder)")
                     return
                 } catch {
+                    try? journal?.appendLock(self, result: "not renewed: \(error)", renewal: true)
                     if ContinuousClock.now - lastSuccess >= duration {
                         lost("the cluster lock could not be renewed for \(duration): \(error)")
                         return

@@ -124,35 +124,43 @@ public final class Runner {
                 let acquired = try await TransientFailure.retrying("take the cluster lock", logger: logger) { try await lock.acquire() }
                 try journal.appendLock(lock, result: "\(acquired)")
                 let loss = lockLost
-                renewal = lock.keepRenewed { reason in loss.set(reason) }
+                renewal = lock.keepRenewed(journal: journal) { reason in loss.set(reason) }
             } catch {
                 _ = try? journal.append(kind: "stopped", data: ["reason": "\(error)"])
                 return changed ? .stopped("\(error)") : .refused("\(error)")
             }
         }
         defer { renewal?.cancel() }
+        // Before the run's last records: the renewal's own records come first, and no renewal
+        // races the release.
+        func stopRenewal() async {
+            renewal?.cancel()
+            await renewal?.value
+            renewal = nil
+        }
         var retries: [String: Int] = [:]
         var action = machine.next(after: resuming ? .resume(done: state.done, dangling: state.dangling, applied: state.applied) : .start)
         while true {
             var event: RunMachine.Event
             if let signal = interruption.signal {
                 // Between records: stop here, cleanly; resume continues from this point.
+                await stopRenewal()
                 _ = try? journal.append(kind: "stopped", data: ["reason": "interrupted by signal \(signal)"])
                 return .interrupted(signal)
             }
             do {
                 switch action {
                 case .finish:
-                    renewal?.cancel()
+                    await stopRenewal()
                     try await releaseLock()
                     try journal.append(kind: "finished", data: ["result": "done"])
                     return .finished
                 case .stop(let reason):
+                    await stopRenewal()
                     try journal.append(kind: "stopped", data: ["reason": reason])
                     if changed { return .stopped(reason) }
                     // Nothing changed: nothing to protect, so the lock goes too; if it cannot be
                     // released now it expires by itself (a failure here must not stop again).
-                    renewal?.cancel()
                     try? await releaseLock()
                     return .refused(reason)
                 case .observe(let id):
@@ -178,8 +186,8 @@ public final class Runner {
                             logger.warning("\(problem); continuing: the run has already changed the cluster")
                             try journal.append(kind: "note", step: id, critical: false, data: ["window": problem])
                         } else {
+                            await stopRenewal()
                             try journal.append(kind: "stopped", step: id, data: ["reason": problem])
-                            renewal?.cancel()
                             try? await releaseLock()
                             return .refused("not starting \(id): \(problem)")
                         }
@@ -252,11 +260,13 @@ final class LockLoss: Sendable {
 }
 
 extension Journal {
-    /// A `lock` record: the Lease's intent before it is written, or the result after.
-    func appendLock(_ lock: ClusterLock, intent: String? = nil, result: String? = nil) throws(JournalError) {
+    /// A `lock` record: the Lease's intent before it is written, or the result after. Renewals
+    /// carry step `lease-renewal`, so their failpoints (`before-lock:lease-renewal`) do not shift
+    /// the numbering of the run's own `lock:run` points, whenever a renewal falls.
+    func appendLock(_ lock: ClusterLock, intent: String? = nil, result: String? = nil, renewal: Bool = false) throws(JournalError) {
         var data = ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder]
         data["intent"] = intent
         data["result"] = result
-        try append(kind: "lock", data: data)
+        try append(kind: "lock", step: renewal ? "lease-renewal" : nil, data: data)
     }
 }
