@@ -123,6 +123,9 @@ struct KubeAPIFuzzRegressionTests {
         let misplaced = #"{"apiVersion":"\#(secret)","kind":"ExecCredential","status":{"token":"\#(secret)"}}"#
         let error = #expect(throws: KubeconfigError.self) { try exec.decodeCredential(misplaced) }
         #expect(error.map { !$0.description.contains(secret) && $0.description.contains("(not an API version)") } == true, "\(String(describing: error))")
+        let shaped = #"{"apiVersion":"tokenlike/v1","kind":"ExecCredential","status":{"token":"tokenlike/v1"}}"#
+        let shapedError = #expect(throws: KubeconfigError.self) { try exec.decodeCredential(shaped) }
+        #expect(shapedError.map { !$0.description.contains("tokenlike") } == true, "\(String(describing: shapedError))")
         let wrongVersion = #"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"\#(secret)"}}"#
         let versionError = #expect(throws: KubeconfigError.self) { try exec.decodeCredential(wrongVersion) }
         #expect(versionError?.description.contains("answered with apiVersion client.authentication.k8s.io/v1beta1, expected client.authentication.k8s.io/v1") == true)

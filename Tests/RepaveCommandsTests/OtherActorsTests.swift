@@ -121,4 +121,37 @@ struct OtherActorsTests: DevpodTesting {
             #expect(records.last?.kind == "stopped")
         }
     }
+
+    @Test("the new volume is degraded when verify starts and heals 2 s later: verify watches it (one list, one watch, no polling) and the run finishes")
+    func volumeHealsDuringVerify() async throws {
+        try await withDevpod(claimAnnotations: ["lab.repave/robustness": "degraded"]) { world in
+            let (run, release) = try await startHeld(world, at: "in-wait:verify")
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace))
+            let newVolume = try #require(claim.volumeName)
+            try await client.wait(for: .longhornVolumes, named: newVolume, in: "longhorn-system", timeout: .seconds(60), describedAs: "the new volume degraded") {
+                $0.map { LonghornVolume($0).robustness == "degraded" } ?? false
+            }
+            let mark = try lab.auditMark()
+            release()
+            try await Task.sleep(for: .seconds(2))
+            // Longhorn finishes rebuilding (the lab takes the volume's robustness from its claim).
+            try await client.patch(.persistentVolumeClaims, named: world.original.name, in: world.namespace,
+                                   .merge(["metadata": ["annotations": ["lab.repave/robustness": .null]]]))
+            let result = try await run.value
+            #expect(result.status == 0, "\(result.standardError)")
+            // A watch is audited when it ends; give the server a moment to write it.
+            var reads: [AuditEvent] = []
+            _ = try await poll(attempts: 50, every: .milliseconds(100)) {
+                reads = try lab.auditEvents(since: mark).filter {
+                    $0.userAgent?.hasPrefix("repave/") == true && $0.objectRef?.resource == "volumes" && $0.requestURI.contains(newVolume)
+                }
+                return reads.contains { $0.verb == "watch" }
+            }
+            let verbs = reads.map(\.verb)
+            // Read once (degraded), list and watch until healthy, read once more: no poll.
+            #expect(verbs.filter { $0 == "watch" }.count == 1, "\(verbs)")
+            #expect(verbs.filter { $0 == "list" }.count == 1, "\(verbs)")
+            #expect(verbs.filter { $0 == "get" }.count <= 3, "\(verbs)")
+        }
+    }
 }

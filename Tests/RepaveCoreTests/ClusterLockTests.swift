@@ -54,10 +54,16 @@ struct ClusterLockTests {
             let twice = try await poll(attempts: 100, every: .milliseconds(100)) { lockRecords().filter { $0.contains(#""result":"renewed""#) }.count >= 2 }
             #expect(twice, "\(lockRecords())")
 
-            // Another run takes the Lease (as after an expiry); the next renewal finds it.
-            var lease = try await client.get(.leases, named: "repave-home", in: ns)
-            lease["spec"] = ["holderIdentity": "run-b", "leaseDurationSeconds": 60]
-            try await client.update(.leases, lease)
+            // Another run takes the Lease (as after an expiry); the next renewal finds it. The
+            // renewal (each second) may update it between this read and write: read again then.
+            for attempt in 1...10 {
+                var lease = try await client.get(.leases, named: "repave-home", in: ns)
+                lease["spec"] = ["holderIdentity": "run-b", "leaseDurationSeconds": 60]
+                do {
+                    try await client.update(.leases, lease)
+                    break
+                } catch let error as KubeAPIError where error.reason == .conflict && attempt < 10 {}
+            }
             await renewal.value
             #expect(loss.reason == "the cluster lock was taken by run-b")
             let records = lockRecords()

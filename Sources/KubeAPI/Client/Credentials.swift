@@ -128,8 +128,11 @@ extension ExecConfig {
             throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) did not print an ExecCredential object")
         }
         if let version = credential["apiVersion"]?.stringValue, version != apiVersion {
-            // Quoted only when it looks like an API version: the output may hold a credential.
-            let shown = version.count <= 64 && version.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "./-".contains($0)) } ? version : "(not an API version)"
+            // Quoted only when it has an API version's shape (group/vN, vNalphaM, vNbetaM) and is
+            // not the token: the output may hold a credential.
+            let shape = #/[a-z0-9.\-]{1,63}/v[0-9]{1,3}((alpha|beta)[0-9]{1,3})?/#
+            let token = credential[path: "status", "token"]?.stringValue
+            let shown = version.wholeMatch(of: shape) != nil && version != token ? version : "(not an API version)"
             throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) answered with apiVersion \(shown), expected \(apiVersion)")
         }
         guard let token = credential[path: "status", "token"]?.stringValue, !token.isEmpty else {

@@ -99,7 +99,7 @@ extension KubeClient {
     /// Waits until `condition` holds for the named object (nil when it does not exist), and
     /// returns the object then. List-then-watch from the list's resourceVersion: no polling while
     /// the watch is healthy; a dropped stream resumes from the last version seen; 410 Gone
-    /// re-lists. Throws ``WaitTimedOut`` at the deadline.
+    /// re-lists. Throws ``WaitTimedOut`` at the deadline, though not before the first list.
     @discardableResult
     public func wait(
         for type: ResourceType, named name: String, in namespace: String? = nil,
@@ -113,6 +113,9 @@ extension KubeClient {
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
+                // However short the timeout, the object is looked at once (the list) first, so
+                // the timeout reports what was there.
+                while !(await lastSeen.looked) { try await Task.sleep(for: .milliseconds(10)) }
                 throw WaitTimedOut(what: what, timeout: timeout, lastSeen: await lastSeen.value)
             }
             defer { group.cancelAll() }
@@ -122,7 +125,11 @@ extension KubeClient {
 
     private actor LastSeen {
         var value: JSON?
-        func set(_ value: JSON?) { self.value = value }
+        var looked = false
+        func set(_ value: JSON?) {
+            self.value = value
+            looked = true
+        }
     }
 
     private func waitLoop(

@@ -1,3 +1,4 @@
+import Curl
 import Foundation
 import Journal
 import KubeAPI
@@ -107,7 +108,10 @@ public struct ClusterLock: Sendable {
                     lost("the cluster lock was taken by \(error.holder)")
                     return
                 } catch {
-                    try? journal?.appendLock(self, result: "not renewed: \(error)", renewal: true)
+                    // The error's kind only: a failing credential plugin's error quotes its stderr.
+                    // Cancelled mid-request (the run is ending), the update may have landed.
+                    let result = Task.isCancelled ? "unknown: the run ended during the renewal" : "not renewed: \(Self.kind(of: error))"
+                    try? journal?.appendLock(self, result: result, renewal: true)
                     if ContinuousClock.now - lastSuccess >= duration {
                         lost("the cluster lock could not be renewed for \(duration): \(error)")
                         return
@@ -115,6 +119,13 @@ public struct ClusterLock: Sendable {
                 }
             }
         }
+    }
+
+    /// A failed renewal in a few words: the HTTP status and reason, or the error's type.
+    static func kind(of error: any Error) -> String {
+        if let api = error as? KubeAPIError { return "HTTP \(api.httpStatus) \(api.reason.rawValue)" }
+        if let curl = error as? CurlError { return "connection: \(curl.kind)" }
+        return String(describing: type(of: error))
     }
 
     /// Releases the lock if this run still holds it: a uid-guarded delete.

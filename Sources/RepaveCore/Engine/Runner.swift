@@ -262,7 +262,8 @@ final class LockLoss: Sendable {
 extension Journal {
     /// A `lock` record: the Lease's intent before it is written, or the result after. Renewals
     /// carry step `lease-renewal`, so their failpoints (`before-lock:lease-renewal`) do not shift
-    /// the numbering of the run's own `lock:run` points, whenever a renewal falls.
+    /// the numbering of the run's own named `lock:run` points whenever a renewal falls (`@N`
+    /// counts every point reached, renewals included).
     func appendLock(_ lock: ClusterLock, intent: String? = nil, result: String? = nil, renewal: Bool = false) throws(JournalError) {
         var data = ["lease": "\(lock.namespace)/\(lock.name)", "holder": lock.holder]
         data["intent"] = intent

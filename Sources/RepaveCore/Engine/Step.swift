@@ -58,8 +58,8 @@ public final class StepContext: @unchecked Sendable {
         (waitStarted.map { $0.step == currentStep ? $0.at : .now } ?? .now) + timeout
     }
 
-    /// What is left of `timeout` for the current step's wait; at least 1 ms, so that a wait past
-    /// its deadline still looks once and reports what it saw.
+    /// What is left of `timeout` for the current step's wait; at least 1 ms (`KubeClient.wait`
+    /// still looks once before it reports a timeout, with what it saw).
     public func timeLeft(of timeout: Duration) -> Duration {
         max(deadline(timeout) - .now, .milliseconds(1))
     }
@@ -108,7 +108,10 @@ public final class StepContext: @unchecked Sendable {
     /// stop the process inside it.
     public func waiting(_ what: String? = nil) {
         if let what { progress(currentStep, "waiting for \(what)") }
+        let paused = ContinuousClock.now
         Failpoints.hit("in-wait:\(currentStep)")
+        // A test holding the run here does not eat the wait's timeout.
+        if let started = waitStarted, started.step == currentStep { waitStarted = (started.step, started.at + (.now - paused)) }
     }
 }
 

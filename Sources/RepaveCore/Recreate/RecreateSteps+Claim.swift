@@ -36,9 +36,9 @@ struct ScaleDown: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        let deadline = context.deadline(estimate)
         var pods = try await recreate.podsMountingClaim(context.client)
         context.waiting(pods.isEmpty ? "no pod to mount the claim" : "\(pods.count) pod\(pods.count == 1 ? "" : "s") to terminate: \(pods.map(\.name).joined(separator: ", "))")
+        let deadline = context.deadline(estimate)
         // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods,
         // also one its ReplicaSet made just before the scale-down took effect, as long as every
         // workload stays at 0; all within the step's one deadline.

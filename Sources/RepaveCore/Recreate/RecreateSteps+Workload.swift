@@ -82,30 +82,30 @@ struct Verify: Step {
         let deadline = context.deadline(estimate)
         var last: Check
         var interval = Duration.milliseconds(100)
-        repeat {
+        while true {
+            // A fresh read each time round, so the failure below names what holds now.
             last = try await check(context)
             if last.problems.isEmpty { return }
             let left = deadline - .now
             if left <= .zero { break }
             if let volume = last.longhornVolume, last.onlyTheVolume {
                 let expected = expectation(context)
-                // Longhorn rebuilding replicas can take minutes: watched, so the API server
-                // sees one list and one watch however long it takes, not a poll a second.
+                // Longhorn rebuilding replicas can take minutes: watched (one list, one watch
+                // reopened every 5 minutes), not polled.
                 do {
                     try await context.client.wait(for: .longhornVolumes, named: volume, in: recreate.plan.verify.namespace, timeout: left,
                                                   describedAs: "Longhorn volume \(volume) to verify") { object in
                         object.map { expected.problems(LonghornVolume($0)).isEmpty } ?? false
                     }
-                } catch let timeout as WaitTimedOut {
-                    last.problems = timeout.lastSeen.map { expected.problems(LonghornVolume($0)) } ?? last.problems
-                    break
+                } catch is WaitTimedOut {
+                    continue   // read again: past the deadline, that read is the verdict
                 }
             } else {
                 // The claim or the workload regressed after their own steps: rare, polled.
                 try await Task.sleep(for: min(interval, left))
                 interval = min(interval * 2, .seconds(1))
             }
-        } while ContinuousClock.now < deadline
+        }
         throw RepaveError(code: "verify.failed", "the new volume did not verify within \(estimate)", causes: last.problems,
                           hint: "the old volume is still retained; fix the cause and run 'repave resume', which verifies again", exitStatus: .stoppedMidRun)
     }
