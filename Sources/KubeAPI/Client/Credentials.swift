@@ -127,15 +127,15 @@ extension ExecConfig {
         guard let credential = try? JSON.decode(Data(output.utf8)), credential["kind"]?.stringValue == "ExecCredential" else {
             throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) did not print an ExecCredential object")
         }
+        let token = credential[path: "status", "token"]?.stringValue
         if let version = credential["apiVersion"]?.stringValue, version != apiVersion {
             // Quoted only when it has an API version's shape (group/vN, vNalphaM, vNbetaM) and is
             // not the token: the output may hold a credential.
             let shape = #/[a-z0-9.\-]{1,63}/v[0-9]{1,3}((alpha|beta)[0-9]{1,3})?/#
-            let token = credential[path: "status", "token"]?.stringValue
             let shown = version.wholeMatch(of: shape) != nil && version != token ? version : "(not an API version)"
             throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) answered with apiVersion \(shown), expected \(apiVersion)")
         }
-        guard let token = credential[path: "status", "token"]?.stringValue, !token.isEmpty else {
+        guard let token, !token.isEmpty else {
             if credential[path: "status", "clientCertificateData"] != nil {
                 throw KubeconfigError(file: nil, key: "user.exec", problem: "\(problem) returned a client certificate; repave supports token credentials from exec plugins only",
                                       hint: "configure the plugin to return a token, or use client-certificate-data in the kubeconfig")

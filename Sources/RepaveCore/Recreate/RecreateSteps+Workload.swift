@@ -88,7 +88,7 @@ struct Verify: Step {
             if last.problems.isEmpty { return }
             let left = deadline - .now
             if left <= .zero { break }
-            if let volume = last.longhornVolume, last.onlyTheVolume {
+            if let volume = last.volumeToWatch {
                 let expected = expectation(context)
                 // Longhorn rebuilding replicas can take minutes: watched (one list, one watch
                 // reopened every 5 minutes), not polled.
@@ -110,12 +110,11 @@ struct Verify: Step {
                           hint: "the old volume is still retained; fix the cause and run 'repave resume', which verifies again", exitStatus: .stoppedMidRun)
     }
 
-    /// What verify found: its problems, the Longhorn volume's name once the claim is bound, and
-    /// whether the volume's state is all that is wrong.
+    /// What verify found: its problems and, when the Longhorn volume's state is all that is
+    /// wrong, that volume's name (to watch).
     private struct Check {
         var problems: [String] = []
-        var longhornVolume: String?
-        var onlyTheVolume = false
+        var volumeToWatch: String?
     }
 
     private func check(_ context: StepContext) async throws -> Check {
@@ -130,7 +129,6 @@ struct Verify: Step {
         var volumeProblems: [String] = []
         if let longhorn = try await client.getIfPresent(.longhornVolumes, named: volumeName, in: recreate.plan.verify.namespace).map(LonghornVolume.init) {
             volumeProblems = expectation(context).problems(longhorn)
-            check.longhornVolume = volumeName
         } else {
             check.problems.append("no Longhorn volume \(recreate.plan.verify.namespace)/\(volumeName)")
         }
@@ -144,7 +142,7 @@ struct Verify: Step {
                 if set.readyReplicas < set.replicas { check.problems.append("statefulset \(workload.name) has \(set.readyReplicas) of \(set.replicas) replicas ready") }
             }
         }
-        check.onlyTheVolume = check.problems.isEmpty && !volumeProblems.isEmpty
+        if check.problems.isEmpty && !volumeProblems.isEmpty { check.volumeToWatch = volumeName }
         check.problems += volumeProblems
         return check
     }
