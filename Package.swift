@@ -63,7 +63,7 @@ let package = Package(
 
         // The lab agent: kubelets and Longhorn for the local control plane (not shipped).
         .executableTarget(name: "repave-lab", dependencies: [
-            "KubeAPI", "RepaveCore", "Journal",
+            "KubeAPI", "RepaveCore", "RepaveCommands", "Journal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

@@ -16,35 +16,25 @@ public enum ErrorRenderer {
         case let error as any UserFacingError:
             return error
         case let error as CurlError:
-            return RepaveError(
-                code: "cluster.unreachable", "failed to \(error.operation)", causes: ["curl error \(error.code): \(error.message)"],
-                hint: hint(for: error), exitStatus: .clusterUnavailable)
+            return RepaveError(.clusterUnreachable, "failed to \(error.operation)", causes: ["curl error \(error.code): \(error.message)"], hint: hint(for: error))
         case let error as KubeconfigError:
-            return RepaveError(
-                code: "kubeconfig.invalid", "cannot use the kubeconfig: \(error.description)",
-                hint: error.hint ?? "run 'repave config' to see which kubeconfig, context and user would be used",
-                exitStatus: .clusterUnavailable)
+            return RepaveError(.kubeconfigInvalid, "cannot use the kubeconfig: \(error.description)",
+                               hint: error.hint ?? "run 'repave config' to see which kubeconfig, context and user would be used")
         case let error as KubeAPIError:
             let unavailable: Set<KubeAPIError.Reason> = [.unauthorized, .serviceUnavailable, .serverTimeout, .timeout, .tooManyRequests]
             return RepaveError(
-                code: "kube.\(error.reason.rawValue.prefix(1).lowercased() + error.reason.rawValue.dropFirst())",
-                "the API server refused \(error.verb) \(error.path)", causes: [error.description],
+                .kube(error.reason.rawValue, unavailable: unavailable.contains(error.reason)),
+                "the API server refused \(error.verb) \(error.path)", cause: error,
                 hint: error.reason == .unauthorized ? "the credentials were rejected; check 'repave config' and renew them"
-                    : error.reason == .forbidden ? "the user lacks RBAC permission for this; see deploy/ for the Role repave needs" : nil,
-                exitStatus: unavailable.contains(error.reason) ? .clusterUnavailable : .refused)
+                    : error.reason == .forbidden ? "the user lacks RBAC permission for this; see deploy/ for the Role repave needs" : nil)
         case let error as JournalError:
-            return RepaveError(code: "journal.refused", "the run journal cannot be used", causes: [error.description],
-                               hint: "see 'repave journal show RUN'; a damaged journal is never resumed automatically",
-                               exitStatus: .journalRefused)
+            return RepaveError(.journalRefused, "the run journal cannot be used", cause: error,
+                               hint: "see 'repave journal show RUN'; a damaged journal is never resumed automatically")
         case let error as GitError:
-            return RepaveError(
-                code: "git.failed", "failed to \(error.operation)", causes: [error.message],
-                hint: nil, exitStatus: .refused)
+            return RepaveError(.gitFailed, "failed to \(error.operation)", causes: [error.message])
         default:
-            return RepaveError(
-                code: "internal", "internal error: \(String(describing: error))",
-                hint: "this is a bug in repave; please report it with the command you ran and --log-level debug output",
-                exitStatus: .internalError)
+            return RepaveError(.internal, "internal error: \(String(describing: error))",
+                               hint: "this is a bug in repave; please report it with the command you ran and --log-level debug output")
         }
     }
 

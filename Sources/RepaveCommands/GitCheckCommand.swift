@@ -53,7 +53,7 @@ struct GitCheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         for path in paths where !FileManager.default.fileExists(atPath: path) {
-            throw RepaveError(code: "git.no-such-path", "no such file or directory: \(path)",
+            throw RepaveError(.gitNoSuchPath, "no such file or directory: \(path)",
                               hint: "git-check searches existing directories for repositories", exitStatus: .refused)
         }
         let check = GitCheck(
@@ -67,7 +67,7 @@ struct GitCheckCommand: AsyncParsableCommand {
             do {
                 try json.write(to: URL(fileURLWithPath: report), options: .atomic)
             } catch {
-                throw RepaveError(code: "git.report-unwritable", "cannot write the report to \(report)", causes: ["\(error)"], exitStatus: .refused)
+                throw RepaveError(.gitReportUnwritable, "cannot write the report to \(report)", cause: error)
             }
         }
         switch global.output {

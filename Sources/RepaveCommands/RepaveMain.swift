@@ -56,9 +56,7 @@ public enum RepaveMain {
             emit(failure, json: json)
             return failure.exitStatus.rawValue
         }
-        let failure = RepaveError(
-            code: "usage", RepaveCommand.message(for: error),
-            hint: "see 'repave --help'", exitStatus: .usage)
+        let failure = RepaveError(.usage, RepaveCommand.message(for: error), hint: "see 'repave --help'")
         emit(failure, json: json)
         return ExitStatus.usage.rawValue
     }

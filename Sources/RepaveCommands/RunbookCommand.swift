@@ -26,9 +26,9 @@ struct RunbookCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let parsed = try RecreatePlan.load(contentsOf: plan)
+        let strategy = try PlanFile.load(contentsOf: plan)
         if offline {
-            print(Recreate.runbook(for: parsed, planFile: plan), terminator: "")
+            print(strategy.runbook(planFile: plan, evidence: nil), terminator: "")
             return
         }
         var evidence = RunbookEvidence(command: "repave runbook \(plan)" + (journal.map { " --journal \($0)" } ?? ""))
@@ -36,16 +36,17 @@ struct RunbookCommand: AsyncParsableCommand {
             let records = try Journal.read(directory: journal).records
             evidence.previous = .init(directory: journal, records: records.map { ($0.time, $0.kind, $0.step) })
         }
-        let session = try await RunSession.connect(global: global, plan: parsed, offline: "repave runbook \(plan) --offline")
-        let connection = session.client.connection
+        let client = try Cluster.connect(global: global, context: strategy.kubeContext, offline: "repave runbook \(plan) --offline")
+        let connection = client.connection
         var refusal: (message: String, hint: String?)?
         do {
-            _ = try await Recreate.serverDryRun(plan: parsed, client: session.client, writes: false)
-        } catch let error as RepaveError where error.code.hasPrefix("preflight.") {
+            _ = try await MaintenanceSession.rehearse(strategy, client: client, writes: false)
+        } catch let error as RepaveError where error.errorCode.exitStatus == .refused {
+            // A refused preflight is the runbook's no-go, not this command's failure.
             refusal = (([error.message] + error.causes).joined(separator: ": "), error.hint)
         }
         evidence.preflight = .init(server: connection.server, context: connection.contextName, at: Date(), refusal: refusal)
-        print(Recreate.runbook(for: parsed, planFile: plan, evidence: evidence), terminator: "")
+        print(strategy.runbook(planFile: plan, evidence: evidence), terminator: "")
     }
 }
 

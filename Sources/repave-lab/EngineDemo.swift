@@ -3,6 +3,7 @@ import Foundation
 import Journal
 import KubeAPI
 import Logging
+import RepaveCommands
 import RepaveCore
 
 /// `repave-lab engine-demo`: the run engine with three small ConfigMap steps (create, patch,
@@ -10,12 +11,14 @@ import RepaveCore
 /// kill it, then resume it, and check the cluster and the journal.
 struct EngineDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "engine-demo", abstract: "Run (or resume) the engine on test-only ConfigMap steps.")
+        commandName: "engine-demo", abstract: "Run, resume, abort or show the engine on test-only ConfigMap steps.")
 
     @Option var kubeconfig: String
     @Option var namespace: String
     @Option(name: .customLong("run-dir")) var runDirectory: String
     @Flag var resume = false
+    @Flag(help: "Put back what the run changed (before its point of no return).")
+    var abort = false
     @Option(name: .customLong("wait-delay"), help: "Seconds the delete step waits before checking (for kill tests).")
     var waitDelay: Double = 0
     @Option(name: .customLong("window-start"), help: "'now' or an RFC 3339 time.")
@@ -33,64 +36,75 @@ struct EngineDemo: AsyncParsableCommand {
         let logger = Logger(label: "engine-demo")
         let connection = try KubeconfigLoader(explicitPath: kubeconfig).load()
         let client = try KubeClient(connection: connection, userAgent: "repave-lab/engine-demo", logger: logger)
-        if !resume && !yes && !Confirmation.isInteractive {
-            FileHandle.standardError.write(Data("error: refusing to change the cluster without a terminal to confirm on; pass --yes\n".utf8))
-            throw ExitCode(2)
-        }
-        // The header binds the run: a "plan" (here the namespace), the cluster, the target.
-        let namespaceUID = Namespace(try await client.get(.namespaces, named: namespace)).uid
-        let current = RunHeader(plan: "engine-demo", planDigest: SHA256.hex(of: Data(namespace.utf8)),
-                                cluster: try await RunHeader.identify(client),
-                                targets: ["namespace/\(namespace)": namespaceUID], tlsVerified: true)
-        let journal: Journal
-        if resume {
-            journal = try Journal.open(directory: runDirectory)
-            let recorded = try journal.records[0].decode(RunHeader.self)
-            let problems = recorded.mismatches(current)
-            if !problems.isEmpty {
-                guard acceptChangedPlan else {
-                    FileHandle.standardError.write(Data(("error: resume refused: " + problems.joined(separator: "; ") + "\nhint: pass --accept-changed-plan to continue anyway (it is journaled)\n").utf8))
-                    throw ExitCode(4)
-                }
-                try journal.append(kind: "override", data: ["accepted": problems.joined(separator: "; ")])
-            }
-        } else {
-            journal = try Journal.create(directory: runDirectory, run: UUID().uuidString.lowercased(), header: current)
-        }
-        var window: RecreatePlan.Window?
+        var window: PlanWindow?
         if let windowStart {
             let start = windowStart == "now" ? Date() : try Date(windowStart, strategy: .iso8601)
-            window = RecreatePlan.Window(start: start, duration: PlanDuration(seconds: windowDuration))
+            window = PlanWindow(start: start, duration: PlanDuration(seconds: windowDuration))
         }
-        let steps: [any Step] = [
-            CreateConfigMap(namespace: namespace, run: journal.run),
-            PatchConfigMap(namespace: namespace),
-            DeleteConfigMap(namespace: namespace, delay: waitDelay),
-        ]
-        let interruption = Interruption()
-        let target = "\(namespace)/\(demoName)"
-        let summaries = steps.map { (id: $0.id, summary: $0.summary) }
-        let lock = lease ? ClusterLock(client: client, namespace: namespace, claim: demoName, holder: journal.run) : nil
-        let runner = Runner(
-            steps: steps, journal: journal, client: client, interruption: interruption, window: window, lock: lock, logger: logger,
-            confirm: { pnr in Confirmation.askTypedName(target, steps: summaries, pointOfNoReturn: pnr) })
-        let resume = self.resume
-        let confirmationRequired = !yes && !resume
-        let task = Task { await runner.run(resuming: resume, confirmationRequired: confirmationRequired) }
-        interruption.install { task.cancel() }
-        switch await task.value {
-        case .finished: print("finished")
-        case .refused(let reason):
-            FileHandle.standardError.write(Data("stopped before any change: \(reason)\n".utf8))
-            throw ExitCode(2)
-        case .stopped(let reason):
-            FileHandle.standardError.write(Data("stopped: \(reason)\n".utf8))
-            throw ExitCode(3)
-        case .interrupted(let signal):
-            FileHandle.standardError.write(Data("interrupted by signal \(signal); resume with --resume\n".utf8))
-            throw ExitCode(128 + signal)
+        let strategy = DemoStrategy(namespace: namespace, window: window, lease: lease, delay: waitDelay)
+        do {
+            if abort || resume {
+                let journal = try Journal.open(directory: runDirectory)
+                let stored = FileManager.default.contents(atPath: runDirectory + "/plan.json")
+                let session = try await MaintenanceSession.reopen(strategy, journal: journal, directory: runDirectory, client: client,
+                                                                  storedPlan: stored, acceptChanged: acceptChangedPlan, bindingChecked: !abort)
+                if abort {
+                    let undone = try await session.abort()
+                    print(undone.isEmpty ? "aborted: nothing had been changed" : "aborted: " + undone.joined(separator: "; "))
+                    return
+                }
+                try await finish(session, confirm: false)
+            } else {
+                guard yes || Confirmation.isInteractive else {
+                    throw RepaveError(.noTerminal, "refusing to change the cluster without a terminal to confirm on; pass --yes")
+                }
+                let session = try await MaintenanceSession.start(strategy, client: client, directory: runDirectory, consentGiven: yes)
+                try await finish(session, confirm: !yes)
+            }
+        } catch let error as any UserFacingError {
+            FileHandle.standardError.write(Data(ErrorRenderer.text(error).utf8))
+            throw ExitCode(error.exitStatus.rawValue)
         }
     }
+
+    private func finish(_ session: MaintenanceSession, confirm: Bool) async throws {
+        let target = session.strategy.target.description
+        let ask: @Sendable (String?, [(id: String, summary: String)]) async -> Bool = { pnr, steps in
+            await Confirmation.askTypedName(target, steps: steps, pointOfNoReturn: pnr)
+        }
+        let report = try await session.execute(confirm: confirm ? ask : nil)
+        if let error = report.error { throw error }
+        print("finished")
+    }
+}
+
+/// The engine's second, test-only strategy: three ConfigMap steps (create, patch, delete with a
+/// uid precondition, the point of no return), run by the same session as recreate.
+struct DemoStrategy: Strategy {
+    let namespace: String
+    let window: PlanWindow?
+    let lease: Bool
+    let delay: Double
+
+    var kind: String { "engine-demo" }
+    var planName: String { "engine-demo" }
+    /// The "plan" is the namespace: another namespace is another plan.
+    var canonicalPlan: Data { Data(#"{"namespace":"\#(namespace)","strategy":"engine-demo"}"#.utf8) }
+    var kubeContext: String? { nil }
+    var target: MaintenanceTarget { MaintenanceTarget(namespace: namespace, name: demoName, lease: lease) }
+
+    func steps(for run: RunInfo) -> [any Step] {
+        [CreateConfigMap(namespace: namespace, run: run.id), PatchConfigMap(namespace: namespace), DeleteConfigMap(namespace: namespace, delay: delay)]
+    }
+
+    func bindings(_ client: KubeClient) async throws -> [String: String] {
+        ["namespace/\(namespace)": Namespace(try await client.get(.namespaces, named: namespace)).uid]
+    }
+
+    func summary(of run: FinishedRun, client: KubeClient) async -> RunSummary { RunSummary(headline: "\(target.description) done") }
+    func liveState(_ client: KubeClient) async throws -> [String: String] { [:] }
+    func describe(file: String) -> String { "engine demo in \(namespace)\n" }
+    func runbook(planFile: String, evidence: RunbookEvidence?) -> String { "" }
 }
 
 let demoName = "engine-demo"
@@ -102,6 +116,18 @@ struct CreateConfigMap: Step {
     var mutates: Bool { true }
     var summary: String { "create configmap \(namespace)/\(demoName)" }
     var estimate: Duration { .seconds(5) }
+    var permissions: [KubeClient.AccessQuestion] { ["get", "create", "delete"].map { .init($0, .configMaps, namespace: namespace) } }
+
+    /// The ConfigMap this run created goes (uid-guarded).
+    func undo(_ context: StepContext) async throws -> [String] {
+        guard let uid = context.facts["uid"],
+              let object = try await context.client.getIfPresent(.configMaps, named: demoName, in: namespace),
+              ObjectMeta(object["metadata"] ?? [:]).uid == uid else { return [] }
+        try await context.mutate("DELETE", ResourceType.configMaps.path(namespace: namespace, name: demoName), precondition: uid) {
+            try await context.client.delete(.configMaps, named: demoName, in: namespace, uid: uid)
+        }
+        return ["configmap \(namespace)/\(demoName) deleted"]
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let object = try await context.client.getIfPresent(.configMaps, named: demoName, in: namespace) else {
@@ -110,9 +136,9 @@ struct CreateConfigMap: Step {
         }
         let meta = ObjectMeta(object["metadata"] ?? [:])
         guard meta.annotations["repave/run-id"] == run else {
-            throw RepaveError(code: "demo.foreign", "configmap \(namespace)/\(demoName) was not created by this run", exitStatus: .stoppedMidRun)
+            throw RepaveError(.demoForeign, "configmap \(namespace)/\(demoName) was not created by this run")
         }
-        if context.facts["uid"] == nil { try context.remember("uid", meta.uid) }
+        if context.facts["uid"] == nil { try await context.remember("uid", meta.uid) }
         return true
     }
 
@@ -124,7 +150,7 @@ struct CreateConfigMap: Step {
                 "data": ["phase": "created"],
             ])
         }
-        try context.remember("uid", ObjectMeta(created["metadata"] ?? [:]).uid)
+        try await context.remember("uid", ObjectMeta(created["metadata"] ?? [:]).uid)
     }
 }
 
@@ -134,6 +160,7 @@ struct PatchConfigMap: Step {
     var mutates: Bool { true }
     var summary: String { "mark configmap \(namespace)/\(demoName) patched" }
     var estimate: Duration { .seconds(5) }
+    var permissions: [KubeClient.AccessQuestion] { ["get", "patch"].map { .init($0, .configMaps, namespace: namespace) } }
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let object = try await context.client.getIfPresent(.configMaps, named: demoName, in: namespace) else { return true }
@@ -155,6 +182,7 @@ struct DeleteConfigMap: Step {
     var isPointOfNoReturn: Bool { true }
     var summary: String { "delete configmap \(namespace)/\(demoName) (uid-guarded)" }
     var estimate: Duration { .seconds(10) }
+    var permissions: [KubeClient.AccessQuestion] { ["get", "delete", "list", "watch"].map { .init($0, .configMaps, namespace: namespace) } }
 
     func observe(_ context: StepContext) async throws -> Bool {
         try await context.client.getIfPresent(.configMaps, named: demoName, in: namespace) == nil
@@ -162,9 +190,9 @@ struct DeleteConfigMap: Step {
 
     func apply(_ context: StepContext) async throws {
         guard let uid = context.facts["uid"] else {
-            throw RepaveError(code: "demo.no-uid", "no recorded uid to delete", exitStatus: .stoppedMidRun)
+            throw RepaveError(.demoNoUID, "no recorded uid to delete")
         }
-        try context.crossPointOfNoReturn()
+        try await context.crossPointOfNoReturn()
         try await context.mutate("DELETE", ResourceType.configMaps.path(namespace: namespace, name: demoName), precondition: uid) {
             try await context.client.delete(.configMaps, named: demoName, in: namespace, uid: uid)
         }

@@ -39,7 +39,7 @@ public struct ClusterLock: Sendable {
         public let holder: String
         public let renewedAgo: Int
         public let expiresIn: Int
-        public var code: String { "lock.held" }
+        public var code: String { ErrorCode.lockHeld.name }
         public var message: String { "another run holds the lock \(lease): \(holder)" }
         public var causes: [String] { ["renewed \(renewedAgo)s ago; it expires in \(expiresIn)s unless renewed"] }
         public var hint: String? { "wait for that run to finish, or check it with 'repave status'; the lock is taken over only once expired" }
@@ -52,7 +52,7 @@ public struct ClusterLock: Sendable {
     public func acquire(now: Date = Date()) async throws -> Acquired {
         guard let existing = try await client.getIfPresent(.leases, named: name, in: namespace) else {
             do {
-                try await client.create(.leases, in: namespace, lease(resourceVersion: nil, acquired: now, renewed: now))
+                try await write("POST") { try await client.create(.leases, in: namespace, lease(resourceVersion: nil, acquired: now, renewed: now)) }
                 return .created
             } catch let error as KubeAPIError where error.reason == .alreadyExists {
                 return try await acquire(now: now)   // raced with another run: look again
@@ -62,7 +62,7 @@ public struct ClusterLock: Sendable {
         let renewed = current.renewTime.flatMap(Self.parse) ?? .distantPast
         let expiry = renewed.addingTimeInterval(Double(current.leaseDurationSeconds))
         if current.holderIdentity == holder {
-            try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: current.acquireTime.flatMap(Self.parse) ?? now, renewed: now))
+            try await write("PUT") { try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: current.acquireTime.flatMap(Self.parse) ?? now, renewed: now)) }
             return .renewed
         }
         guard expiry <= now || current.holderIdentity == nil else {
@@ -70,7 +70,7 @@ public struct ClusterLock: Sendable {
                        renewedAgo: Int(now.timeIntervalSince(renewed)), expiresIn: Int(expiry.timeIntervalSince(now)))
         }
         // Expired: take it over, guarded by the resourceVersion we read (409 if it moved).
-        try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: now, renewed: now))
+        try await write("PUT") { try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: now, renewed: now)) }
         return .tookOver(previousHolder: current.holderIdentity ?? "")
     }
 
@@ -80,7 +80,7 @@ public struct ClusterLock: Sendable {
         guard current.holderIdentity == holder else {
             throw Held(lease: "\(namespace)/\(name)", holder: current.holderIdentity ?? "?", renewedAgo: 0, expiresIn: 0)
         }
-        try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: current.acquireTime.flatMap(Self.parse) ?? now, renewed: now))
+        try await write("PUT") { try await client.update(.leases, lease(resourceVersion: current.resourceVersion, acquired: current.acquireTime.flatMap(Self.parse) ?? now, renewed: now)) }
     }
 
     /// Renews every third of the lease duration until cancelled; `lost` is called (once) when a
@@ -94,7 +94,7 @@ public struct ClusterLock: Sendable {
                 try? await Task.sleep(for: duration / 3)
                 if Task.isCancelled { return }
                 do {
-                    try journal?.appendLock(self, intent: "renew", renewal: true)
+                    try await journal?.appendLock(self, intent: "renew", renewal: true)
                 } catch {
                     lost("the lock's renewal could not be journaled: \(error)")
                     return
@@ -102,16 +102,16 @@ public struct ClusterLock: Sendable {
                 do {
                     try await renew()
                     lastSuccess = .now
-                    try? journal?.appendLock(self, result: "renewed", renewal: true)
+                    try? await journal?.appendLock(self, result: "renewed", renewal: true)
                 } catch let error as Held {
-                    try? journal?.appendLock(self, result: "taken by \(error.holder)", renewal: true)
+                    try? await journal?.appendLock(self, result: "taken by \(error.holder)", renewal: true)
                     lost("the cluster lock was taken by \(error.holder)")
                     return
                 } catch {
                     // The error's kind only: a failing credential plugin's error quotes its stderr.
                     // Cancelled mid-request (the run is ending), the update may have landed.
                     let result = Task.isCancelled ? "unknown: the run ended during the renewal" : "not renewed: \(Self.kind(of: error))"
-                    try? journal?.appendLock(self, result: result, renewal: true)
+                    try? await journal?.appendLock(self, result: result, renewal: true)
                     if ContinuousClock.now - lastSuccess >= duration {
                         lost("the cluster lock could not be renewed for \(duration): \(error)")
                         return
@@ -132,8 +132,18 @@ public struct ClusterLock: Sendable {
     public func release() async throws {
         guard let existing = try await client.getIfPresent(.leases, named: name, in: namespace), Lease(existing).holderIdentity == holder else { return }
         do {
-            try await client.delete(.leases, named: name, in: namespace, uid: Lease(existing).uid, resourceVersion: Lease(existing).resourceVersion)
+            try await write("DELETE") { try await client.delete(.leases, named: name, in: namespace, uid: Lease(existing).uid, resourceVersion: Lease(existing).resourceVersion) }
         } catch let error as KubeAPIError where error.reason == .notFound {}
+    }
+
+    /// A write of the Lease whose answer was lost is an ``UnsettledWrite``: the caller reads the
+    /// Lease again before anything else is sent.
+    private func write(_ verb: String, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch where TransientFailure.leavesOutcomeUnknown(error) {
+            throw UnsettledWrite(verb: verb, path: ResourceType.leases.path(namespace: namespace, name: name), cause: error)
+        }
     }
 
     private func lease(resourceVersion: String?, acquired: Date, renewed: Date) -> JSON {

@@ -3,8 +3,11 @@ import KubeAPI
 
 /// The journal's first record: what this run is bound to. `resume` refuses when the plan, the
 /// cluster or a recorded uid no longer matches (unless an explicit, journaled override).
+///
+/// Schema 2 adds `strategy`; a schema-1 header (written before strategies existed) has none and
+/// means `recreate`.
 public struct RunHeader: Codable, Sendable, Equatable {
-    public static let schema = 1
+    public static let schema = 2
 
     public struct Cluster: Codable, Sendable, Equatable {
         public var server: String
@@ -14,6 +17,8 @@ public struct RunHeader: Codable, Sendable, Equatable {
 
     public var schema: Int
     public var tool: String
+    /// The plan's strategy (`recreate`); nil in a schema-1 header.
+    public var strategy: String?
     public var plan: String
     public var planDigest: String
     public var cluster: Cluster
@@ -21,9 +26,10 @@ public struct RunHeader: Codable, Sendable, Equatable {
     public var targets: [String: String]
     public var tlsVerified: Bool
 
-    public init(plan: String, planDigest: String, cluster: Cluster, targets: [String: String], tlsVerified: Bool) {
+    public init(strategy: String, plan: String, planDigest: String, cluster: Cluster, targets: [String: String], tlsVerified: Bool) {
         schema = Self.schema
         tool = RepaveVersion.current
+        self.strategy = strategy
         self.plan = plan
         self.planDigest = planDigest
         self.cluster = cluster
@@ -61,7 +67,7 @@ public enum WindowCheck: Equatable, Sendable {
     /// Open, but shorter than the remaining steps may take.
     case tooShort(left: TimeInterval, needed: TimeInterval)
 
-    public static func evaluate(_ window: RecreatePlan.Window?, now: Date = Date(), remaining: TimeInterval) -> WindowCheck {
+    public static func evaluate(_ window: PlanWindow?, now: Date = Date(), remaining: TimeInterval) -> WindowCheck {
         guard let window else { return .inside }
         if now < window.start { return .notYetOpen(opensIn: window.start.timeIntervalSince(now)) }
         if now >= window.end { return .closed(closedFor: now.timeIntervalSince(window.end)) }

@@ -1,52 +1,76 @@
 /// The run's decisions, without I/O: which step to observe, apply or await next, when to ask for
-/// confirmation, when to stop. A value type driven by events (`next(after:)`); the runner
-/// performs its actions and feeds back what happened, and tests drive it directly.
+/// confirmation, whether the window and the Lease allow a change, whether a failure is tried
+/// again (and after how long), when to stop. A value type driven by events (`next(after:)`); the
+/// runner performs its actions and feeds back what happened, and tests drive it directly.
 public struct RunMachine: Sendable, Equatable {
     public struct StepInfo: Sendable, Equatable {
         public var id: String
         public var mutates: Bool
         public var pointOfNoReturn: Bool
+        /// The step's timeout: what the window must still hold for it.
+        public var estimate: Duration
 
-        public init(id: String, mutates: Bool, pointOfNoReturn: Bool = false) {
+        public init(id: String, mutates: Bool, pointOfNoReturn: Bool = false, estimate: Duration = .zero) {
             self.id = id
             self.mutates = mutates
             self.pointOfNoReturn = pointOfNoReturn
+            self.estimate = estimate
         }
+    }
+
+    /// How a failed action may be tried again, as the runner classified the error.
+    public enum Failure: Sendable, Equatable {
+        /// A refusal, a deadline, a read the client already tried again: the operator decides.
+        case final(String)
+        /// Passes with a fresh observation: a resourceVersion conflict, or a change whose answer
+        /// was lost (the observation settles whether it was made). `retryAfter`: the server's.
+        case passing(String, retryAfter: Duration?)
     }
 
     public enum Event: Sendable, Equatable {
         /// A fresh run.
         case start
-        /// A resumed run: steps already done, a step whose intent has no outcome, and steps whose
-        /// change was made but whose wait did not finish.
-        case resume(done: Set<String>, dangling: String?, applied: Set<String> = [])
+        /// A resumed run: steps already done, a step whose intent has no outcome, steps whose
+        /// change was made but whose wait did not finish, and whether anything was changed.
+        case resume(done: Set<String>, dangling: String?, applied: Set<String> = [], changed: Bool = true)
         /// The step's goal holds (or not) in the live cluster.
         case observed(goalHolds: Bool)
         /// The operator's answer to the one confirmation.
         case confirmed(Bool)
+        /// The window's verdict for the next change, and the Lease's loss if it was lost.
+        case gated(window: WindowCheck, lockLost: String?)
         case applied
         case awaited
-        /// `step_done` is durable.
+        /// `step_done` (or `resolved`) is durable.
         case recorded
-        case failed(String)
-        /// The step failed for a passing reason (a lost connection, a 5xx, a conflict): do it
-        /// again from where it failed, settling an unanswered change by observing first.
-        case retry
+        case failed(Failure)
+        /// The pause before trying again is over.
+        case paused
     }
 
     public enum Action: Sendable, Equatable {
         case observe(String)
         /// Ask once before the first change, naming the point of no return.
         case confirm(pointOfNoReturn: String?)
-        case apply(String)
+        /// Before a change: evaluate the window for `remaining` (the timeouts of this step and
+        /// every later one) and whether the Lease is still held.
+        case gate(String, remaining: Duration)
+        /// Make the change; `windowWarning`: the window no longer holds the run, which goes on
+        /// because it has already changed the cluster (journal it as a note).
+        case apply(String, windowWarning: String?)
         case await(String)
         /// Journal `step_done`.
         case record(String)
         /// A resumed step's dangling intent turned out applied (goal holds) or not.
         case settle(String, applied: Bool)
+        /// A passing failure: journal it, wait, then report `.paused`.
+        case pause(String, reason: String, delay: Duration, attempt: Int)
         case finish
         case stop(String)
     }
+
+    /// Tries of one step after its first failure.
+    public static let maxRetries = 6
 
     public let steps: [StepInfo]
     public private(set) var cursor = 0
@@ -55,7 +79,14 @@ public struct RunMachine: Sendable, Equatable {
     public private(set) var done: Set<String> = []
     /// Applied, not yet awaited to completion: resume goes straight to the wait.
     public private(set) var applied: Set<String> = []
+    /// Whether the run has changed the cluster (in this process or before a resume): a stop
+    /// then leaves something to resume, and the window only warns.
+    public private(set) var changed = false
+    /// Retries per step in this process.
+    public private(set) var retries: [String: Int] = [:]
     private var last: Action?
+    /// The last observe, apply or await: what a passing failure is retried from.
+    private var lastStepAction: Action?
 
     /// - Parameter confirmationRequired: false for `--yes` (and for a resume: the operator
     ///   confirmed when the run started).
@@ -69,7 +100,18 @@ public struct RunMachine: Sendable, Equatable {
     public mutating func next(after event: Event) -> Action {
         let action = decide(event)
         last = action
+        switch action {
+        case .observe, .apply, .await: lastStepAction = action
+        default: break
+        }
         return action
+    }
+
+    /// The pause before the `attempt`th retry: the server's Retry-After (at most 30 s), else
+    /// 250 ms doubling up to 4 s.
+    public static func delay(attempt: Int, retryAfter: Duration?) -> Duration {
+        if let retryAfter { return min(retryAfter, .seconds(30)) }
+        return .milliseconds(250 * (1 << min(attempt - 1, 4)))
     }
 
     private mutating func decide(_ event: Event) -> Action {
@@ -77,10 +119,11 @@ public struct RunMachine: Sendable, Equatable {
         case .start:
             cursor = 0
             return observeCurrent()
-        case .resume(let completed, let pending, let changed):
+        case .resume(let completed, let pending, let changedSteps, let changedAnything):
             done = completed
             dangling = pending
-            applied = changed
+            applied = changedSteps
+            changed = changedAnything
             confirmed = true
             cursor = steps.firstIndex { !completed.contains($0.id) } ?? steps.count
             if let step = current, applied.contains(step.id) {
@@ -89,11 +132,17 @@ public struct RunMachine: Sendable, Equatable {
                 return .await(step.id)
             }
             return observeCurrent()
-        case .failed(let reason):
+        case .failed(.final(let reason)):
             return .stop(reason)
-        case .retry:
-            guard let step = current else { return .stop("internal: no step to retry") }
-            switch last {
+        case .failed(.passing(let reason, let retryAfter)):
+            guard let step = current, lastStepAction != nil else { return .stop(reason) }
+            let attempt = retries[step.id, default: 0] + 1
+            guard attempt <= Self.maxRetries else { return .stop(reason) }
+            retries[step.id] = attempt
+            return .pause(step.id, reason: reason, delay: Self.delay(attempt: attempt, retryAfter: retryAfter), attempt: attempt)
+        case .paused:
+            guard let step = current, case .pause? = last else { return .stop("internal: pause out of order") }
+            switch lastStepAction {
             case .await?:
                 return .await(step.id)
             case .apply?:
@@ -113,12 +162,25 @@ public struct RunMachine: Sendable, Equatable {
             if step.mutates && !confirmed {
                 return .confirm(pointOfNoReturn: steps[cursor...].first { $0.pointOfNoReturn }?.id)
             }
-            return .apply(step.id)
+            return gateCurrent()
         case .confirmed(let yes):
-            guard let step = current, case .confirm? = last else { return .stop("internal: confirmation out of order") }
+            guard current != nil, case .confirm? = last else { return .stop("internal: confirmation out of order") }
             guard yes else { return .stop("not confirmed; nothing was changed") }
             confirmed = true
-            return .apply(step.id)
+            return gateCurrent()
+        case .gated(let window, let lockLost):
+            guard let step = current, case .gate(step.id, _)? = last else { return .stop("internal: gate out of order") }
+            // Another run may be acting now: change nothing more.
+            if let lockLost { return .stop("not starting \(step.id): \(lockLost)") }
+            // No change starts that the window cannot hold. Once something changed it only
+            // warns: a half-done maintenance is worse than a late one.
+            if let problem = window.explanation {
+                guard changed else { return .stop("not starting \(step.id): \(problem)") }
+                changed = true
+                return .apply(step.id, windowWarning: problem)
+            }
+            changed = true
+            return .apply(step.id, windowWarning: nil)
         case .applied:
             guard let step = current else { return .stop("internal: no step to await") }
             return .await(step.id)
@@ -132,7 +194,7 @@ public struct RunMachine: Sendable, Equatable {
                 return .await(step.id)
             }
             if case .settle(_, applied: false)? = last {
-                return step.mutates && !confirmed ? .confirm(pointOfNoReturn: nil) : .apply(step.id)
+                return step.mutates && !confirmed ? .confirm(pointOfNoReturn: nil) : gateCurrent()
             }
             done.insert(step.id)
             cursor += 1
@@ -144,5 +206,11 @@ public struct RunMachine: Sendable, Equatable {
     private func observeCurrent() -> Action {
         guard let step = current else { return .finish }
         return .observe(step.id)
+    }
+
+    private func gateCurrent() -> Action {
+        guard let step = current else { return .finish }
+        let remaining = steps[cursor...].reduce(Duration.zero) { $0 + $1.estimate }
+        return .gate(step.id, remaining: remaining)
     }
 }

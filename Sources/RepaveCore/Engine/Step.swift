@@ -2,10 +2,13 @@ import Foundation
 import Journal
 import KubeAPI
 import Logging
+import Synchronization
 
 /// One idempotent *ensure* of a run: observe whether its goal holds, apply the change if not
 /// (every mutating request through `context.mutate`, journaled before and after), then await
-/// until the goal holds.
+/// until the goal holds. A step also says what it needs and how the session's other commands
+/// treat it: its permissions (the preflight's RBAC check), how `abort` undoes it, and how
+/// `plan --server-dry-run` rehearses it — so no list of steps is written twice.
 public protocol Step: Sendable {
     var id: String { get }
     /// Whether `apply` changes the cluster.
@@ -17,45 +20,72 @@ public protocol Step: Sendable {
     var summary: String { get }
     /// The longest the step may take (its timeout), for the window check.
     var estimate: Duration { get }
+    /// Every API permission `observe`, `apply`, `await`, `undo` and `rehearse` use.
+    var permissions: [KubeClient.AccessQuestion] { get }
 
     func observe(_ context: StepContext) async throws -> Bool
     func apply(_ context: StepContext) async throws
     func await(_ context: StepContext) async throws
+    /// `abort`, before the point of no return: put back what `apply` changed (each change through
+    /// `context.mutate`); one line for each thing put back or deliberately kept.
+    func undo(_ context: StepContext) async throws -> [String]
+    /// `plan --server-dry-run`: the step's changes sent with dryRun=All (the context's `dryRun`),
+    /// one result each. Non-mutating steps read what later rehearsals need.
+    func rehearse(_ context: StepContext) async throws -> [CheckResult]
 }
 
 extension Step {
     public var isPointOfNoReturn: Bool { false }
     public func await(_ context: StepContext) async throws {}
+    public func undo(_ context: StepContext) async throws -> [String] { [] }
+    /// A mutating step sends its `apply` with dryRun=All; a reading one has nothing to rehearse.
+    public func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        guard mutates else { return [] }
+        return [await CheckResult.attempt(summary) { try await apply(context) }]
+    }
 }
+
+/// The step id every strategy's first step has: `plan` runs it alone.
+public let preflightStepID = "preflight"
 
 /// What a step may use: the cluster, the journal (through `mutate` and `remember`), facts
 /// recorded by earlier steps (also across a resume), dry-run, a logger.
-public final class StepContext: @unchecked Sendable {
-    // Unchecked: the runner drives one step at a time from one task; `facts` and the journal are
-    // only touched from that task.
+public final class StepContext: Sendable {
     public let client: KubeClient
     public let dryRun: Bool
     public let logger: Logger
     let journal: Journal
-    public private(set) var facts: [String: String]
-    var currentStep = ""
-    var attempt = 1
-    /// When the current step's wait began in this process. A wait tried again after a passing
-    /// failure keeps that start, so its timeout is not restarted; a resume starts afresh.
-    var waitStarted: (step: String, at: ContinuousClock.Instant)?
-    var progress: (String, String) -> Void = { _, _ in }
+
+    /// What the runner sets as it goes and steps read; behind a lock, because a step may watch
+    /// progress from a child task while the Lease renewal journals from another.
+    struct State: Sendable {
+        var facts: [String: String]
+        var currentStep = ""
+        var attempt = 1
+        /// When the current step's wait began in this process. A wait tried again after a
+        /// passing failure keeps that start, so its timeout is not restarted; a resume starts
+        /// afresh.
+        var waitStarted: (step: String, at: ContinuousClock.Instant)?
+        var progress: @Sendable (ProgressEvent) -> Void = { _ in }
+    }
+    private let state: Mutex<State>
 
     init(client: KubeClient, journal: Journal, dryRun: Bool, facts: [String: String], logger: Logger) {
         self.client = client
         self.journal = journal
         self.dryRun = dryRun
-        self.facts = facts
         self.logger = logger
+        state = Mutex(State(facts: facts))
     }
+
+    func update<T>(_ body: (inout State) -> T) -> T { state.withLock { body(&$0) } }
+
+    public var facts: [String: String] { state.withLock { $0.facts } }
+    public var currentStep: String { state.withLock { $0.currentStep } }
 
     /// The deadline of the current step's wait for `timeout`, counted from the wait's first try.
     public func deadline(_ timeout: Duration) -> ContinuousClock.Instant {
-        (waitStarted.map { $0.step == currentStep ? $0.at : .now } ?? .now) + timeout
+        state.withLock { state in (state.waitStarted.map { $0.step == state.currentStep ? $0.at : .now } ?? .now) + timeout }
     }
 
     /// What is left of `timeout` for the current step's wait; at least 1 ms (`KubeClient.wait`
@@ -66,9 +96,9 @@ public final class StepContext: @unchecked Sendable {
 
     /// Journals `key = value` (durable before returning), readable by every later step and by
     /// a resumed run: original replicas, the uid of an object this run created.
-    public func remember(_ key: String, _ value: String) throws {
-        try journal.append(kind: "fact", step: currentStep, data: ["key": key, "value": value])
-        facts[key] = value
+    public func remember(_ key: String, _ value: String) async throws {
+        try await EngineRecord.fact(key: key, value: value).append(to: journal, step: currentStep)
+        state.withLock { $0.facts[key] = value }
     }
 
     /// One mutating request: intent journaled and fsynced first, then the request, then its
@@ -78,52 +108,54 @@ public final class StepContext: @unchecked Sendable {
         _ verb: String, _ path: String, precondition: String? = nil,
         _ request: () async throws -> Result
     ) async throws -> Result {
-        let step = currentStep
-        try journal.append(kind: "intent", step: step, data: Intent(verb: verb, path: path, precondition: precondition, attempt: attempt, dryRun: dryRun))
+        let (step, attempt) = state.withLock { ($0.currentStep, $0.attempt) }
+        try await EngineRecord.intent(.init(verb: verb, path: path, precondition: precondition, attempt: attempt, dryRun: dryRun))
+            .append(to: journal, step: step)
         let result: Result
         do {
             result = try await request()
         } catch {
-            try journal.append(kind: "outcome", step: step, data: Outcome(result: "error", detail: "\(error)"))
+            try await EngineRecord.outcome(.init(result: "error", detail: "\(error)")).append(to: journal, step: step)
+            // Lost, not refused: the engine observes before anything is sent again.
+            if TransientFailure.leavesOutcomeUnknown(error) { throw UnsettledWrite(verb: verb, path: path, cause: error) }
             throw error
         }
-        try journal.append(kind: "outcome", step: step, data: Outcome(result: "ok", detail: nil))
+        try await EngineRecord.outcome(.init(result: "ok", detail: nil)).append(to: journal, step: step)
         return result
     }
 
     /// Journals, once, that the run passes its point of no return: the step calls it right
     /// before the request that cannot be undone (a failure before it leaves `abort` possible).
-    public func crossPointOfNoReturn() throws {
-        guard !journal.records.contains(where: { $0.kind == "pnr" }) else { return }
-        try journal.append(kind: "pnr", step: currentStep, data: ["crossed": currentStep])
+    public func crossPointOfNoReturn() async throws {
+        guard !journal.records.contains(where: { $0.kind == EngineRecord.Kind.pnr.rawValue }) else { return }
+        try await EngineRecord.pointOfNoReturn(step: currentStep).append(to: journal, step: currentStep)
     }
 
-    /// Journals something the operator should know (not critical to resuming).
-    public func note(_ text: String) throws {
-        try journal.append(kind: "note", step: currentStep, critical: false, data: ["note": text])
-        logger.notice("\(text)")
+    /// Journals something the operator should know (not critical to resuming); the summary
+    /// shows it, the log only at info.
+    public func note(_ text: String) async throws {
+        try await EngineRecord.note(["note": text]).append(to: journal, step: currentStep)
+        logger.info("\(text)")
     }
 
     /// Says what a step waits for (a progress line), and marks the wait so that crash tests can
     /// stop the process inside it.
     public func waiting(_ what: String? = nil) {
-        if let what { progress(currentStep, "waiting for \(what)") }
+        let (step, progress) = state.withLock { ($0.currentStep, $0.progress) }
+        if let what { progress(.waiting(step: step, for: what, since: .now)) }
         let paused = ContinuousClock.now
-        Failpoints.hit("in-wait:\(currentStep)")
+        Failpoints.hit("in-wait:\(step)")
         // A test holding the run here does not eat the wait's timeout.
-        if let started = waitStarted, started.step == currentStep { waitStarted = (started.step, started.at + (.now - paused)) }
+        state.withLock { state in
+            if let started = state.waitStarted, started.step == step { state.waitStarted = (started.step, started.at + (.now - paused)) }
+        }
     }
 }
 
-struct Intent: Codable, Equatable {
-    var verb: String
-    var path: String
-    var precondition: String?
-    var attempt: Int
-    var dryRun: Bool
-}
-
-struct Outcome: Codable, Equatable {
-    var result: String
-    var detail: String?
+/// What the runner reports as a run goes, for `--progress`: a step starting, a wait beginning
+/// (redrawn live on a terminal with its elapsed time), a passing failure retried.
+public enum ProgressEvent: Sendable, Equatable {
+    case step(id: String, summary: String)
+    case waiting(step: String, for: String, since: ContinuousClock.Instant)
+    case retrying(step: String, reason: String, in: Duration, attempt: Int, of: Int)
 }

@@ -2,35 +2,39 @@ import Curl
 import KubeAPI
 import Logging
 
-/// Failures that pass on their own — a lost connection, a timeout, an overloaded or restarting
-/// API server, an optimistic-lock conflict — after which a step is worth doing again, from an
-/// observation of the cluster. Everything else (refusals, a changed object, a deadline) stops
-/// the run for the operator.
+/// Which failures pass with a fresh look at the cluster. Retries of a *request* belong to the
+/// client alone (`KubeClient.send`: reads after a lost connection or a 5xx, anything after a 429,
+/// with backoff and Retry-After; writes never blindly). The engine adds only what the client
+/// cannot know: a resourceVersion conflict passes with a new read, and a change whose answer was
+/// lost is settled by observing whether it was made. It never sends the failed request again
+/// itself, so one read is sent at most as often as the client's policy allows
+/// (docs/journal-and-engine.md, "Retries").
 enum TransientFailure {
-    /// Tries of one step after its first failure.
-    static let maxAttempts = 6
-
-    /// The pause before trying again, or nil when the step must not be tried again.
-    static func delay(after error: any Error, attempt: Int) -> Duration? {
-        guard attempt <= maxAttempts, isTransient(error) else { return nil }
-        if let api = error as? KubeAPIError, let wait = api.retryAfter { return min(wait, .seconds(30)) }
-        return .milliseconds(250 * (1 << min(attempt - 1, 4)))
+    /// How the run machine may go on after `error`.
+    static func classify(_ error: any Error) -> RunMachine.Failure {
+        let reason = "\(error)"
+        if error is UnsettledWrite { return .passing(reason, retryAfter: nil) }
+        if let api = error as? KubeAPIError, isConflict(api) { return .passing(reason, retryAfter: api.retryAfter) }
+        return .final(reason)
     }
 
-    static func isTransient(_ error: any Error) -> Bool {
+    /// A resourceVersion conflict passes with a fresh read; a failed uid precondition means
+    /// another object now has the name, which is no passing matter.
+    static func isConflict(_ api: KubeAPIError) -> Bool {
+        api.httpStatus == 409 && api.reason == .conflict && !api.message.contains("Precondition failed")
+    }
+
+    /// Whether a write's failure leaves its outcome unknown: the connection was lost, the
+    /// request timed out, or the server failed (5xx) after it may have acted.
+    static func leavesOutcomeUnknown(_ error: any Error) -> Bool {
         if let curl = error as? CurlError { return curl.isConnectionError }
         guard let api = error as? KubeAPIError else { return false }
-        switch api.httpStatus {
-        case 429, 500, 502, 503, 504: return true
-        // A resourceVersion conflict passes with a fresh read; a failed uid precondition means
-        // another object now has the name, which is no passing matter.
-        case 409: return api.reason == .conflict && !api.message.contains("Precondition failed")
-        default: return api.reason == .serverTimeout || api.reason == .timeout
-        }
+        return api.httpStatus >= 500 || api.reason == .serverTimeout || api.reason == .timeout
     }
 
-    /// `body`, again after each passing failure (up to `maxAttempts` times, with the pauses of
-    /// `delay`). For work that reads before it writes, so that no try repeats a change blindly.
+    /// `body`, again after each passing failure (at most `RunMachine.maxRetries` times, with its
+    /// pauses). For work outside the steps that reads before it writes (the Lease, abort), so no
+    /// try repeats a change blindly.
     static func retrying<Result>(_ what: String, logger: Logger, _ body: () async throws -> Result) async throws -> Result {
         var attempt = 0
         while true {
@@ -38,10 +42,26 @@ enum TransientFailure {
                 return try await body()
             } catch {
                 attempt += 1
-                guard let delay = delay(after: error, attempt: attempt) else { throw error }
+                guard case .passing(_, let retryAfter) = classify(error), attempt <= RunMachine.maxRetries else { throw error }
+                let delay = RunMachine.delay(attempt: attempt, retryAfter: retryAfter)
                 logger.warning("\(what): \(error); trying again in \(delay.milliseconds) ms")
                 try await Task.sleep(for: delay)
             }
         }
     }
+}
+
+/// A change whose answer was lost: it may or may not have been made. `StepContext.mutate` throws
+/// it, and the engine settles it by observing the cluster before anything is sent again.
+public struct UnsettledWrite: Error, Sendable, UserFacingError, CustomStringConvertible {
+    public let verb: String
+    public let path: String
+    public let cause: any Error
+
+    public var code: String { ErrorCode.writeUnsettled.name }
+    public var message: String { verb.isEmpty ? "the outcome of \(path) is unknown" : "the outcome of \(verb) \(path) is unknown" }
+    public var causes: [String] { ["\(cause)"] }
+    public var hint: String? { "'repave resume' reads the cluster to settle whether it was made; nothing is sent twice blindly" }
+    public var exitStatus: ExitStatus { ErrorCode.writeUnsettled.exitStatus }
+    public var description: String { "\(message): \(cause)" }
 }

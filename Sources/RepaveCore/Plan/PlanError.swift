@@ -18,7 +18,7 @@ public struct PlanError: UserFacingError, Sendable, Equatable, CustomStringConve
         self.hint = hint
     }
 
-    public var code: String { "plan.invalid" }
+    public var code: String { ErrorCode.planInvalid.name }
     public var causes: [String] { [] }
     public var exitStatus: ExitStatus { .refused }
 

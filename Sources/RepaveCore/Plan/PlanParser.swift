@@ -33,14 +33,12 @@ extension RecreatePlan {
 
     public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
         let root = try PlanReader.parse(data, file: file)
-        let top = try root.mapping(["apiVersion", "kind", "metadata", "cluster", "target", "acknowledge", "storageClass",
-                                    "oldVolume", "gitPreflight", "window", "timeouts", "verify"])
-        let apiVersion = try required(top, "apiVersion", in: root).string()
-        guard apiVersion == "repave/v1" else {
-            throw top["apiVersion"]!.fail("unsupported apiVersion '\(apiVersion)'", hint: "use apiVersion: repave/v1")
+        let strategy = try PlanStrategy.read(root)
+        guard strategy == .recreate else {
+            throw (try root.mapping(PlanStrategy.keys(of: strategy)))["strategy"]!.fail(
+                "strategy '\(strategy.rawValue)' is not available in this release of repave", hint: "use strategy: recreate, or a repave that has \(strategy.rawValue)")
         }
-        let kind = try required(top, "kind", in: root).string()
-        guard kind == "RecreatePlan" else { throw top["kind"]!.fail("unknown kind '\(kind)'", hint: "use kind: RecreatePlan") }
+        let top = try root.mapping(PlanStrategy.keys(of: .recreate), elsewhere: PlanStrategy.owners(outside: .recreate))
 
         let metadataReader = try required(top, "metadata", in: root)
         let metadata = try metadataReader.mapping(["name"])

@@ -55,7 +55,9 @@ struct PlanReader {
 
     /// The mapping's entries, refusing keys outside `allowed` (with the nearest valid key) and
     /// duplicates.
-    func mapping(_ allowed: [String]) throws(PlanError) -> [String: PlanReader] {
+    /// - Parameter elsewhere: keys valid in another kind of plan, each with its owner, named in
+    ///   the error instead of a suggestion ("belongs to strategy migrate").
+    func mapping(_ allowed: [String], elsewhere: [String: String] = [:]) throws(PlanError) -> [String: PlanReader] {
         guard let mapping = node.mapping else { throw fail("expected a mapping with keys \(allowed.joined(separator: ", "))") }
         var entries: [String: PlanReader] = [:]
         for (keyNode, value) in mapping {
@@ -63,6 +65,9 @@ struct PlanReader {
             guard case .scalar(let scalar) = keyNode else { throw keyReader.fail("keys must be plain strings") }
             let key = scalar.string
             let located = PlanReader(file: file, node: keyNode, path: path.isEmpty ? key : path + "." + key)
+            if !allowed.contains(key), let owner = elsewhere[key] {
+                throw located.fail("this key belongs to \(owner)", hint: "remove it, or change the plan's strategy")
+            }
             guard allowed.contains(key) else {
                 let suggestion = nearest(key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
                 throw located.fail("unknown key\(suggestion)", hint: "valid keys here: \(allowed.joined(separator: ", "))")

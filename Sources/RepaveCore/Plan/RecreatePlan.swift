@@ -1,7 +1,8 @@
 import Foundation
 
-/// A plan file (`apiVersion: repave/v1`, `kind: RecreatePlan`) parsed and validated, with every
-/// default explicit. Encodes to the canonical JSON whose SHA-256 is the plan digest.
+/// A recreate plan (`apiVersion: repave/v1`, `kind: Plan`, `strategy: recreate`, or the first
+/// spelling `kind: RecreatePlan`) parsed and validated, with every default explicit. Encodes to
+/// the canonical JSON whose SHA-256 is the plan digest: both spellings give the same one.
 public struct RecreatePlan: Sendable, Codable, Equatable {
     public struct Workload: Sendable, Codable, Equatable {
         public enum Kind: String, Sendable, Codable, CaseIterable {
@@ -54,17 +55,7 @@ public struct RecreatePlan: Sendable, Codable, Equatable {
         public var ignore: [String]
     }
 
-    public struct Window: Sendable, Codable, Equatable {
-        public var start: Date
-        public var duration: PlanDuration
-
-        public init(start: Date, duration: PlanDuration) {
-            self.start = start
-            self.duration = duration
-        }
-
-        public var end: Date { start.addingTimeInterval(duration.seconds) }
-    }
+    public typealias Window = PlanWindow
 
     public struct Timeouts: Sendable, Codable, Equatable {
         public var scaleDown = PlanDuration(minutes: 5)
@@ -81,7 +72,8 @@ public struct RecreatePlan: Sendable, Codable, Equatable {
     }
 
     public var apiVersion = "repave/v1"
-    public var kind = "RecreatePlan"
+    public var kind = "Plan"
+    public var strategy = PlanStrategy.recreate
     public var name: String
     /// kube context; nil means the kubeconfig's current-context.
     public var context: String?
@@ -105,6 +97,19 @@ public struct RecreatePlan: Sendable, Codable, Equatable {
 
     /// SHA-256 of the canonical JSON, lowercase hex: comments and formatting do not change it.
     public var digest: String { SHA256.hex(of: canonicalJSON()) }
+}
+
+/// A maintenance window: changes start only inside it (see ``WindowCheck``).
+public struct PlanWindow: Sendable, Codable, Equatable {
+    public var start: Date
+    public var duration: PlanDuration
+
+    public init(start: Date, duration: PlanDuration) {
+        self.start = start
+        self.duration = duration
+    }
+
+    public var end: Date { start.addingTimeInterval(duration.seconds) }
 }
 
 /// A plan duration (`90s`, `5m`, `1h30m`, `250ms`), held in whole milliseconds and written back

@@ -2,39 +2,44 @@ import Foundation
 import KubeAPI
 
 struct ScaleUp: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "scale-up" }
     var mutates: Bool { true }
     var summary: String { "restore the workloads' original replicas and wait for the rollout" }
     var estimate: Duration { recreate.plan.timeouts.rollout.duration }
+    var permissions: [KubeClient.AccessQuestion] { recreate.target.workloadQuestions(["get", "patch", "list", "watch"]) }
+
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        [await CheckResult.attempt("restore the workloads' replicas") { try await apply(context) }]
+    }
 
     /// The replicas to restore: the original count, and at least an HPA's minReplicas (which
     /// would otherwise raise it right after).
     private func original(_ workload: RecreatePlan.Workload, _ context: StepContext) -> Int {
         let name = "\(workload.kind.rawValue)/\(workload.name)"
-        let original = Int(context.facts[Recreate.Fact.replicas(name)] ?? "") ?? 1
-        let minimum = Int(context.facts[Recreate.Fact.hpaMinimum(name)] ?? "") ?? 0
+        let original = Int(context.facts[ClaimFact.replicas(name)] ?? "") ?? 1
+        let minimum = Int(context.facts[ClaimFact.hpaMinimum(name)] ?? "") ?? 0
         return original > 0 ? max(original, minimum) : 0
     }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        for workload in recreate.workloads(context) {
-            let object = try await context.client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+        for workload in recreate.target.workloads(context) {
+            let object = try await context.client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
             let want = original(workload, context)
-            if Recreate.replicas(workload.kind, object) != want || ObjectMeta(object["metadata"] ?? [:]).annotations[Recreate.replicasAnnotation] != nil { return false }
+            if ClaimTarget.replicas(workload.kind, object) != want || ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation] != nil { return false }
             if workload.kind == .deployment ? Deployment(object).rolloutState != .complete : StatefulSet(object).readyReplicas != want { return false }
         }
         return true
     }
 
     func apply(_ context: StepContext) async throws {
-        for workload in recreate.workloads(context) {
-            let type = recreate.workloadType(workload.kind)
+        for workload in recreate.target.workloads(context) {
+            let type = ClaimTarget.workloadType(workload.kind)
             let object = try await context.client.get(type, named: workload.name, in: recreate.namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
             try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name)) {
                 try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
-                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(Recreate.replicasAnnotation): .null]],
+                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .null]],
                     "spec": ["replicas": .integer(Int64(original(workload, context)))],
                 ]), dryRun: context.dryRun)
             }
@@ -42,9 +47,9 @@ struct ScaleUp: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        context.waiting("the rollout of " + recreate.workloads(context).map { "\($0.kind.rawValue)/\($0.name)" }.joined(separator: ", "))
-        for workload in recreate.workloads(context) {
-            let type = recreate.workloadType(workload.kind)
+        context.waiting("the rollout of " + recreate.target.workloads(context).map { "\($0.kind.rawValue)/\($0.name)" }.joined(separator: ", "))
+        for workload in recreate.target.workloads(context) {
+            let type = ClaimTarget.workloadType(workload.kind)
             let want = original(workload, context)
             let object = try await context.client.wait(for: type, named: workload.name, in: recreate.namespace, timeout: context.timeLeft(of: estimate),
                                                        describedAs: "\(workload.kind.rawValue)/\(workload.name) to roll out") { object in
@@ -58,18 +63,23 @@ struct ScaleUp: Step {
                 return set.observedGeneration >= set.metadata.generation && set.readyReplicas == want
             }
             if workload.kind == .deployment, let object, case .failed(let reason) = Deployment(object).rolloutState {
-                throw RepaveError(code: "scale-up.failed", reason, hint: "inspect the pods' events; 'repave resume' waits again", exitStatus: .stoppedMidRun)
+                throw RepaveError(.scaleUpFailed, reason, hint: "inspect the pods' events; 'repave resume' waits again")
             }
         }
     }
 }
 
 struct Verify: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "verify" }
     var mutates: Bool { false }
     var summary: String { "check: claim Bound on \(recreate.plan.storageClass.name), Longhorn volume with \(recreate.plan.verify.replicas) replicas and \(recreate.plan.verify.robustness), workload available" }
     var estimate: Duration { recreate.plan.timeouts.verify.duration }
+    var permissions: [KubeClient.AccessQuestion] {
+        let longhorn = recreate.plan.verify.namespace
+        return [.init("get", .persistentVolumeClaims, namespace: recreate.namespace)]
+            + ["get", "list", "watch"].map { .init($0, .longhornVolumes, namespace: longhorn) } + recreate.target.workloadQuestions(["get"])
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
         try await check(context).problems.isEmpty
@@ -106,8 +116,8 @@ struct Verify: Step {
                 interval = min(interval * 2, .seconds(1))
             }
         }
-        throw RepaveError(code: "verify.failed", "the new volume did not verify within \(estimate)", causes: last.problems,
-                          hint: "the old volume is still retained; fix the cause and run 'repave resume', which verifies again", exitStatus: .stoppedMidRun)
+        throw RepaveError(.verifyFailed, "the new volume did not verify within \(estimate)", causes: last.problems,
+                          hint: "the old volume is still retained; fix the cause and run 'repave resume', which verifies again")
     }
 
     /// What verify found: its problems and, when the Longhorn volume's state is all that is
@@ -132,8 +142,8 @@ struct Verify: Step {
         } else {
             check.problems.append("no Longhorn volume \(recreate.plan.verify.namespace)/\(volumeName)")
         }
-        for workload in recreate.workloads(context) {
-            let object = try await client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+        for workload in recreate.target.workloads(context) {
+            let object = try await client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
             switch workload.kind {
             case .deployment:
                 if Deployment(object).rolloutState != .complete { check.problems.append("deployment \(workload.name) is not available") }
@@ -166,13 +176,13 @@ struct Verify: Step {
     }
 
     private func expectation(_ context: StepContext) -> VolumeExpectation {
-        let running = recreate.workloads(context).contains { (Int(context.facts[Recreate.Fact.replicas("\($0.kind.rawValue)/\($0.name)")] ?? "0") ?? 0) > 0 }
+        let running = recreate.target.workloads(context).contains { (Int(context.facts[ClaimFact.replicas("\($0.kind.rawValue)/\($0.name)")] ?? "0") ?? 0) > 0 }
         return VolumeExpectation(replicas: recreate.plan.verify.replicas, robustness: running ? recreate.plan.verify.robustness : nil)
     }
 }
 
 struct ReleaseOldVolume: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "release-old-volume" }
     var mutates: Bool { recreate.plan.oldVolume == .delete }
     var summary: String {
@@ -180,35 +190,45 @@ struct ReleaseOldVolume: Step {
             : "keep the old volume (retain-until-verified) and print how to delete it"
     }
     var estimate: Duration { .seconds(30) }
+    var permissions: [KubeClient.AccessQuestion] {
+        let longhorn = recreate.plan.verify.namespace
+        let read: [KubeClient.AccessQuestion] = [.init("get", .persistentVolumes), .init("get", .longhornVolumes, namespace: longhorn)]
+        return read + (recreate.plan.oldVolume == .delete ? [.init("delete", .persistentVolumes), .init("delete", .longhornVolumes, namespace: longhorn)] : [])
+    }
+
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        guard mutates else { return [] }
+        return [await CheckResult.attempt("delete the old volume") { try await apply(context) }]
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        guard let name = context.facts[Recreate.Fact.volume] else { return true }
+        guard let name = context.facts[ClaimFact.volume] else { return true }
         if recreate.plan.oldVolume == .retainUntilVerified {
             // Repave never deletes it in this mode; someone else may have.
             let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init)
-            guard volume?.uid == context.facts[Recreate.Fact.volumeUID] else {
-                try context.remember(Recreate.Fact.oldVolumeLost, "deleted by someone else during the run (repave did not delete it)")
-                try context.note("WARNING: the old volume \(name) (uid \(context.facts[Recreate.Fact.volumeUID] ?? "?")) is gone: someone else deleted it during the run; repave did not. Its data survives only if its Longhorn volume \(recreate.plan.verify.namespace)/\(name) is still there")
+            guard volume?.uid == context.facts[ClaimFact.volumeUID] else {
+                try await context.remember(RecreateFact.oldVolumeLost, "deleted by someone else during the run (repave did not delete it)")
+                try await context.note("WARNING: the old volume \(name) (uid \(context.facts[ClaimFact.volumeUID] ?? "?")) is gone: someone else deleted it during the run; repave did not. Its data survives only if its Longhorn volume \(recreate.plan.verify.namespace)/\(name) is still there")
                 return true
             }
-            try context.note("old volume \(name) is retained. Delete it when no longer needed: kubectl delete pv \(name); kubectl -n \(recreate.plan.verify.namespace) delete volumes.longhorn.io \(name)")
+            try await context.note("old volume \(name) is retained. Delete it when no longer needed: kubectl delete pv \(name); kubectl -n \(recreate.plan.verify.namespace) delete volumes.longhorn.io \(name)")
             return true
         }
         // Done when neither object the run saved is left: one of that name with another uid was
         // made by someone else and is not ours to delete.
         let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init)
         let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: recreate.plan.verify.namespace).map(LonghornVolume.init)
-        return volume?.uid != context.facts[Recreate.Fact.volumeUID] && (longhorn == nil || longhorn?.uid != context.facts[Recreate.Fact.longhornUID])
+        return volume?.uid != context.facts[ClaimFact.volumeUID] && (longhorn == nil || longhorn?.uid != context.facts[ClaimFact.longhornUID])
     }
 
     func apply(_ context: StepContext) async throws {
-        guard let name = context.facts[Recreate.Fact.volume], let uid = context.facts[Recreate.Fact.volumeUID] else { return }
+        guard let name = context.facts[ClaimFact.volume], let uid = context.facts[ClaimFact.volumeUID] else { return }
         if let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init), volume.uid == uid {
             try await context.mutate("DELETE", ResourceType.persistentVolumes.path(name: name), precondition: uid) {
                 try await context.client.delete(.persistentVolumes, named: name, uid: uid, dryRun: context.dryRun)
             }
         }
-        if let longhornUID = context.facts[Recreate.Fact.longhornUID],
+        if let longhornUID = context.facts[ClaimFact.longhornUID],
            let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: recreate.plan.verify.namespace).map(LonghornVolume.init),
            longhorn.uid == longhornUID {
             try await context.mutate("DELETE", ResourceType.longhornVolumes.path(namespace: recreate.plan.verify.namespace, name: name), precondition: longhorn.uid) {

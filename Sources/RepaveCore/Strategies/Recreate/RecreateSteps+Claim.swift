@@ -2,33 +2,61 @@ import Foundation
 import KubeAPI
 
 struct ScaleDown: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "scale-down" }
     var mutates: Bool { true }
     var summary: String { "scale the workloads to 0 (original replicas in an annotation) and wait until no pod mounts the claim" }
     var estimate: Duration { recreate.plan.timeouts.scaleDown.duration }
+    var permissions: [KubeClient.AccessQuestion] {
+        recreate.target.workloadQuestions(["get", "patch"]) + [.init("list", .pods, namespace: recreate.namespace), .init("watch", .pods, namespace: recreate.namespace)]
+    }
+
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        [await CheckResult.attempt("scale the workloads to 0") { try await apply(context) }]
+    }
+
+    /// Each workload back to the replicas it had, its annotation removed.
+    func undo(_ context: StepContext) async throws -> [String] {
+        var report: [String] = []
+        for workload in recreate.target.workloads(context) {
+            let type = ClaimTarget.workloadType(workload.kind)
+            guard let object = try await context.client.getIfPresent(type, named: workload.name, in: recreate.namespace),
+                  let original = context.facts[ClaimFact.replicas(ClaimTarget.reference(workload))].flatMap(Int.init)
+            else { continue }
+            let meta = ObjectMeta(object["metadata"] ?? [:])
+            guard ClaimTarget.replicas(workload.kind, object) != original || meta.annotations[RecreateRun.replicasAnnotation] != nil else { continue }
+            try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name), precondition: meta.resourceVersion) {
+                try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
+                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .null]],
+                    "spec": ["replicas": .integer(Int64(original))],
+                ]))
+            }
+            report.append("\(ClaimTarget.reference(workload)) back to \(original) replicas")
+        }
+        return report
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        for workload in recreate.workloads(context) {
-            let object = try await context.client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
-            if (Recreate.replicas(workload.kind, object)) != 0 { return false }
+        for workload in recreate.target.workloads(context) {
+            let object = try await context.client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+            if (ClaimTarget.replicas(workload.kind, object)) != 0 { return false }
         }
-        return try await recreate.podsMountingClaim(context.client).isEmpty
+        return try await recreate.target.podsMountingClaim(context.client).isEmpty
     }
 
     func apply(_ context: StepContext) async throws {
-        for workload in recreate.workloads(context) {
-            let type = recreate.workloadType(workload.kind)
+        for workload in recreate.target.workloads(context) {
+            let type = ClaimTarget.workloadType(workload.kind)
             let object = try await context.client.get(type, named: workload.name, in: recreate.namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
-            let replicas = Recreate.replicas(workload.kind, object)
+            let replicas = ClaimTarget.replicas(workload.kind, object)
             guard replicas != 0 else { continue }
-            let original = context.facts[Recreate.Fact.replicas("\(workload.kind.rawValue)/\(workload.name)")] ?? String(replicas)
+            let original = context.facts[ClaimFact.replicas("\(workload.kind.rawValue)/\(workload.name)")] ?? String(replicas)
             // One merge patch, guarded by the resourceVersion just read: replicas and the note of
             // what they were, together.
             try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name)) {
                 try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
-                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(Recreate.replicasAnnotation): .string(original)]],
+                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .string(original)]],
                     "spec": ["replicas": 0],
                 ]), dryRun: context.dryRun)
             }
@@ -36,50 +64,58 @@ struct ScaleDown: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        var pods = try await recreate.podsMountingClaim(context.client)
+        var pods = try await recreate.target.podsMountingClaim(context.client)
         context.waiting(pods.isEmpty ? "no pod to mount the claim" : "\(pods.count) pod\(pods.count == 1 ? "" : "s") to terminate: \(pods.map(\.name).joined(separator: ", "))")
         let deadline = context.deadline(estimate)
         // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods,
         // also one its ReplicaSet made just before the scale-down took effect, as long as every
         // workload stays at 0; all within the step's one deadline.
         while !pods.isEmpty {
-            let up = try await recreate.workloadsBackUp(context)
+            let up = try await recreate.target.workloadsBackUp(context)
             if !up.isEmpty { break }
             for pod in pods {
                 let left = deadline - ContinuousClock.now
                 try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, timeout: left > .zero ? left : .milliseconds(1),
                                               describedAs: "pod \(pod.name) to terminate (it mounts the claim)") { $0 == nil }
             }
-            pods = try await recreate.podsMountingClaim(context.client)
+            pods = try await recreate.target.podsMountingClaim(context.client)
         }
-        try await recreate.requireWorkloadsDown(context, before: "deleting the claim", abortable: true)
+        try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true)
     }
 }
 
 struct DeleteClaim: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "delete-claim" }
     var mutates: Bool { true }
     var isPointOfNoReturn: Bool { true }
     var summary: String { "delete persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) (uid-guarded) and wait until it is gone" }
     var estimate: Duration { recreate.plan.timeouts.claimDeletion.duration }
+    var permissions: [KubeClient.AccessQuestion] {
+        let ns = recreate.namespace
+        return ["get", "delete", "list", "watch"].map { .init($0, .persistentVolumeClaims, namespace: ns) }
+    }
+
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        [await CheckResult.attempt("delete the claim (uid-guarded)") { try await apply(context) }]
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        guard let old = context.facts[Recreate.Fact.claimUID] else { return false }
+        guard let old = context.facts[ClaimFact.claimUID] else { return false }
         guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace).map(PersistentVolumeClaim.init) else { return true }
         guard current.uid == old else { return true }
         // Last look before the point of no return: nothing may have come back to use the claim.
-        if !current.metadata.isTerminating { try await recreate.requireWorkloadsDown(context, before: "deleting the claim", abortable: true) }
+        if !current.metadata.isTerminating { try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true) }
         return false
     }
 
     func apply(_ context: StepContext) async throws {
-        guard let uid = context.facts[Recreate.Fact.claimUID] else {
-            throw RepaveError(code: "delete-claim.no-uid", "no recorded claim uid", exitStatus: .stoppedMidRun)
+        guard let uid = context.facts[ClaimFact.claimUID] else {
+            throw RepaveError(.deleteNoUID, "no recorded claim uid")
         }
         let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
         if let current, PersistentVolumeClaim(current).metadata.isTerminating { return }   // already deleting: only wait
-        try context.crossPointOfNoReturn()
+        try await context.crossPointOfNoReturn()
         try await context.mutate("DELETE", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace, name: recreate.claim), precondition: uid) {
             try await context.client.delete(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, uid: uid, dryRun: context.dryRun)
         }
@@ -87,7 +123,7 @@ struct DeleteClaim: Step {
 
     func await(_ context: StepContext) async throws {
         context.waiting("the old claim to be gone (its pvc-protection finalizer clears when no pod uses it)")
-        let old = context.facts[Recreate.Fact.claimUID] ?? ""
+        let old = context.facts[ClaimFact.claimUID] ?? ""
         do {
             try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: context.timeLeft(of: estimate),
                                           describedAs: "claim \(recreate.claim) (uid \(old)) to be gone") { object in
@@ -95,32 +131,46 @@ struct DeleteClaim: Step {
             }
         } catch let error as WaitTimedOut {
             let finalizers = error.lastSeen.map { ObjectMeta($0["metadata"] ?? [:]).finalizers } ?? []
-            throw RepaveError(code: "delete-claim.stuck", "the claim is still there after \(estimate)", causes: ["finalizers: \(finalizers.joined(separator: ", "))"],
-                              hint: "kubernetes.io/pvc-protection stays while a pod uses the claim; 'repave resume' continues once it is gone", exitStatus: .stoppedMidRun)
+            throw RepaveError(.deleteStuck, "the claim is still there after \(estimate)", causes: ["finalizers: \(finalizers.joined(separator: ", "))"],
+                              hint: "kubernetes.io/pvc-protection stays while a pod uses the claim; 'repave resume' continues once it is gone")
         }
     }
 }
 
 struct CreateClaim: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "create-claim" }
     var mutates: Bool { true }
     var summary: String { "create the claim again, same name, on storageclass \(recreate.plan.storageClass.name)" }
     var estimate: Duration { .seconds(30) }
+    var permissions: [KubeClient.AccessQuestion] {
+        ["get", "create"].map { .init($0, .persistentVolumeClaims, namespace: recreate.namespace) }
+    }
+
+    /// The claim still exists, so its re-creation is checked under a stand-in name.
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        let plan = recreate.plan
+        return [await CheckResult.attempt("create the claim on \(plan.storageClass.name) (checked as \(plan.target.claim)-dry-run: the claim still exists)") {
+            let saved = try JSON.decode(Data(contentsOf: URL(fileURLWithPath: recreate.runDirectory + "/manifests/persistentvolumeclaim-\(plan.target.claim).json")))
+            var object = CreateClaim.recreated(from: saved, storageClass: plan.storageClass.name, run: "dry-run")
+            object["metadata"]?["name"] = .string(String((plan.target.claim + "-dry-run").prefix(253)))
+            try await context.client.create(.persistentVolumeClaims, in: recreate.namespace, object, dryRun: true)
+        }]
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
             // A workload scaled up now would start on the new, empty claim the moment it exists.
-            try await recreate.requireWorkloadsDown(context, before: "creating the new claim", abortable: false)
+            try await recreate.target.requireWorkloadsDown(context, before: "creating the new claim", abortable: false)
             return false
         }
         let claim = PersistentVolumeClaim(current)
-        guard claim.uid != context.facts[Recreate.Fact.claimUID] else { return false }
-        guard claim.metadata.annotations[Recreate.runAnnotation] == recreate.run else {
-            throw RepaveError(code: "create-claim.foreign", "a claim \(recreate.namespace)/\(recreate.claim) (uid \(claim.uid)) exists that this run did not create",
-                              hint: "someone else recreated it; repave neither adopts nor deletes it: inspect it, then decide", exitStatus: .stoppedMidRun)
+        guard claim.uid != context.facts[ClaimFact.claimUID] else { return false }
+        guard claim.metadata.annotations[RecreateRun.runAnnotation] == recreate.run else {
+            throw RepaveError(.createForeign, "a claim \(recreate.namespace)/\(recreate.claim) (uid \(claim.uid)) exists that this run did not create",
+                              hint: "someone else recreated it; repave neither adopts nor deletes it: inspect it, then decide")
         }
-        if context.facts[Recreate.Fact.newClaimUID] == nil { try context.remember(Recreate.Fact.newClaimUID, claim.uid) }
+        if context.facts[RecreateFact.newClaimUID] == nil { try await context.remember(RecreateFact.newClaimUID, claim.uid) }
         return true
     }
 
@@ -130,7 +180,7 @@ struct CreateClaim: Step {
         let created = try await context.mutate("POST", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace)) {
             try await context.client.create(.persistentVolumeClaims, in: recreate.namespace, object, dryRun: context.dryRun)
         }
-        if !context.dryRun { try context.remember(Recreate.Fact.newClaimUID, PersistentVolumeClaim(created).uid) }
+        if !context.dryRun { try await context.remember(RecreateFact.newClaimUID, PersistentVolumeClaim(created).uid) }
     }
 
     /// The saved claim as a new object: same name, labels, annotations (minus binding and
@@ -141,7 +191,7 @@ struct CreateClaim: Step {
             !(key.hasPrefix("pv.kubernetes.io/") || key.hasPrefix("volume.beta.kubernetes.io/") || key.hasPrefix("volume.kubernetes.io/")
               || key == "kubectl.kubernetes.io/last-applied-configuration")
         }
-        annotations[Recreate.runAnnotation] = .string(run)
+        annotations[RecreateRun.runAnnotation] = .string(run)
         var metadata: JSON = ["name": meta["name"] ?? "", "namespace": meta["namespace"] ?? "", "annotations": .object(annotations)]
         if let labels = meta["labels"] { metadata["labels"] = labels }
         var spec: JSON = [
@@ -155,11 +205,14 @@ struct CreateClaim: Step {
 }
 
 struct AwaitBound: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "await-bound" }
     var mutates: Bool { false }
     var summary: String { recreate.plan.storageClass.volumeBindingMode == "WaitForFirstConsumer" ? "(WaitForFirstConsumer: the claim binds after scale-up)" : "wait until the new claim is Bound" }
     var estimate: Duration { recreate.plan.timeouts.bind.duration }
+    var permissions: [KubeClient.AccessQuestion] {
+        ["get", "list", "watch"].map { .init($0, .persistentVolumeClaims, namespace: recreate.namespace) }
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
         if recreate.plan.storageClass.volumeBindingMode == "WaitForFirstConsumer" { return true }

@@ -1,74 +1,79 @@
 import Foundation
 import KubeAPI
 
-/// What every recreate step knows: the plan, the run, where manifests go, and the fact keys the
-/// steps share through the journal.
-public struct Recreate: Sendable {
-    public let plan: RecreatePlan
-    public let run: String
-    public let runDirectory: String
-    /// This process has just checked every permission (`run` does, before it makes a journal):
-    /// the preflight step does not ask the API server a second time.
-    public let permissionsChecked: Bool
+public typealias Workload = RecreatePlan.Workload
 
-    public init(plan: RecreatePlan, run: String, runDirectory: String, permissionsChecked: Bool = false) {
-        self.plan = plan
-        self.run = run
-        self.runDirectory = runDirectory
-        self.permissionsChecked = permissionsChecked
+/// What every strategy that acts on a claim shares: the claim, its namespace, the workloads that
+/// mount it (the plan's, or those the preflight found and journaled), and the reads about them —
+/// who mounts the claim, whether the workloads are down, which workload owns a pod.
+public struct ClaimTarget: Sendable, Equatable {
+    public let namespace: String
+    public let claim: String
+    /// Empty: discovered from the pods that mount the claim.
+    public let plannedWorkloads: [Workload]
+
+    public init(namespace: String, claim: String, workloads: [Workload]) {
+        self.namespace = namespace
+        self.claim = claim
+        plannedWorkloads = workloads
     }
 
-    var namespace: String { plan.target.namespace }
-    var claim: String { plan.target.claim }
-    static let runAnnotation = "repave/run-id"
-    static let replicasAnnotation = "repave/original-replicas"
+    /// The header's key for the claim (`RunHeader.targets`).
+    public var bindingKey: String { RunHeader.claimTarget(namespace: namespace, claim: claim) }
 
-    /// The keys of the facts the recreate steps journal.
-    public enum Fact {
-        public static let claimUID = "claim.uid"
-        public static let volume = "pv.name"
-        static let volumeUID = "pv.uid"
-        static let reclaimPolicy = "pv.reclaimPolicy"
-        static let longhornUID = "longhorn.uid"     // the old Longhorn Volume, as saved
-        static let workloads = "workloads"          // kind/name,kind/name
-        public static let newClaimUID = "newclaim.uid"
-        /// Set when the retained old volume vanished during the run (not by repave's hand).
-        public static let oldVolumeLost = "pv.lost"
-        static func replicas(_ workload: String) -> String { "replicas.\(workload)" }
-        static func hpaMinimum(_ workload: String) -> String { "hpa.minReplicas.\(workload)" }
+    /// The plan's workloads, or (none listed) any Deployment or StatefulSet: what the permission
+    /// check asks about.
+    public var plannedWorkloadsOrAny: [Workload] {
+        plannedWorkloads.isEmpty ? [.init(kind: .deployment, name: "*"), .init(kind: .statefulSet, name: "*")] : plannedWorkloads
     }
 
-    /// The steps of DESIGN.md's recreate strategy, in order.
-    public func steps() -> [any Step] {
-        [
-            Preflight(recreate: self), SaveManifests(recreate: self), EnsureStorageClass(recreate: self),
-            RetainOldVolume(recreate: self), ScaleDown(recreate: self), DeleteClaim(recreate: self),
-            CreateClaim(recreate: self), AwaitBound(recreate: self), ScaleUp(recreate: self),
-            Verify(recreate: self), ReleaseOldVolume(recreate: self),
-        ]
+    /// The claim, the plan's workloads and the Lease as the cluster has them now.
+    public func liveState(_ client: KubeClient, lease: MaintenanceTarget) async throws -> [String: String] {
+        var state: [String: String] = [:]
+        if let claim = try await client.getIfPresent(.persistentVolumeClaims, named: claim, in: namespace).map(PersistentVolumeClaim.init) {
+            state["claim"] = "\(namespace)/\(claim.name) uid \(claim.uid), class \(claim.storageClassName ?? "-"), \(claim.phase)" + (claim.metadata.isTerminating ? ", terminating" : "")
+        } else {
+            state["claim"] = "\(namespace)/\(claim) does not exist"
+        }
+        for workload in plannedWorkloads {
+            if let object = try await client.getIfPresent(Self.workloadType(workload.kind), named: workload.name, in: namespace) {
+                state[Self.reference(workload)] = "\(Self.replicas(workload.kind, object)) replicas"
+            }
+        }
+        let lock = ClusterLock(client: client, namespace: lease.namespace, claim: lease.name, holder: "")
+        let held = try await client.getIfPresent(.leases, named: lock.name, in: lease.namespace).map(Lease.init)
+        state["lease"] = held.map { "held by \($0.holderIdentity ?? "?"), renewed \($0.renewTime ?? "?")" } ?? "none"
+        return state
     }
 
-    // MARK: shared reads
+    /// `verbs` on each kind of workload the run may scale (any kind when the plan names none).
+    func workloadQuestions(_ verbs: [String]) -> [KubeClient.AccessQuestion] {
+        let kinds = Workload.Kind.allCases.filter { kind in plannedWorkloadsOrAny.contains { $0.kind == kind } }
+        return kinds.flatMap { kind in verbs.map { KubeClient.AccessQuestion($0, Self.workloadType(kind), namespace: namespace) } }
+    }
 
-    func workloadType(_ kind: RecreatePlan.Workload.Kind) -> ResourceType {
+    /// `Deployment/name`.
+    public static func reference(_ workload: Workload) -> String { "\(workload.kind.rawValue)/\(workload.name)" }
+
+    static func workloadType(_ kind: Workload.Kind) -> ResourceType {
         kind == .deployment ? .deployments : .statefulSets
     }
 
     /// A workload object's `spec.replicas`.
-    public static func replicas(_ kind: RecreatePlan.Workload.Kind, _ object: JSON) -> Int {
+    public static func replicas(_ kind: Workload.Kind, _ object: JSON) -> Int {
         kind == .deployment ? Deployment(object).replicas : StatefulSet(object).replicas
     }
 
     /// The workloads the run acts on: the plan's, or those recorded when the run started.
-    func workloads(_ context: StepContext) -> [RecreatePlan.Workload] {
-        if let recorded = context.facts[Fact.workloads] {
+    func workloads(_ context: StepContext) -> [Workload] {
+        if let recorded = context.facts[ClaimFact.workloads] {
             return recorded.split(separator: ",").compactMap { item in
                 let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
-                guard parts.count == 2, let kind = RecreatePlan.Workload.Kind(rawValue: parts[0]) else { return nil }
-                return RecreatePlan.Workload(kind: kind, name: parts[1])
+                guard parts.count == 2, let kind = Workload.Kind(rawValue: parts[0]) else { return nil }
+                return Workload(kind: kind, name: parts[1])
             }
         }
-        return plan.target.workloads
+        return plannedWorkloads
     }
 
     /// Pods in the namespace that mount the claim (one list of the namespace's pods).
@@ -85,8 +90,8 @@ public struct Recreate: Sendable {
     func workloadsBackUp(_ context: StepContext) async throws -> [String] {
         var up: [String] = []
         for workload in workloads(context) {
-            guard let object = try await context.client.getIfPresent(workloadType(workload.kind), named: workload.name, in: namespace) else { continue }
-            let replicas = Recreate.replicas(workload.kind, object)
+            guard let object = try await context.client.getIfPresent(Self.workloadType(workload.kind), named: workload.name, in: namespace) else { continue }
+            let replicas = Self.replicas(workload.kind, object)
             guard replicas != 0 else { continue }
             let manager = Self.replicasManager(object).map { " (spec.replicas last set by \($0))" } ?? ""
             up.append("\(workload.kind.rawValue)/\(workload.name) is at \(replicas) replicas again\(manager)")
@@ -104,11 +109,10 @@ public struct Recreate: Sendable {
         let hint = up.isEmpty
             ? "find what started \(pods.count == 1 ? "it" : "them") (a Job, a debug pod) and stop \(pods.count == 1 ? "it" : "them"), then 'repave resume'"
             : "stop whatever scales it (GitOps sync, HPA, an operator, a person), scale it to 0, then 'repave resume'"
-        throw RepaveError(code: up.isEmpty ? "window.claim-in-use" : "window.scaled-up",
+        throw RepaveError(up.isEmpty ? .claimInUse : .scaledUp,
                           "stopped before \(before): " + (up.isEmpty ? "a pod uses the claim again" : "the workloads were scaled back up since scale-down"),
                           causes: up + pods.map { "pod \($0.name) mounts the claim" },
-                          hint: hint + (abortable ? "; or 'repave abort' to put everything back" : ""),
-                          exitStatus: .stoppedMidRun)
+                          hint: hint + (abortable ? "; or 'repave abort' to put everything back" : ""))
     }
 
     /// The field manager that last set `spec.replicas`, from the object's managedFields.
@@ -119,7 +123,7 @@ public struct Recreate: Sendable {
     }
 
     /// The workload (Deployment through its ReplicaSet, or StatefulSet) that controls a pod.
-    func owner(of pod: Pod, _ client: KubeClient) async throws -> RecreatePlan.Workload? {
+    func owner(of pod: Pod, _ client: KubeClient) async throws -> Workload? {
         guard let controller = pod.metadata.controller else { return nil }
         switch controller.kind {
         case "StatefulSet": return .init(kind: .statefulSet, name: controller.name)
@@ -175,8 +179,18 @@ public struct Recreate: Sendable {
         let names = { (text: String) in text.split(separator: "/").contains { $0 == volume } }
         return names(holder.point) || names(holder.source) ? holder.point : nil
     }
+}
 
-    func refuse(_ code: String, _ message: String, hint: String) -> RepaveError {
-        RepaveError(code: "preflight.\(code)", message, hint: hint, exitStatus: .refused)
-    }
+/// The keys of the facts every claim strategy journals (see ``StepContext/remember(_:_:)``).
+public enum ClaimFact {
+    public static let claimUID = "claim.uid"
+    public static let volume = "pv.name"
+    public static let volumeUID = "pv.uid"
+    public static let reclaimPolicy = "pv.reclaimPolicy"
+    /// The old Longhorn Volume, as saved.
+    public static let longhornUID = "longhorn.uid"
+    /// `kind/name,kind/name`: the workloads the run acts on, fixed at its start.
+    public static let workloads = "workloads"
+    public static func replicas(_ workload: String) -> String { "replicas.\(workload)" }
+    public static func hpaMinimum(_ workload: String) -> String { "hpa.minReplicas.\(workload)" }
 }

@@ -7,39 +7,50 @@ import KubeAPI
 // `context.mutate`; `await` waits until the goal holds.
 
 struct Preflight: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "preflight" }
     var mutates: Bool { false }
     var summary: String { "check the claim, who mounts it, the storage class and the git report" }
     var estimate: Duration { .seconds(30) }
+    var permissions: [KubeClient.AccessQuestion] {
+        let ns = recreate.namespace
+        return [.init("get", .persistentVolumeClaims, namespace: ns), .init("list", .pods, namespace: ns), .init("get", .replicaSets, namespace: ns),
+                .init("get", .storageClasses), .init("list", .horizontalPodAutoscalers, namespace: ns)]
+            + recreate.target.workloadQuestions(["get"])
+    }
+
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        _ = try await observe(context)
+        return [CheckResult(check: "preflight: claim Bound, mounted only by the plan's workloads, reconcilers dealt with, class compatible, git check passed, permissions present")]
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
         let client = context.client
         let plan = recreate.plan
         // Permissions first: every missing one is listed at once, before anything else is read.
         if !recreate.permissionsChecked {
-            try await recreate.checkPermissions(client, workloads: recreate.plannedWorkloadsOrAny)
+            try await MaintenanceSession.checkPermissions(RecreateStrategy(plan: recreate.plan).permissions(), client: client)
         }
         guard let claimObject = try await client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
-            throw recreate.refuse("no-claim", "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) does not exist",
+            throw recreate.refuse(.noClaim, "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) does not exist",
                                   hint: "check target.namespace and target.claim in the plan")
         }
         let claim = PersistentVolumeClaim(claimObject)
         guard claim.isBound, claim.volumeName != nil else {
-            throw recreate.refuse("claim-not-bound", "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) is \(claim.phase), not Bound",
+            throw recreate.refuse(.claimNotBound, "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) is \(claim.phase), not Bound",
                                   hint: "recreate a claim only once it holds a volume")
         }
         // Everything that mounts the claim must belong to the plan's workloads: anything else
         // would keep the claim in use (and lose its data without being stopped).
         var owners: Set<String> = []
-        let mounting = try await recreate.podsMountingClaim(client)
+        let mounting = try await recreate.target.podsMountingClaim(client)
         for pod in mounting {
-            guard let owner = try await recreate.owner(of: pod, client) else {
-                throw recreate.refuse("foreign-pod", "pod \(recreate.namespace)/\(pod.name) mounts the claim and belongs to no Deployment or StatefulSet",
+            guard let owner = try await recreate.target.owner(of: pod, client) else {
+                throw recreate.refuse(.foreignPod, "pod \(recreate.namespace)/\(pod.name) mounts the claim and belongs to no Deployment or StatefulSet",
                                       hint: "stop or move that pod before the window")
             }
             if !plan.target.workloads.isEmpty && !plan.target.workloads.contains(owner) {
-                throw recreate.refuse("foreign-workload", "pod \(pod.name) of \(owner.kind.rawValue)/\(owner.name) mounts the claim but is not in the plan's workloads",
+                throw recreate.refuse(.foreignWorkload, "pod \(pod.name) of \(owner.kind.rawValue)/\(owner.name) mounts the claim but is not in the plan's workloads",
                                       hint: "add it to target.workloads, or stop it before the window")
             }
             owners.insert("\(owner.kind.rawValue)/\(owner.name)")
@@ -47,11 +58,11 @@ struct Preflight: Step {
         if let existing = try await client.getIfPresent(.storageClasses, named: plan.storageClass.name) {
             let current = StorageClass(existing)
             if current.provisioner != plan.storageClass.provisioner || current.parameters != plan.storageClass.parameters {
-                throw recreate.refuse("class-mismatch", "storageclass \(plan.storageClass.name) exists with other settings (\(current.provisioner), \(current.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))",
+                throw recreate.refuse(.classMismatch, "storageclass \(plan.storageClass.name) exists with other settings (\(current.provisioner), \(current.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))",
                                       hint: "StorageClass parameters are immutable: choose another class name in the plan")
             }
         } else if !plan.storageClass.ensure {
-            throw recreate.refuse("no-class", "storageclass \(plan.storageClass.name) does not exist and storageClass.ensure is false",
+            throw recreate.refuse(.noClass, "storageclass \(plan.storageClass.name) does not exist and storageClass.ensure is false",
                                   hint: "create it, or set ensure: true")
         }
         let workloads = plan.target.workloads.isEmpty
@@ -63,32 +74,32 @@ struct Preflight: Step {
         // Each workload and the HPAs read once, for every check below.
         var objects: [(RecreatePlan.Workload, JSON)] = []
         for workload in workloads {
-            guard let object = try await client.getIfPresent(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace) else {
-                throw recreate.refuse("no-workload", "\(workload.kind.rawValue) \(recreate.namespace)/\(workload.name) does not exist",
+            guard let object = try await client.getIfPresent(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace) else {
+                throw recreate.refuse(.noWorkload, "\(workload.kind.rawValue) \(recreate.namespace)/\(workload.name) does not exist",
                                       hint: "a Coder workspace that was stopped has no Deployment: start it, or remove it from target.workloads")
             }
             objects.append((workload, object))
         }
         let autoscalers = try await client.list(.horizontalPodAutoscalers, in: recreate.namespace).items
         try recreate.checkReconcilers(objects, autoscalers: autoscalers)
-        if let podName = Recreate.insidePodMountingClaim(
+        if let podName = ClaimTarget.insidePodMountingClaim(
             pods: mounting.map(\.name), namespace: recreate.namespace,
             hostname: ProcessInfo.processInfo.hostName, environment: ProcessInfo.processInfo.environment)
         {
-            throw recreate.refuse("inside-the-pod", "repave runs inside pod \(podName), which mounts the claim: scale-down would stop repave itself, and the journal would go with the claim",
+            throw recreate.refuse(.insideThePod, "repave runs inside pod \(podName), which mounts the claim: scale-down would stop repave itself, and the journal would go with the claim",
                                   hint: "run repave from outside the workload (your machine, or another pod)")
         }
         if let volume = claim.volumeName, let mountInfo = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
-           let mount = Recreate.runDirectoryOnVolume(recreate.runDirectory, volume: volume, mountInfo: mountInfo) {
-            throw recreate.refuse("run-directory-on-claim", "the run directory \(recreate.runDirectory) is on the claim's own volume \(volume) (mounted at \(mount)): the journal would be deleted with it",
+           let mount = ClaimTarget.runDirectoryOnVolume(recreate.runDirectory, volume: volume, mountInfo: mountInfo) {
+            throw recreate.refuse(.runDirectoryOnClaim, "the run directory \(recreate.runDirectory) is on the claim's own volume \(volume) (mounted at \(mount)): the journal would be deleted with it",
                                   hint: "pass --state-dir on another filesystem")
         }
-        try recordHPAMinimums(context, autoscalers: autoscalers, workloads: workloads)
+        try await recordHPAMinimums(context, autoscalers: autoscalers, workloads: workloads)
         try checkGitReport()
         try await checkGitPaths()
-        if context.facts[Recreate.Fact.workloads] == nil {
+        if context.facts[ClaimFact.workloads] == nil {
             let workloads = plan.target.workloads.isEmpty ? owners.sorted() : plan.target.workloads.map { "\($0.kind.rawValue)/\($0.name)" }
-            try context.remember(Recreate.Fact.workloads, workloads.joined(separator: ","))
+            try await context.remember(ClaimFact.workloads, workloads.joined(separator: ","))
         }
         return true
     }
@@ -96,14 +107,14 @@ struct Preflight: Step {
     func apply(_ context: StepContext) async throws {}
 
     /// An HPA's minReplicas, so that scale-up restores at least that many.
-    private func recordHPAMinimums(_ context: StepContext, autoscalers: [JSON], workloads: [RecreatePlan.Workload]) throws {
+    private func recordHPAMinimums(_ context: StepContext, autoscalers: [JSON], workloads: [RecreatePlan.Workload]) async throws {
         for hpa in autoscalers {
             guard let kind = hpa[path: "spec", "scaleTargetRef", "kind"]?.stringValue, let name = hpa[path: "spec", "scaleTargetRef", "name"]?.stringValue,
                   workloads.contains(where: { $0.kind.rawValue == kind && $0.name == name }),
                   let minimum = hpa[path: "spec", "minReplicas"]?.intValue
             else { continue }
-            let key = Recreate.Fact.hpaMinimum("\(kind)/\(name)")
-            if context.facts[key] == nil { try context.remember(key, String(minimum)) }
+            let key = ClaimFact.hpaMinimum("\(kind)/\(name)")
+            if context.facts[key] == nil { try await context.remember(key, String(minimum)) }
         }
     }
 
@@ -115,8 +126,8 @@ struct Preflight: Step {
         guard report.passed else {
             let failing = report.repositories.filter { !$0.passed }.map { "\($0.path): \($0.reasons.joined(separator: "; "))" }
                 + report.unreadable.map { "\($0.path): unreadable (\($0.reason))" }
-            throw RepaveError(code: "preflight.git", "the git check failed: nothing on the volume may live only there", causes: failing,
-                              hint: "commit, push or drop what is listed (repave git-check \(git.paths.joined(separator: " ")) shows the details)", exitStatus: .refused)
+            throw RepaveError(.git, "the git check failed: nothing on the volume may live only there", causes: failing,
+                              hint: "commit, push or drop what is listed (repave git-check \(git.paths.joined(separator: " ")) shows the details)")
         }
     }
 
@@ -127,34 +138,44 @@ struct Preflight: Step {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: file))
         } catch {
-            throw recreate.refuse("git-report-missing", "cannot read the git report \(file)", hint: "make it where the data lives: repave git-check PATH --report \(file) --for \(recreate.namespace)/\(recreate.claim)")
+            throw recreate.refuse(.gitReportMissing, "cannot read the git report \(file)", hint: "make it where the data lives: repave git-check PATH --report \(file) --for \(recreate.namespace)/\(recreate.claim)")
         }
         guard let report = try? JSONDecoder().decode(GitReport.self, from: data) else {
-            throw recreate.refuse("git-report-invalid", "\(file) is not a repave git-check report", hint: "regenerate it with repave git-check --report")
+            throw recreate.refuse(.gitReportInvalid, "\(file) is not a repave git-check report", hint: "regenerate it with repave git-check --report")
         }
         guard report.claim == "\(recreate.namespace)/\(recreate.claim)" else {
-            throw recreate.refuse("git-report-foreign", "the git report \(file) was made for \(report.claim ?? "no claim"), not \(recreate.namespace)/\(recreate.claim)", hint: "run git-check with --for \(recreate.namespace)/\(recreate.claim)")
+            throw recreate.refuse(.gitReportForeign, "the git report \(file) was made for \(report.claim ?? "no claim"), not \(recreate.namespace)/\(recreate.claim)", hint: "run git-check with --for \(recreate.namespace)/\(recreate.claim)")
         }
         let created = (try? Date(report.createdAt, strategy: .iso8601)) ?? .distantPast
         guard Date().timeIntervalSince(created) <= git.maxReportAge.seconds else {
-            throw recreate.refuse("git-report-stale", "the git report \(file) is older than \(git.maxReportAge)", hint: "run git-check again right before the window")
+            throw recreate.refuse(.gitReportStale, "the git report \(file) is older than \(git.maxReportAge)", hint: "run git-check again right before the window")
         }
         guard report.passed else {
             let failing = report.repositories.filter { !$0.passed }.map { "\($0.path): \($0.reasons.joined(separator: "; "))" }
-            throw recreate.refuse("git-dirty", "the git report \(file) failed: " + failing.joined(separator: " | "), hint: "commit and push, then run git-check again")
+            throw recreate.refuse(.gitDirty, "the git report \(file) failed: " + failing.joined(separator: " | "), hint: "commit and push, then run git-check again")
         }
     }
 }
 
 struct SaveManifests: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "save-manifests" }
     var mutates: Bool { false }
     var summary: String { "save the claim, volume, class and workloads as they are (raw JSON) into the run directory" }
     var estimate: Duration { .seconds(10) }
+    var permissions: [KubeClient.AccessQuestion] {
+        [.init("get", .persistentVolumeClaims, namespace: recreate.namespace), .init("get", .persistentVolumes), .init("get", .storageClasses),
+         .init("get", .longhornVolumes, namespace: recreate.plan.verify.namespace)] + recreate.target.workloadQuestions(["get"])
+    }
+
+    /// The later rehearsals need the saved claim (create-claim re-creates it from there).
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        _ = try await observe(context)
+        return []
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        if context.facts[Recreate.Fact.volumeUID] != nil { return true }
+        if context.facts[ClaimFact.volumeUID] != nil { return true }
         let client = context.client
         let directory = recreate.runDirectory + "/manifests"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -169,20 +190,20 @@ struct SaveManifests: Step {
         }
         if let longhorn = try await client.getIfPresent(.longhornVolumes, named: volume.name, in: recreate.plan.verify.namespace) {
             try save(longhorn, "longhorn-volume-\(volume.name).json")
-            try context.remember(Recreate.Fact.longhornUID, LonghornVolume(longhorn).uid)
+            try await context.remember(ClaimFact.longhornUID, LonghornVolume(longhorn).uid)
         }
-        for workload in recreate.workloads(context) {
-            let object = try await client.get(recreate.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+        for workload in recreate.target.workloads(context) {
+            let object = try await client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
             try save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
-            let replicas = Recreate.replicas(workload.kind, object)
+            let replicas = ClaimTarget.replicas(workload.kind, object)
             // Already scaled down by an earlier, interrupted attempt: its annotation knows.
-            let original = ObjectMeta(object["metadata"] ?? [:]).annotations[Recreate.replicasAnnotation].flatMap(Int.init) ?? replicas
-            try context.remember(Recreate.Fact.replicas("\(workload.kind.rawValue)/\(workload.name)"), String(original))
+            let original = ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation].flatMap(Int.init) ?? replicas
+            try await context.remember(ClaimFact.replicas("\(workload.kind.rawValue)/\(workload.name)"), String(original))
         }
-        try context.remember(Recreate.Fact.claimUID, claim.uid)
-        try context.remember(Recreate.Fact.volume, volume.name)
-        try context.remember(Recreate.Fact.reclaimPolicy, volume.reclaimPolicy)
-        try context.remember(Recreate.Fact.volumeUID, volume.uid)
+        try await context.remember(ClaimFact.claimUID, claim.uid)
+        try await context.remember(ClaimFact.volume, volume.name)
+        try await context.remember(ClaimFact.reclaimPolicy, volume.reclaimPolicy)
+        try await context.remember(ClaimFact.volumeUID, volume.uid)
         return true
     }
 
@@ -194,18 +215,34 @@ struct SaveManifests: Step {
         do {
             try RunDirectory.writeAtomically(object.encoded(), to: recreate.runDirectory + "/manifests/" + name)
         } catch {
-            throw RepaveError(code: "manifests.write", "cannot save \(name) in the run directory", causes: [error.description],
-                              hint: "check the space and permissions of \(recreate.runDirectory)", exitStatus: .stoppedMidRun)
+            throw RepaveError(.manifestsWrite, "cannot save \(name) in the run directory", causes: [error.description],
+                              hint: "check the space and permissions of \(recreate.runDirectory)")
         }
     }
 }
 
 struct EnsureStorageClass: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "ensure-storage-class" }
     var mutates: Bool { true }
     var summary: String { "create storageclass \(recreate.plan.storageClass.name) if absent" }
     var estimate: Duration { .seconds(10) }
+    var permissions: [KubeClient.AccessQuestion] {
+        [.init("get", .storageClasses)] + (recreate.plan.storageClass.ensure ? [.init("create", .storageClasses)] : [])
+    }
+
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        guard try await !observe(context) else { return [CheckResult(check: "storageclass \(recreate.plan.storageClass.name) exists with the plan's settings")] }
+        return [await CheckResult.attempt("create storageclass \(recreate.plan.storageClass.name)") { try await apply(context) }]
+    }
+
+    /// A class this run created is kept: another claim may use it by now.
+    func undo(_ context: StepContext) async throws -> [String] {
+        let name = recreate.plan.storageClass.name
+        guard let created = try await context.client.getIfPresent(.storageClasses, named: name),
+              ObjectMeta(created["metadata"] ?? [:]).annotations[RecreateRun.runAnnotation] == recreate.run else { return [] }
+        return ["storageclass \(name), created by this run, is kept (delete it with kubectl delete storageclass \(name) if unwanted)"]
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
         try await context.client.getIfPresent(.storageClasses, named: recreate.plan.storageClass.name) != nil
@@ -216,7 +253,7 @@ struct EnsureStorageClass: Step {
         try await context.mutate("POST", ResourceType.storageClasses.path()) {
             try await context.client.create(.storageClasses, [
                 "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                "metadata": ["name": .string(spec.name), "annotations": [.init(Recreate.runAnnotation): .string(recreate.run)]],
+                "metadata": ["name": .string(spec.name), "annotations": [.init(RecreateRun.runAnnotation): .string(recreate.run)]],
                 "provisioner": .string(spec.provisioner),
                 "parameters": .object(spec.parameters.mapValues { .string($0) }),
                 "reclaimPolicy": .string(spec.reclaimPolicy), "volumeBindingMode": .string(spec.volumeBindingMode),
@@ -227,25 +264,45 @@ struct EnsureStorageClass: Step {
 }
 
 struct RetainOldVolume: Step {
-    let recreate: Recreate
+    let recreate: RecreateRun
     var id: String { "retain-old-volume" }
     var mutates: Bool { true }
     var summary: String { "set the old volume's reclaim policy to Retain, so deleting the claim cannot destroy its data" }
     var estimate: Duration { .seconds(10) }
+    var permissions: [KubeClient.AccessQuestion] { [.init("get", .persistentVolumes), .init("patch", .persistentVolumes)] }
+
+    func rehearse(_ context: StepContext) async throws -> [CheckResult] {
+        [await CheckResult.attempt("set the old volume's reclaim policy to Retain") { try await apply(context) }]
+    }
+
+    /// The reclaim policy the volume had, if the volume is still the one the run saved.
+    func undo(_ context: StepContext) async throws -> [String] {
+        let client = context.client
+        guard let name = context.facts[ClaimFact.volume], let policy = context.facts[ClaimFact.reclaimPolicy],
+              let volume = try await client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init),
+              volume.uid == context.facts[ClaimFact.volumeUID], volume.reclaimPolicy != policy else { return [] }
+        try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name), precondition: volume.resourceVersion) {
+            try await client.patch(.persistentVolumes, named: name, .merge([
+                "metadata": ["resourceVersion": .string(volume.resourceVersion)],
+                "spec": ["persistentVolumeReclaimPolicy": .string(policy)],
+            ]))
+        }
+        return ["persistentvolume \(name) reclaim policy back to \(policy)"]
+    }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        guard let name = context.facts[Recreate.Fact.volume] else { return false }
+        guard let name = context.facts[ClaimFact.volume] else { return false }
         return PersistentVolume(try await context.client.get(.persistentVolumes, named: name)).reclaimPolicy == "Retain"
     }
 
     func apply(_ context: StepContext) async throws {
-        guard let name = context.facts[Recreate.Fact.volume], let uid = context.facts[Recreate.Fact.volumeUID] else {
-            throw RepaveError(code: "retain-old-volume.no-volume", "no recorded volume for the claim", exitStatus: .stoppedMidRun)
+        guard let name = context.facts[ClaimFact.volume], let uid = context.facts[ClaimFact.volumeUID] else {
+            throw RepaveError(.retainNoVolume, "no recorded volume for the claim")
         }
         let volume = PersistentVolume(try await context.client.get(.persistentVolumes, named: name))
         guard volume.uid == uid else {
-            throw RepaveError(code: "retain-old-volume.replaced", "persistentvolume \(name) is another object now (uid \(uid) at the start, \(volume.uid) now)",
-                              hint: "inspect it; repave does not change a volume it did not save", exitStatus: .stoppedMidRun)
+            throw RepaveError(.retainReplaced, "persistentvolume \(name) is another object now (uid \(uid) at the start, \(volume.uid) now)",
+                              hint: "inspect it; repave does not change a volume it did not save")
         }
         try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name), precondition: volume.resourceVersion) {
             try await context.client.patch(.persistentVolumes, named: name, .merge([

@@ -40,16 +40,15 @@ public struct RunbookEvidence: Sendable {
     }
 }
 
-extension Recreate {
+extension RecreateStrategy {
     /// The maintenance-window runbook for this plan, in Markdown. Without evidence it is
     /// deterministic: the same plan gives the same text (`repave runbook --offline`).
     public static func runbook(for plan: RecreatePlan, planFile: String, evidence: RunbookEvidence? = nil) -> String {
-        let recreate = Recreate(plan: plan, run: "RUN", runDirectory: "RUN-DIR")
         let ns = plan.target.namespace, claim = plan.target.claim
         let target = "\(ns)/\(claim)"
         let workloads = plan.target.workloads
         let workloadRefs = workloads.isEmpty ? ["(the Deployment or StatefulSet whose pods mount the claim)"] : workloads.map { "\($0.kind.rawValue.lowercased())/\($0.name)" }
-        let steps = recreate.steps()
+        let steps = RecreateStrategy(plan: plan).steps(for: .planning)
         let worst = steps.reduce(0.0) { $0 + Double($1.estimate.components.seconds) }
         let downtime = PlanDuration(seconds: plan.timeouts.scaleDown.seconds + plan.timeouts.claimDeletion.seconds + plan.timeouts.bind.seconds + plan.timeouts.rollout.seconds)
         var text = """

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import Journal
+import RepaveCore
+
+/// `repave abort RUN`: before the point of no return, undo what the run changed.
+struct AbortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abort", abstract: "Before the point of no return: put the workloads and the old volume back as they were.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The run directory or name.")
+    var run: String
+
+    struct Result: CommandResult {
+        var result = "aborted"
+        var run: String
+        var undone: [String]
+        var text: [String] { undone.isEmpty ? ["aborted: nothing had been changed"] : ["aborted:"] + undone.map { "  \($0)" } }
+    }
+
+    func run() async throws {
+        let directory = RunLocator.resolve(run)
+        let journal = try Journal.open(directory: directory)
+        let stored = try RunLocator.plan(in: directory, journal: journal)
+        let client = try Cluster.connect(global: global, context: stored.strategy.kubeContext)
+        let session = try await MaintenanceSession.reopen(stored.strategy, journal: journal, directory: directory, client: client,
+                                                          storedPlan: stored.data, acceptChanged: true, bindingChecked: false)
+        Output.render(Result(run: directory, undone: try await session.abort()), global.output)
+    }
+}
+
+extension AbortCommand: GlobalOptionsCarrier {}

@@ -1,0 +1,102 @@
+/// Every error code Repave reports, with the exit status it carries. Scripts match on these
+/// names (`-o json` puts them in `error.code`), and tests check them instead of English text.
+///
+/// A code's exit status is where the error stops a run by default. ``MaintenanceSession`` says
+/// `refused` (2) instead whenever the run had changed nothing yet, whatever the code.
+/// A struct over static members rather than an enum, so adding a code breaks no `switch`.
+public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
+    public let name: String
+    public let exitStatus: ExitStatus
+
+    private init(_ name: String, _ exitStatus: ExitStatus) {
+        self.name = name
+        self.exitStatus = exitStatus
+    }
+
+    public var description: String { name }
+
+    /// A Kubernetes `Status` reason as a code: `kube.conflict`, `kube.forbidden`.
+    public static func kube(_ reason: String, unavailable: Bool) -> ErrorCode {
+        ErrorCode("kube." + reason.prefix(1).lowercased() + reason.dropFirst(), unavailable ? .clusterUnavailable : .refused)
+    }
+
+    // MARK: the command line and the process
+    public static let usage = ErrorCode("usage", .usage)
+    public static let `internal` = ErrorCode("internal", .internalError)
+    public static let noTerminal = ErrorCode("run.no-terminal", .refused)
+
+    // MARK: plans
+    public static let planInvalid = ErrorCode("plan.invalid", .refused)
+    public static let planDryRunFailed = ErrorCode("plan.dry-run-failed", .refused)
+
+    // MARK: the cluster and its credentials
+    public static let kubeconfigInvalid = ErrorCode("kubeconfig.invalid", .clusterUnavailable)
+    public static let clusterUnreachable = ErrorCode("cluster.unreachable", .clusterUnavailable)
+
+    // MARK: preflight refusals (nothing changed)
+    public static let permissions = ErrorCode("preflight.permissions", .refused)
+    public static let noClaim = ErrorCode("preflight.no-claim", .refused)
+    public static let claimNotBound = ErrorCode("preflight.claim-not-bound", .refused)
+    public static let foreignPod = ErrorCode("preflight.foreign-pod", .refused)
+    public static let foreignWorkload = ErrorCode("preflight.foreign-workload", .refused)
+    public static let noWorkload = ErrorCode("preflight.no-workload", .refused)
+    public static let classMismatch = ErrorCode("preflight.class-mismatch", .refused)
+    public static let noClass = ErrorCode("preflight.no-class", .refused)
+    public static let reconcilers = ErrorCode("preflight.reconcilers", .refused)
+    public static let insideThePod = ErrorCode("preflight.inside-the-pod", .refused)
+    public static let runDirectoryOnClaim = ErrorCode("preflight.run-directory-on-claim", .refused)
+    public static let git = ErrorCode("preflight.git", .refused)
+    public static let gitDirty = ErrorCode("preflight.git-dirty", .refused)
+    public static let gitReportMissing = ErrorCode("preflight.git-report-missing", .refused)
+    public static let gitReportInvalid = ErrorCode("preflight.git-report-invalid", .refused)
+    public static let gitReportForeign = ErrorCode("preflight.git-report-foreign", .refused)
+    public static let gitReportStale = ErrorCode("preflight.git-report-stale", .refused)
+
+    // MARK: a run that stopped (resume is safe)
+    public static let runRefused = ErrorCode("run.refused", .refused)
+    public static let runStopped = ErrorCode("run.stopped", .stoppedMidRun)
+    public static let runInterrupted = ErrorCode("run.interrupted", .interrupted)
+    public static let lockHeld = ErrorCode("lock.held", .journalRefused)
+    public static let manifestsWrite = ErrorCode("manifests.write", .stoppedMidRun)
+    public static let writeUnsettled = ErrorCode("write.unsettled", .stoppedMidRun)
+    public static let claimInUse = ErrorCode("window.claim-in-use", .stoppedMidRun)
+    public static let scaledUp = ErrorCode("window.scaled-up", .stoppedMidRun)
+    public static let retainNoVolume = ErrorCode("retain-old-volume.no-volume", .stoppedMidRun)
+    public static let retainReplaced = ErrorCode("retain-old-volume.replaced", .stoppedMidRun)
+    public static let deleteNoUID = ErrorCode("delete-claim.no-uid", .stoppedMidRun)
+    public static let deleteStuck = ErrorCode("delete-claim.stuck", .stoppedMidRun)
+    public static let createForeign = ErrorCode("create-claim.foreign", .stoppedMidRun)
+    public static let scaleUpFailed = ErrorCode("scale-up.failed", .stoppedMidRun)
+    public static let verifyFailed = ErrorCode("verify.failed", .stoppedMidRun)
+    /// The engine demo's (`repave-lab engine-demo`, tests only).
+    public static let demoForeign = ErrorCode("demo.foreign", .stoppedMidRun)
+    public static let demoNoUID = ErrorCode("demo.no-uid", .stoppedMidRun)
+
+    // MARK: journals and run directories
+    public static let journalRefused = ErrorCode("journal.refused", .journalRefused)
+    public static let journalUnreadable = ErrorCode("journal.unreadable", .journalRefused)
+    public static let resumeChanged = ErrorCode("resume.changed", .journalRefused)
+    public static let resumeAborted = ErrorCode("resume.aborted", .journalRefused)
+    public static let runNotStarted = ErrorCode("run.not-started", .journalRefused)
+    public static let runNoPlan = ErrorCode("run.no-plan", .journalRefused)
+    public static let runPlanUnreadable = ErrorCode("run.plan-unreadable", .journalRefused)
+    public static let abortPastPointOfNoReturn = ErrorCode("abort.past-pnr", .journalRefused)
+    public static let abortEnded = ErrorCode("abort.ended", .journalRefused)
+    public static let statusNoRuns = ErrorCode("status.no-runs", .refused)
+
+    // MARK: git
+    public static let gitFailed = ErrorCode("git.failed", .refused)
+    public static let gitNoSuchPath = ErrorCode("git.no-such-path", .refused)
+    public static let gitReportUnwritable = ErrorCode("git.report-unwritable", .refused)
+
+    /// The catalog, for docs/journal-and-engine.md and its test.
+    public static let all: [ErrorCode] = [
+        usage, .internal, noTerminal, planInvalid, planDryRunFailed, kubeconfigInvalid, clusterUnreachable,
+        permissions, noClaim, claimNotBound, foreignPod, foreignWorkload, noWorkload, classMismatch, noClass, reconcilers,
+        insideThePod, runDirectoryOnClaim, git, gitDirty, gitReportMissing, gitReportInvalid, gitReportForeign, gitReportStale,
+        runRefused, runStopped, runInterrupted, lockHeld, manifestsWrite, writeUnsettled, claimInUse, scaledUp, retainNoVolume, retainReplaced,
+        deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, demoForeign, demoNoUID,
+        journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
+        abortPastPointOfNoReturn, abortEnded, statusNoRuns, gitFailed, gitNoSuchPath, gitReportUnwritable,
+    ]
+}
