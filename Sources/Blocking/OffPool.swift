@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs blocking work on a thread of its own and resumes the caller with its result.
 ///
@@ -26,13 +29,31 @@ public func offPool<Value: Sendable, Failure: Error>(
     let report = CooperativePoolCheck.reportViolation
     let result: Result<Value, Failure> = await withCheckedContinuation { continuation in
         let thread = Thread {
+            nameCurrentThread(what)
             let result = CooperativePoolCheck.$reportViolation.withValue(report) {
                 Result { () throws(Failure) -> Value in try body() }
             }
             continuation.resume(returning: result)
         }
-        thread.name = what
         thread.start()
     }
     return try result.get()
+}
+
+/// Names the calling thread for the system (`top -H`, gdb), at most 15 bytes as Linux allows.
+/// Foundation's `Thread.name`, set before `start()`, races the new thread on Linux and often never
+/// reaches it (the thread keeps the creating pool thread's `…oot.default-qos`; OffPoolTests caught
+/// it). Glibc's `pthread_setname_np` is not visible to Swift, so the name is written where it
+/// writes it: the thread's `comm` in /proc.
+func nameCurrentThread(_ name: String) {
+    var short = name
+    while short.utf8.count > 15 { short.removeLast() }
+    #if os(Linux)
+    let fd = open("/proc/thread-self/comm", O_WRONLY)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    _ = short.withCString { write(fd, $0, strlen($0)) }
+    #elseif canImport(Darwin)
+    _ = pthread_setname_np(short)
+    #endif
 }
