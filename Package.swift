@@ -31,12 +31,15 @@ let package = Package(
         .target(name: "CGit2Shim", dependencies: ["CGit2"], cSettings: strictC),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
+        // Blocking calls kept off Swift's cooperative pool, and the debug check that they are.
+        .target(name: "Blocking", swiftSettings: strict),
+
         // Safe wrappers.
         .target(name: "Curl", dependencies: [
-            "CCurl", "CCurlShim",
+            "CCurl", "CCurlShim", "Blocking",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
-        .target(name: "Git", dependencies: ["CGit2", "CGit2Shim"], swiftSettings: strict),
+        .target(name: "Git", dependencies: ["CGit2", "CGit2Shim", "Blocking"], swiftSettings: strict),
 
         // Kubernetes client, journal, the orchestrator, the CLI.
         .target(name: "KubeAPI", dependencies: [
@@ -47,15 +50,16 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ], swiftSettings: strict),
         .target(name: "Journal", dependencies: [
+            "Blocking",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .target(name: "RepaveCore", dependencies: [
-            "KubeAPI", "Journal", "Git", "CCrypto",
+            "KubeAPI", "Journal", "Git", "CCrypto", "Blocking",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .target(name: "RepaveCommands", dependencies: [
-            "RepaveCore", "KubeAPI", "Curl", "Git", "Journal",
+            "RepaveCore", "KubeAPI", "Curl", "Git", "Journal", "Blocking",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -85,9 +89,10 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "Curl", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "LabAgentTests", dependencies: ["KubeAPI", "RepaveTestSupport"], swiftSettings: strict),
-        .testTarget(name: "RepaveCoreTests", dependencies: ["RepaveCore", "Git", "Curl", "RepaveTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RepaveCoreTests", dependencies: ["RepaveCore", "Git", "Curl", "Blocking", "RepaveTestSupport"], swiftSettings: strict),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "RepaveTestSupport"], swiftSettings: strict),
-        .testTarget(name: "GitTests", dependencies: ["Git", "RepaveTestSupport"], swiftSettings: strict),
+        .testTarget(name: "GitTests", dependencies: ["Git", "Blocking", "RepaveTestSupport"], swiftSettings: strict),
+        .testTarget(name: "BlockingTests", dependencies: ["Blocking"], swiftSettings: strict),
         .testTarget(name: "RepaveCommandsTests", dependencies: [
             "RepaveCommands", "repave", "RepaveTestSupport", "Journal", "KubeAPI",
         ], swiftSettings: strict),

@@ -1,3 +1,4 @@
+import Blocking
 import CCurl
 import CCurlShim
 import Foundation
@@ -66,7 +67,7 @@ public final class HTTPSession: Sendable {
     public func perform(_ request: HTTPRequest) async throws -> HTTPResponse {
         let cancel = CancellationFlag()
         return try await withTaskCancellationHandler {
-            try await onOwnThread(name: "curl \(request.method.rawValue)") {
+            try await offPool("curl \(request.method.rawValue)") {
                 try self.performBlocking(request, cancel: cancel)
             }
         } onCancel: {
@@ -114,6 +115,7 @@ public final class HTTPSession: Sendable {
         cancel: CancellationFlag,
         streaming continuation: AsyncThrowingStream<HTTPStreamEvent, any Error>.Continuation? = nil
     ) throws -> HTTPResponse {
+        assertOffPool("curl \(request.operation)")
         let handle = try checkoutHandle()
         let h = handle.raw
 
@@ -382,17 +384,6 @@ struct OptionSetter {
         try check(ccurl_setopt_write_function(handle, option, function), option)
     }
 
-}
-
-/// Runs blocking work on a thread of its own and resumes the caller with its result.
-func onOwnThread<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            continuation.resume(with: Result(catching: body))
-        }
-        thread.name = name
-        thread.start()
-    }
 }
 
 extension Duration {

@@ -1,14 +1,24 @@
+import Blocking
 import CGit2
 import Foundation
 
 extension Repository {
     /// Collects every fact of ``RepositoryFacts``. Blocking and thread-bound, like the handle:
-    /// call it on a thread of its own.
+    /// call it on a thread of its own (``inspect(at:excluded:discounting:)`` does).
     ///
-    /// - Parameter excluded: untracked paths (relative to the working tree, directories with a
-    ///   trailing slash) for which it returns true are not counted as untracked.
-    public func inspect(excluded: (String) -> Bool = { _ in false }) throws(GitError) -> RepositoryFacts {
+    /// - Parameters:
+    ///   - excluded: untracked paths (relative to the working tree, directories with a trailing
+    ///     slash) for which it returns true are not counted as untracked.
+    ///   - discounting: remotes for which it returns true do not count as copies: their
+    ///     remote-tracking refs are left out of ``RepositoryFacts/commitsOnNoCountedRemote``.
+    public func inspect(
+        excluded: (String) -> Bool = { _ in false }, discounting: (RepositoryFacts.Remote) -> Bool = { _ in false }
+    ) throws(GitError) -> RepositoryFacts {
+        assertOffPool("libgit2 inspection of \(workingDirectory ?? gitDirectory)")
         let tree = isBare ? nil : try workingTree(excluded: excluded)
+        let remotes = try remoteLocations()
+        let discounted = remotes.filter(discounting)
+        let counted = remotes.filter { remote in !discounted.contains { $0.name == remote.name } }
         return RepositoryFacts(
             path: workingDirectory ?? gitDirectory,
             gitDirectory: gitDirectory,
@@ -23,8 +33,12 @@ extension Repository {
                 ? try countCommits(push: [], includeHead: true, hide: ["refs/heads/*", "refs/remotes/*"]) : 0,
             stashes: isBare ? [] : try stashes(),
             submodules: isBare ? [] : try submodules(),
-            remotes: try remotes(),
-            ignored: tree?.ignored ?? [])
+            remotes: remotes.map(\.name),
+            ignored: tree?.ignored ?? [],
+            remoteLocations: remotes,
+            discountedRemotes: discounted.isEmpty ? nil : discounted.map(\.name),
+            commitsOnNoCountedRemote: discounted.isEmpty ? nil
+                : try countCommits(push: ["refs/heads/*", "refs/tags/*"], includeHead: true, hide: counted.map { "refs/remotes/\($0.name)/*" }))
     }
 
     func head() throws(GitError) -> RepositoryFacts.Head {
@@ -259,6 +273,67 @@ extension Repository {
         defer { git_strarray_dispose(&names) }
         return (0..<names.count).compactMap { names.strings[$0].map { String(cString: $0) } }.sorted()
     }
+
+    /// Every remote with its URLs as git uses them (`insteadOf` rewrites applied by libgit2).
+    func remoteLocations() throws(GitError) -> [RepositoryFacts.Remote] {
+        // git runs a fetch or push from the top of the working tree, so a relative path in a
+        // remote URL starts there (at the repository itself when bare).
+        let base = workingDirectory ?? gitDirectory
+        var result: [RepositoryFacts.Remote] = []
+        for name in try remotes() {
+            var remote: OpaquePointer?
+            try GitError.check(git_remote_lookup(&remote, raw, name), "read remote \(name)")
+            defer { git_remote_free(remote) }
+            let url = git_remote_url(remote).map { String(cString: $0) } ?? ""
+            let pushURL = git_remote_pushurl(remote).map { String(cString: $0) }
+            let local = ([url] + (pushURL.map { [$0] } ?? [])).compactMap { Self.localDirectory(ofURL: $0, relativeTo: base) }
+            result.append(.init(name: name, url: url, pushURL: pushURL, localPaths: local))
+        }
+        return result
+    }
+
+    /// The directory a remote URL names when it is local, read as git reads it: a `file://` URL,
+    /// or a path that is no scp-like `host:path` (a colon with no slash before it). Relative paths
+    /// start at `base`. Symlinks and `..` are resolved as far as the path exists; nil for a
+    /// network URL.
+    static func localDirectory(ofURL url: String, relativeTo base: String) -> String? {
+        var path: String
+        if url.hasPrefix("file://") {
+            var rest = url.dropFirst("file://".count)
+            if !rest.hasPrefix("/") { rest = rest.drop { $0 != "/" } }   // file://localhost/path
+            path = rest.removingPercentEncoding ?? String(rest)
+        } else if url.contains("://") {
+            return nil
+        } else if let colon = url.firstIndex(of: ":"), !url[..<colon].contains("/") {
+            return nil
+        } else {
+            path = url
+        }
+        guard !path.isEmpty else { return nil }
+        if !path.hasPrefix("/") { path = (base.hasSuffix("/") ? base : base + "/") + path }
+        return resolvingSymlinks(path)
+    }
+
+    /// `realpath` of the path, or of its longest existing ancestor with the rest appended (a
+    /// remote may be gone; where it was still tells whether it was on the volume).
+    static func resolvingSymlinks(_ path: String) -> String {
+        var head = path
+        var tail: [String] = []
+        while !head.isEmpty {
+            if let pointer = realpath(head, nil) {
+                defer { free(pointer) }
+                let real = String(cString: pointer)
+                guard !tail.isEmpty else { return real }
+                let joined = (real == "/" ? "" : real) + "/" + tail.reversed().joined(separator: "/")
+                return URL(fileURLWithPath: joined).standardizedFileURL.path
+            }
+            let components = head.split(separator: "/", omittingEmptySubsequences: true)
+            guard let last = components.last else { break }
+            tail.append(String(last))
+            head = "/" + components.dropLast().joined(separator: "/")
+        }
+        return URL(fileURLWithPath: path).standardizedFileURL.path
+    }
 }
 
 /// Collects strings from a libgit2 foreach callback (through its payload).
@@ -288,15 +363,12 @@ func hex(_ oid: UnsafePointer<git_oid>) -> String {
 extension Repository {
     /// Opens the repository at `path` and inspects it on a thread of its own, so the handle
     /// never moves between threads and the blocking walk stays off Swift's cooperative pool.
-    public static func inspect(at path: String, excluded: @escaping @Sendable (String) -> Bool) async throws -> RepositoryFacts {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { () throws(GitError) -> RepositoryFacts in
-                    try Repository.open(at: path).inspect(excluded: excluded)
-                })
-            }
-            thread.name = "git inspect"
-            thread.start()
+    public static func inspect(
+        at path: String, excluded: @escaping @Sendable (String) -> Bool = { _ in false },
+        discounting: @escaping @Sendable (RepositoryFacts.Remote) -> Bool = { _ in false }
+    ) async throws(GitError) -> RepositoryFacts {
+        try await offPool("git inspect") { () throws(GitError) -> RepositoryFacts in
+            try Repository.open(at: path).inspect(excluded: excluded, discounting: discounting)
         }
     }
 }

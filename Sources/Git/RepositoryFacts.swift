@@ -72,6 +72,17 @@ public struct RepositoryFacts: Sendable, Codable, Equatable {
         public var uninitialized: Bool
     }
 
+    /// A remote and where it points.
+    public struct Remote: Sendable, Codable, Equatable {
+        public var name: String
+        public var url: String
+        /// `remote.NAME.pushurl` when set: where `git push` sends commits instead of `url`.
+        public var pushURL: String?
+        /// The directories `url` and `pushURL` name when they are local (a `file://` URL or a
+        /// path), absolute, with symlinks and `..` resolved; empty for a network remote.
+        public var localPaths: [String]
+    }
+
     /// The working tree (or the bare repository's directory).
     public var path: String
     public var gitDirectory: String
@@ -90,8 +101,19 @@ public struct RepositoryFacts: Sendable, Codable, Equatable {
     public var commitsOnNoBranch: Int
     public var stashes: [String]
     public var submodules: [Submodule]
+    /// The remotes' names.
     public var remotes: [String]
     /// Top-level paths ignored by .gitignore (not recursed into): what recreating the volume
     /// loses from inside this repository.
     public var ignored: [String]
+    /// Every remote with its URLs. Optional, like the two below, so that a report written before
+    /// they existed still decodes.
+    public var remoteLocations: [Remote]?
+    /// The remotes the inspection was told not to count as copies (a git check's: those inside
+    /// the paths it checks, deleted with the volume); nil when there were none.
+    public var discountedRemotes: [String]?
+    /// With ``discountedRemotes``: commits reachable from local branches, tags and HEAD that no
+    /// remote-tracking ref of any other remote contains (`git rev-list --count --branches --tags
+    /// HEAD --not --remotes=OTHER…`); nil when no remote was discounted.
+    public var commitsOnNoCountedRemote: Int?
 }

@@ -56,13 +56,15 @@ struct InspectionTests {
         }
     }
 
-    func inspect(_ fixture: GitFixture, _ name: String) throws -> RepositoryFacts {
-        try Repository.open(at: fixture.root + "/" + name).inspect { $0.contains("node_modules") }
+    /// Through the async API, on a thread of its own: the debug check stops a blocking
+    /// inspection called from a test's task.
+    func inspect(_ fixture: GitFixture, _ name: String) async throws -> RepositoryFacts {
+        try await Repository.inspect(at: fixture.root + "/" + name) { $0.contains("node_modules") }
     }
 
     /// Compares every fact git also reports.
     func agree(_ fixture: GitFixture, _ name: String, _ comment: Comment? = nil) async throws -> RepositoryFacts {
-        let facts = try inspect(fixture, name)
+        let facts = try await inspect(fixture, name)
         let git = try await Oracle.of(fixture, name)
         let tree = try #require(facts.workingTree)
         #expect(tree.staged.count == git.staged, comment)
@@ -240,11 +242,11 @@ struct InspectionTests {
         #expect(facts.submodules.first?.dirty == false && facts.submodules.first?.commitDiffers == false)
 
         try fixture.write("app/vendor/lib/README.md", "dirty\n")
-        facts = try inspect(fixture, "app")
+        facts = try await inspect(fixture, "app")
         #expect(facts.submodules.first?.dirty == true)
         try await fixture.git(["checkout", "-q", "README.md"], in: "app/vendor/lib")
         try await fixture.commit("app/vendor/lib", file: "new.txt", content: "n\n", message: "moved on")
-        facts = try inspect(fixture, "app")
+        facts = try await inspect(fixture, "app")
         #expect(facts.submodules.first?.commitDiffers == true)
         // git agrees that the parent sees a modified submodule.
         let status = try await fixture.git(["status", "--porcelain=v2"], in: "app")
@@ -263,9 +265,47 @@ struct InspectionTests {
         #expect(worktree.head == .branch("hotfix"))
         #expect(worktree.workingTree?.modified.sample == ["README.md"])
 
-        let bare = try Repository.open(at: scratch.path + "/remotes/api.git").inspect()
+        let bare = try await Repository.inspect(at: scratch.path + "/remotes/api.git")
         #expect(bare.isBare)
         #expect(bare.workingTree == nil)
         #expect(bare.branches.map(\.name) == ["main"])
+    }
+
+    @Test("remote URLs: file:// and plain paths are local directories, resolved; network and scp-like URLs are not")
+    func remoteLocations() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("api")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/link", withDestinationPath: scratch.path + "/remotes")
+        try await fixture.git(["remote", "add", "relative", "../link/api.git"], in: "api")
+        try await fixture.git(["remote", "add", "web", "https://example.invalid/api.git"], in: "api")
+        try await fixture.git(["remote", "add", "backup", "file://\(scratch.path)/remotes/./gone.git"], in: "api")
+        try await fixture.git(["remote", "set-url", "--push", "web", scratch.path + "/remotes/../remotes/api.git"], in: "api")
+        let facts = try await inspect(fixture, "api")
+        let remotes = Dictionary(try #require(facts.remoteLocations).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let bare = scratch.path + "/remotes/api.git"
+        #expect(facts.remotes == ["backup", "origin", "relative", "web"])
+        #expect(remotes["origin"]?.localPaths == [bare])
+        #expect(remotes["relative"]?.localPaths == [bare], "a relative path starts at the working tree; the symlink is resolved")
+        #expect(remotes["backup"]?.localPaths == [scratch.path + "/remotes/gone.git"], "a missing directory resolves as far as it exists")
+        #expect(remotes["web"]?.url == "https://example.invalid/api.git")
+        #expect(remotes["web"]?.localPaths == [bare], "the push URL counts too")
+        #expect(facts.discountedRemotes == nil && facts.commitsOnNoCountedRemote == nil)
+
+        let base = scratch.path + "/api/"
+        #expect(Repository.localDirectory(ofURL: "git@github.com:coder/api.git", relativeTo: base) == nil)
+        #expect(Repository.localDirectory(ofURL: "ssh://git@host/api.git", relativeTo: base) == nil)
+        #expect(Repository.localDirectory(ofURL: "file://localhost/srv/x%20y.git", relativeTo: base) == "/srv/x y.git")
+        #expect(Repository.localDirectory(ofURL: "./a:b", relativeTo: base) == base + "a:b")
+
+        // Told to discount origin (as a git check does with a remote inside its paths), the
+        // commits count as on no remote unless another remote's refs hold them.
+        let discounted = try await Repository.inspect(at: scratch.path + "/api", discounting: { $0.name == "origin" })
+        #expect(discounted.discountedRemotes == ["origin"])
+        #expect(discounted.commitsOnNoCountedRemote == 1)
+        #expect(discounted.commitsOnNoRemote == 0)
+        try await fixture.git(["fetch", "-q", "relative"], in: "api")
+        let alsoElsewhere = try await Repository.inspect(at: scratch.path + "/api", discounting: { $0.name == "origin" })
+        #expect(alsoElsewhere.commitsOnNoCountedRemote == 0)
     }
 }

@@ -1,6 +1,8 @@
+import Blocking
 import Foundation
 import Git
 import RepaveTestSupport
+import Synchronization
 import Testing
 
 @testable import RepaveCore
@@ -206,5 +208,111 @@ struct GitCheckTests {
         try await fixture.git(["tag", "v1"], in: "tagged")
         try await fixture.git(["checkout", "-q", "main"], in: "tagged")
         #expect(try repository(try await run(fixture, ["tagged"]), "tagged").reasons == ["1 commit reachable from tags or HEAD is on no remote"])
+    }
+
+    /// A clone of a bare repository made in `bareDirectory`, cloned by `url` (nil: its path),
+    /// with one pushed commit.
+    func cloneOfBare(_ fixture: GitFixture, _ name: String, bare bareDirectory: String, url: String? = nil) async throws {
+        try fixture.mkdir(bareDirectory)
+        try await fixture.git(["init", "-q", "--bare"], in: bareDirectory)
+        try await fixture.git(["clone", "-q", url ?? fixture.root + "/" + bareDirectory, name])
+        try await fixture.commit(name, file: "README.md", content: "# \(name)\n", message: "first")
+        try await fixture.git(["push", "-q", "-u", "origin", "main"], in: name)
+    }
+
+    @Test("a remote that is a local path inside the checked paths is no copy, even when its bare repository is ignored")
+    func remoteInsideCheckedPaths() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        // `git clone /home/coder/x.git`: the only remote lives on the same volume.
+        try await cloneOfBare(fixture, "home/api", bare: "home/x.git")
+        let lost = [
+            "remote 'origin' is \(scratch.path)/home/x.git, inside the checked paths: it is deleted with the volume",
+            "1 commit is on no remote outside the checked paths",
+        ]
+        #expect(try repository(try await run(fixture, ["home"]), "home/api").reasons == lost)
+
+        // Excluding the bare repository from the check does not make it a copy.
+        let ignored = try await run(fixture, ["home"], ignore: ["x.git/"])
+        #expect(!ignored.passed)
+        #expect(!ignored.repositories.contains { $0.path.hasSuffix("/x.git") })
+        #expect(try repository(ignored, "home/api").reasons == lost)
+
+        // Any checked path counts, however the URL reaches it: file://, through a symlink and `..`.
+        try await cloneOfBare(fixture, "work/web", bare: "data/web.git", url: "file://\(scratch.path)/data/web.git")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/work/data-link", withDestinationPath: scratch.path + "/data")
+        try await cloneOfBare(fixture, "work/docs", bare: "data/docs.git")
+        try await fixture.git(["remote", "set-url", "origin", "../data-link/../data/docs.git"], in: "work/docs")
+        let file = try await run(fixture, ["work", "data"], ignore: ["*.git/"])
+        #expect(try repository(file, "work/web").reasons.first == "remote 'origin' is \(scratch.path)/data/web.git, inside the checked paths: it is deleted with the volume")
+        #expect(try repository(file, "work/docs").reasons.first == "remote 'origin' is \(scratch.path)/data/docs.git, inside the checked paths: it is deleted with the volume")
+
+        // Outside every checked path, the same remotes are copies that survive the volume.
+        let outside = try await run(fixture, ["work"])
+        #expect(try repository(outside, "work/web").passed)
+        #expect(try repository(outside, "work/docs").passed)
+    }
+
+    @Test("a remote inside the checked paths is harmless when another remote holds every commit; network remotes are unchanged")
+    func otherRemotes() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await cloneOfBare(fixture, "home/api", bare: "home/x.git")
+        try fixture.mkdir("backup/api.git")
+        try await fixture.git(["init", "-q", "--bare"], in: "backup/api.git")
+        try await fixture.git(["remote", "add", "backup", scratch.path + "/backup/api.git"], in: "home/api")
+        try await fixture.git(["push", "-q", "backup", "main"], in: "home/api")
+        #expect(try repository(try await run(fixture, ["home"], ignore: ["x.git/"]), "home/api").passed)
+        try await fixture.commit("home/api", file: "new.txt", content: "n\n", message: "only on the volume")
+        try await fixture.git(["push", "-q", "origin", "main"], in: "home/api")
+        #expect(try repository(try await run(fixture, ["home"], ignore: ["x.git/"]), "home/api").reasons == [
+            "remote 'origin' is \(scratch.path)/home/x.git, inside the checked paths: it is deleted with the volume",
+            "1 commit is on no remote outside the checked paths",
+        ])
+
+        // Network URLs (https, scp-like) are never local: the rule is as it was.
+        try await fixture.pushedClone("web")
+        try await fixture.git(["remote", "set-url", "origin", "git@github.com:coder/web.git"], in: "web")
+        try await fixture.git(["remote", "add", "mirror", "https://example.invalid/web.git"], in: "web")
+        let network = try await run(fixture, ["web"])
+        #expect(try repository(network, "web").passed)
+        #expect(try repository(network, "web").facts?.discountedRemotes == nil)
+        try await fixture.commit("web", file: "x.txt", content: "x\n", message: "local")
+        #expect(try repository(try await run(fixture, ["web"]), "web").reasons == ["branch main is 1 commit ahead of origin/main"])
+    }
+
+    @Test("the walk, the sizing and the inspections run off the cooperative pool; called from a task, the debug check fires")
+    func offThePool() async throws {
+        let scratch = try ScratchDirectory()
+        let fixture = GitFixture(root: scratch.path)
+        try await fixture.pushedClone("home/api")
+        try await fixture.commit("home/api", file: ".gitignore", content: "build/\n", message: "ignore")
+        try fixture.write("home/api/build/out.bin", "x\n")
+        try fixture.write("home/notes/todo.txt", "x\n")
+        let violations = Mutex<[String]>([])
+        let record: @Sendable (String) -> Void = { what in violations.withLock { $0.append(what) } }
+        let report = try await CooperativePoolCheck.$reportViolation.withValue(record) {
+            try await run(fixture, ["home"])
+        }
+        #expect(report.inventory.entries.count == 2, "\(report.inventory.entries.map(\.path))")   // sized: notes, and api/build
+        #expect(violations.withLock { $0 } == [])
+
+        // The same functions called straight from this task are caught (debug builds only).
+        let noGlobs = try GlobSet([])
+        CooperativePoolCheck.$reportViolation.withValue(record) {
+            _ = Sizer(budget: .seconds(5)).measure(scratch.path + "/home/notes")
+            var discovery = RepositoryDiscovery(ignore: noGlobs, sizer: Sizer(budget: .seconds(5)))
+            discovery.search(scratch.path + "/home", relativeTo: scratch.path + "/home")
+            _ = try? Repository.open(at: scratch.path + "/home/api").inspect()
+        }
+        #if DEBUG
+        #expect(violations.withLock { $0 } == [
+            "git-check sizing of \(scratch.path)/home/notes",
+            "git-check walk of \(scratch.path)/home",
+            "libgit2 inspection of \(scratch.path)/home/api/",
+        ])
+        #else
+        #expect(violations.withLock { $0 } == [])
+        #endif
     }
 }

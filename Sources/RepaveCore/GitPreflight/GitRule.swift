@@ -8,6 +8,8 @@ public enum GitRule: String, Sendable, Codable, CaseIterable {
     case clean
     /// Every commit is on a remote: no branch ahead of its upstream, none with commits but no
     /// upstream, no detached commits on no branch, and a remote at all once anything is committed.
+    /// A remote that is a local path inside the checked paths is no copy (it is deleted with the
+    /// volume): the commits must also be on another remote.
     case pushed
     /// No stash entries (a stash lives only in this repository).
     case noStash = "no-stash"
@@ -53,6 +55,13 @@ public enum GitRule: String, Sendable, Codable, CaseIterable {
                 reasons.append("no remote: \(count(facts.commitsOnNoRemote, "commit")) \(facts.commitsOnNoRemote == 1 ? "exists" : "exist") only here")
             }
             return reasons
+        }
+        if let lost = facts.discountedRemotes, let unsaved = facts.commitsOnNoCountedRemote, unsaved > 0 {
+            for name in lost {
+                let remote = facts.remoteLocations?.first { $0.name == name }
+                reasons.append("remote '\(name)' is \(remote?.localPaths.first ?? remote?.url ?? "a local path"), inside the checked paths: it is deleted with the volume")
+            }
+            reasons.append("\(count(unsaved, "commit")) \(unsaved == 1 ? "is" : "are") on no remote outside the checked paths")
         }
         for branch in facts.branches {
             if let ahead = branch.ahead, ahead > 0, let upstream = branch.upstream {

@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 
 /// Finds repositories below some paths without git's help: normal repositories, bare ones,
@@ -5,7 +6,7 @@ import Foundation
 /// ignore globs match, or through symlinks; an unreadable directory is reported and skipped.
 /// Directories outside every repository are measured on the way, for the inventory of what
 /// recreating the volume loses.
-struct RepositoryDiscovery {
+struct RepositoryDiscovery: Sendable {
     enum Kind: String, Sendable, Codable {
         case normal
         case bare
@@ -58,6 +59,7 @@ struct RepositoryDiscovery {
     /// Walks `root` (a directory outside any known repository, or inside `parent`'s working tree
     /// when searching its untracked and ignored directories).
     mutating func search(_ root: String, parent: String? = nil, relativeTo base: String) {
+        assertOffPool("git-check walk of \(root)")
         var info = stat()
         guard lstat(root, &info) == 0 else {
             unreadable.append((root, String(cString: strerror(errno))))
@@ -229,6 +231,7 @@ final class Sizer: Sendable {
     var expired: Bool { ContinuousClock.now >= deadline }
 
     func measure(_ root: String) -> (bytes: Int64, files: Int, complete: Bool) {
+        assertOffPool("git-check sizing of \(root)")
         var bytes: Int64 = 0
         var files = 0
         var stack = [root]
