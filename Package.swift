@@ -82,7 +82,7 @@ let package = Package(
 
         // Test support (not a product): finds the lab, runs child processes, makes scratch dirs.
         .target(name: "RepaveTestSupport", dependencies: [
-            "Curl", "KubeAPI", "Journal", "RepaveCore",
+            "Curl", "KubeAPI", "Journal", "RepaveCore", "Blocking",
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "SystemPackage", package: "swift-system"),
         ], path: "Tests/RepaveTestSupport", swiftSettings: strict),

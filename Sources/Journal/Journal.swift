@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import Synchronization
 
@@ -382,6 +383,8 @@ public final class Journal: Sendable {
 
     /// One logical write (looping on short writes), then the sync.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String, sync: (Int32) -> Int32) throws(JournalError) {
+        // write and fdatasync block: callers in Swift tasks go through `offPool`.
+        assertOffPool("journal write and fdatasync")
         var written = 0
         while written < bytes.count {
             let result = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }

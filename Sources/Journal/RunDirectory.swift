@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import Glibc
 
@@ -17,6 +18,7 @@ public enum RunDirectory {
     /// Writes a file of a run directory whole or not at all: a temporary file (0600), synced,
     /// renamed into place, the directory synced. A crash leaves the old file or none, never half.
     public static func writeAtomically(_ data: Data, to path: String) throws(JournalError) {
+        assertOffPool("run directory write and fsync")
         let temporary = path + ".tmp"
         unlink(temporary)
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)

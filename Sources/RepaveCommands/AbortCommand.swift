@@ -1,4 +1,5 @@
 import ArgumentParser
+import Blocking
 import Foundation
 import Journal
 import RepaveCore
@@ -22,7 +23,7 @@ struct AbortCommand: AsyncParsableCommand {
 
     func run() async throws {
         let directory = RunLocator.resolve(run)
-        let journal = try Journal.open(directory: directory)
+        let journal = try await offPool("journal open") { () throws(JournalError) in try Journal.open(directory: directory) }
         let stored = try RunLocator.plan(in: directory, journal: journal)
         let client = try Cluster.connect(global: global, context: stored.strategy.kubeContext)
         let session = try await MaintenanceSession.reopen(stored.strategy, journal: journal, directory: directory, client: client,

@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import RepaveCore
 
@@ -17,7 +18,7 @@ public enum Confirmation {
         }
         text += "Type \(expected) to continue: "
         FileHandle.standardError.write(Data(text.utf8))
-        let answer = await Blocking.run("confirmation") { () -> String? in readLine(strippingNewline: true) }
+        let answer = await offPool("confirmation") { () -> String? in readLine(strippingNewline: true) }
         guard let answer else { return false }
         return answer.trimmingCharacters(in: .whitespaces) == expected
     }

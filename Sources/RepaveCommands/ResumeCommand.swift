@@ -1,4 +1,5 @@
 import ArgumentParser
+import Blocking
 import Foundation
 import Journal
 import RepaveCore
@@ -21,7 +22,7 @@ struct ResumeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let directory = RunLocator.resolve(run)
-        let journal = try Journal.open(directory: directory)
+        let journal = try await offPool("journal open") { () throws(JournalError) in try Journal.open(directory: directory) }
         if let copy = journal.repairedCopy {
             FileHandle.standardError.write(Data("note: the journal's torn last record was cut away (copy: \(copy))\n".utf8))
         }

@@ -88,6 +88,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let gitFailed = ErrorCode("git.failed", .refused)
     public static let gitNoSuchPath = ErrorCode("git.no-such-path", .refused)
     public static let gitReportUnwritable = ErrorCode("git.report-unwritable", .refused)
+    /// libgit2's owner check is process-wide: one process cannot run checks with both settings.
+    public static let gitOwnerValidationConflict = ErrorCode("git.owner-validation-conflict", .internalError)
 
     /// The catalog, for docs/journal-and-engine.md and its test.
     public static let all: [ErrorCode] = [
@@ -97,6 +99,6 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         runRefused, runStopped, runInterrupted, lockHeld, manifestsWrite, writeUnsettled, claimInUse, scaledUp, retainNoVolume, retainReplaced,
         deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
-        abortPastPointOfNoReturn, abortEnded, statusNoRuns, gitFailed, gitNoSuchPath, gitReportUnwritable,
+        abortPastPointOfNoReturn, abortEnded, statusNoRuns, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
     ]
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Blocking
 import Foundation
 import Journal
 import KubeAPI
@@ -44,7 +45,8 @@ struct EngineDemo: AsyncParsableCommand {
         let strategy = DemoStrategy(namespace: namespace, window: window, lease: lease, delay: waitDelay)
         do {
             if abort || resume {
-                let journal = try Journal.open(directory: runDirectory)
+                let directory = runDirectory
+                let journal = try await offPool("journal open") { () throws(JournalError) in try Journal.open(directory: directory) }
                 let stored = FileManager.default.contents(atPath: runDirectory + "/plan.json")
                 let session = try await MaintenanceSession.reopen(strategy, journal: journal, directory: runDirectory, client: client,
                                                                   storedPlan: stored, acceptChanged: acceptChangedPlan, bindingChecked: !abort)

@@ -6,7 +6,7 @@ import Testing
 
 /// Journals the journal fuzzer (fuzz/Sources/FuzzJournal) found the reader accepting although
 /// jq or a second reader would read them differently, and the bound on journal files.
-@Suite("journal: fuzz findings and input bounds")
+@Suite("journal: fuzz findings and input bounds", .blockingCallsAllowed)
 struct JournalFuzzRegressionTests {
     static let header = #"{"v":1,"seq":1,"prev":"00000000","run":"r","t":"2026-11-28T02:00:00Z","kind":"header","step":null,"crit":true,"data":{"plan":"p"}}"#
 

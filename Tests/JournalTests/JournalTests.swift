@@ -6,7 +6,7 @@ import Testing
 
 @testable import Journal
 
-@Suite("journal")
+@Suite("journal", .blockingCallsAllowed)
 struct JournalTests {
     struct Header: Codable, Equatable {
         var planDigest: String

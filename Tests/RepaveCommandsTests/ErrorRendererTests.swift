@@ -9,7 +9,7 @@ import Testing
 @Suite("error renderer")
 struct ErrorRendererTests {
     let conflict = RepaveError(
-        code: "kube.conflict", "failed to delete persistentvolumeclaim 'devpod/home'",
+        .kube("Conflict", unavailable: false), "failed to delete persistentvolumeclaim 'devpod/home'",
         causes: ["conflict: the object has been modified", "precondition failed: uid 1234 != 5678"],
         hint: "run 'repave resume devpod-home-20261128T020000Z'; the step re-reads the claim first",
         exitStatus: .stoppedMidRun)
@@ -27,7 +27,7 @@ struct ErrorRendererTests {
 
     @Test("text: a line break or a terminal escape from the input or the server stays on its line, escaped")
     func controlCharacters() {
-        let hostile = RepaveError(code: "x", "unknown key 'a\nerror: all good'", causes: ["Status: \u{1B}[2Jcleared\r"], exitStatus: .refused)
+        let hostile = RepaveError(.planInvalid, "unknown key 'a\nerror: all good'", causes: ["Status: \u{1B}[2Jcleared\r"], exitStatus: .refused)
         #expect(ErrorRenderer.text(hostile) == "error: unknown key 'a\\nerror: all good'\ncaused by: Status: \\u{1b}[2Jcleared\\r\n")
     }
 

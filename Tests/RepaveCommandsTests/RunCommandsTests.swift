@@ -4,7 +4,7 @@ import RepaveTestSupport
 import Testing
 
 /// `repave plan`, `repave journal show` and `repave status` as an operator runs them.
-@Suite("plan, journal and status commands")
+@Suite("plan, journal and status commands", .blockingCallsAllowed)
 struct RunCommandsTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 

@@ -7,7 +7,7 @@ import Testing
 @testable import RepaveCore
 
 /// The run's Lease on the lab's real API server.
-@Suite("cluster lock", .serialized)
+@Suite("cluster lock", .serialized, .blockingCallsAllowed)
 struct ClusterLockTests {
     let lab: Lab
     let client: KubeClient

@@ -37,17 +37,15 @@ struct RecreateTrafficTests {
                 timeouts: {scaleDown: 60s, claimDeletion: 60s, bind: 60s, rollout: 60s, verify: 30s}
                 """.utf8), file: "traffic.yaml")
             let connection = try KubeconfigLoader(explicitPath: lab.adminKubeconfig).load()
-            let session = try HTTPSession(configuration: .init(tls: connection.tls, userAgent: "repave-test/traffic"))
-            let counter = FaultInjectingTransport(session) { _, _ in nil }
+            let http = try HTTPSession(configuration: .init(tls: connection.tls, userAgent: "repave-test/traffic"))
+            let counter = FaultInjectingTransport(http) { _, _ in nil }
             let client = try KubeClient(connection: connection, userAgent: "repave-test/traffic", transport: counter)
-            let journal = try Journal.create(directory: scratch.file("run"), run: "traffic", header: ["plan": "traffic"])
-            let recreate = Recreate(plan: plan, run: "traffic", runDirectory: scratch.file("run"))
-            let runner = Runner(steps: recreate.steps(), journal: journal, client: client,
-                                lock: ClusterLock(client: client, namespace: namespace, claim: "home", holder: "traffic"), confirm: { _ in true })
+            // The session as `repave run --yes` drives it: permissions, header, every step, summary.
+            let session = try await MaintenanceSession.start(RecreateStrategy(plan: plan), client: client, directory: scratch.file("run"), consentGiven: true)
             let started = ContinuousClock.now
-            let outcome = await runner.run(resuming: false, confirmationRequired: false)
+            let report = try await session.execute(confirm: nil)
             let took = ContinuousClock.now - started
-            #expect(outcome == .finished, "\(String(describing: runner.failure))")
+            #expect(report.error == nil, "\(String(describing: report.error))")
             let sent = counter.sent
             let writes = sent.filter { $0.method != .get && !$0.url.contains("selfsubject") }
             let watches = sent.filter { $0.url.contains("watch=1") }
@@ -57,11 +55,11 @@ struct RecreateTrafficTests {
             let renewals = sent.filter { $0.method == .put && $0.url.contains("/leases/") }.count
             let work = sent.count - 2 * renewals
             // Reported for BENCHMARKS.md and the closing note.
-            print("devpod scenario API traffic: \(sent.count) requests (\(reviews.count) access and rules reviews, \(writes.count) writes, \(watches.count) watches, \(renewals) lease renewals in \(took)), \(session.totalConnectionsOpened) TLS connections")
+            print("devpod scenario API traffic: \(sent.count) requests (\(reviews.count) access and rules reviews, \(writes.count) writes, \(watches.count) watches, \(renewals) lease renewals in \(took)), \(http.totalConnectionsOpened) TLS connections")
             // Reads and reviews share one connection; each write has its own (never resent by
             // libcurl), and so does each watch (closed when its wait is over).
-            #expect(session.totalConnectionsOpened <= writes.count + watches.count + 1,
-                    "\(session.totalConnectionsOpened) connections for \(writes.count) writes and \(watches.count) watches")
+            #expect(http.totalConnectionsOpened <= writes.count + watches.count + 1,
+                    "\(http.totalConnectionsOpened) connections for \(writes.count) writes and \(watches.count) watches")
             #expect(work <= 60, "\(work) requests besides \(renewals) lease renewals: \(sent.map { "\($0.method.rawValue) \($0.url)" })")
             #expect(renewals <= Int(took / .seconds(20)) + 1, "\(renewals) lease renewals in \(took)")
             #expect(writes.count - renewals <= 10)

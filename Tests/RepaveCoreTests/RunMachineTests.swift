@@ -8,72 +8,133 @@ import Testing
 @Suite("run machine")
 struct RunMachineTests {
     let steps: [RunMachine.StepInfo] = [
-        .init(id: "preflight", mutates: false),
-        .init(id: "scale-down", mutates: true),
-        .init(id: "delete-claim", mutates: true, pointOfNoReturn: true),
+        .init(id: "preflight", mutates: false, estimate: .seconds(10)),
+        .init(id: "scale-down", mutates: true, estimate: .seconds(30)),
+        .init(id: "delete-claim", mutates: true, pointOfNoReturn: true, estimate: .seconds(30)),
     ]
 
-    @Test("a fresh run: observe, one confirmation naming the point of no return, apply, await, record")
+    /// The window open and the Lease held: the gate lets the change through.
+    let open = RunMachine.Event.gated(window: .inside, lockLost: nil)
+
+    /// A passing failure of the current action: a pause, then the action to retry from.
+    func retry(_ machine: inout RunMachine, step: String, attempt: Int = 1) -> RunMachine.Action {
+        let pause = machine.next(after: .failed(.passing("lost", retryAfter: nil)))
+        #expect(pause == .pause(step, reason: "lost", delay: RunMachine.delay(attempt: attempt, retryAfter: nil), attempt: attempt))
+        return machine.next(after: .paused)
+    }
+
+    @Test("a fresh run: observe, one confirmation naming the point of no return, gate, apply, await, record")
     func freshRun() {
         var machine = RunMachine(steps: steps, confirmationRequired: true)
         #expect(machine.next(after: .start) == .observe("preflight"))
         #expect(machine.next(after: .observed(goalHolds: true)) == .record("preflight"))
         #expect(machine.next(after: .recorded) == .observe("scale-down"))
         #expect(machine.next(after: .observed(goalHolds: false)) == .confirm(pointOfNoReturn: "delete-claim"))
-        #expect(machine.next(after: .confirmed(true)) == .apply("scale-down"))
+        #expect(machine.next(after: .confirmed(true)) == .gate("scale-down", remaining: .seconds(60)))
+        #expect(!machine.changed)
+        #expect(machine.next(after: open) == .apply("scale-down", windowWarning: nil))
+        #expect(machine.changed)
         #expect(machine.next(after: .applied) == .await("scale-down"))
         #expect(machine.next(after: .awaited) == .record("scale-down"))
         #expect(machine.next(after: .recorded) == .observe("delete-claim"))
-        #expect(machine.next(after: .observed(goalHolds: false)) == .apply("delete-claim"))   // asked once only
+        #expect(machine.next(after: .observed(goalHolds: false)) == .gate("delete-claim", remaining: .seconds(30)))   // asked once only
+        #expect(machine.next(after: open) == .apply("delete-claim", windowWarning: nil))
         #expect(machine.next(after: .applied) == .await("delete-claim"))
         #expect(machine.next(after: .awaited) == .record("delete-claim"))
         #expect(machine.next(after: .recorded) == .finish)
     }
 
     @Test("a passing failure: a failed read observes again, a failed change is settled by observing before anything is sent again, a failed wait waits again")
-    func retry() {
+    func retryFromTheRightPlace() {
         var machine = RunMachine(steps: steps, confirmationRequired: false)
         #expect(machine.next(after: .start) == .observe("preflight"))
-        #expect(machine.next(after: .retry) == .observe("preflight"))
+        #expect(retry(&machine, step: "preflight") == .observe("preflight"))
         #expect(machine.next(after: .observed(goalHolds: true)) == .record("preflight"))
         #expect(machine.next(after: .recorded) == .observe("scale-down"))
-        #expect(machine.next(after: .observed(goalHolds: false)) == .apply("scale-down"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .gate("scale-down", remaining: .seconds(60)))
+        #expect(machine.next(after: open) == .apply("scale-down", windowWarning: nil))
         // The change may have been made: observe, and settle it like a resumed run would.
-        #expect(machine.next(after: .retry) == .observe("scale-down"))
+        #expect(retry(&machine, step: "scale-down") == .observe("scale-down"))
         #expect(machine.next(after: .observed(goalHolds: true)) == .settle("scale-down", applied: true))
         #expect(machine.next(after: .recorded) == .await("scale-down"))
-        #expect(machine.next(after: .retry) == .await("scale-down"))
+        #expect(retry(&machine, step: "scale-down", attempt: 2) == .await("scale-down"))
         #expect(machine.next(after: .awaited) == .record("scale-down"))
         #expect(machine.next(after: .recorded) == .observe("delete-claim"))
-        #expect(machine.next(after: .observed(goalHolds: false)) == .apply("delete-claim"))
-        // Not made: applied again, once the observation said so.
-        #expect(machine.next(after: .retry) == .observe("delete-claim"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .gate("delete-claim", remaining: .seconds(30)))
+        #expect(machine.next(after: open) == .apply("delete-claim", windowWarning: nil))
+        // Not made: applied again, once the observation said so (through the gate again).
+        #expect(retry(&machine, step: "delete-claim") == .observe("delete-claim"))
         #expect(machine.next(after: .observed(goalHolds: false)) == .settle("delete-claim", applied: false))
-        #expect(machine.next(after: .recorded) == .apply("delete-claim"))
+        #expect(machine.next(after: .recorded) == .gate("delete-claim", remaining: .seconds(30)))
+        #expect(machine.next(after: open) == .apply("delete-claim", windowWarning: nil))
         #expect(machine.next(after: .applied) == .await("delete-claim"))
         #expect(machine.next(after: .awaited) == .record("delete-claim"))
         #expect(machine.next(after: .recorded) == .finish)
+        #expect(machine.retries == ["preflight": 1, "scale-down": 2, "delete-claim": 1])
     }
 
-    @Test("which failures pass: connection loss, timeouts, 429, 5xx, resourceVersion conflicts; not refusals, a failed uid precondition or a deadline")
-    func transientFailures() {
-        func api(_ status: Int, _ reason: KubeAPIError.Reason, _ message: String = "") -> KubeAPIError {
-            KubeAPIError(reason: reason, httpStatus: status, verb: "PATCH", path: "/", message: message)
+    @Test("the machine owns attempts: six retries of a step with growing pauses or the server's Retry-After, then it stops; a final failure stops at once")
+    func attempts() {
+        var machine = RunMachine(steps: steps, confirmationRequired: false)
+        #expect(machine.next(after: .start) == .observe("preflight"))
+        for attempt in 1...RunMachine.maxRetries {
+            let pause = machine.next(after: .failed(.passing("503", retryAfter: attempt == 2 ? .seconds(7) : nil)))
+            #expect(pause == .pause("preflight", reason: "503", delay: attempt == 2 ? .seconds(7) : .milliseconds(250 * (1 << min(attempt - 1, 4))), attempt: attempt))
+            #expect(machine.next(after: .paused) == .observe("preflight"))
         }
-        #expect(TransientFailure.isTransient(CurlError(code: 56, message: "", operation: "")))
-        #expect(TransientFailure.isTransient(CurlError(code: 28, message: "", operation: "")))
-        #expect(!TransientFailure.isTransient(CurlError(code: 60, message: "", operation: "")))
-        for status in [429, 500, 502, 503, 504] { #expect(TransientFailure.isTransient(api(status, .unknown))) }
-        #expect(TransientFailure.isTransient(api(409, .conflict, "the object has been modified")))
-        #expect(!TransientFailure.isTransient(api(409, .conflict, "Precondition failed: UID in precondition: a, UID in object meta: b")))
-        #expect(!TransientFailure.isTransient(api(409, .alreadyExists)))
-        #expect(!TransientFailure.isTransient(api(403, .forbidden)))
-        #expect(!TransientFailure.isTransient(api(422, .invalid)))
-        #expect(!TransientFailure.isTransient(RepaveError(code: "x", "timed out waiting", exitStatus: .stoppedMidRun)))
-        #expect(TransientFailure.delay(after: api(503, .serviceUnavailable), attempt: 1) == .milliseconds(250))
-        #expect(TransientFailure.delay(after: api(503, .serviceUnavailable), attempt: 3) == .seconds(1))
-        #expect(TransientFailure.delay(after: api(503, .serviceUnavailable), attempt: TransientFailure.maxAttempts + 1) == nil)
-        #expect(TransientFailure.delay(after: KubeAPIError(reason: .tooManyRequests, httpStatus: 429, verb: "GET", path: "/", message: "", retryAfter: .seconds(2)), attempt: 1) == .seconds(2))
+        #expect(machine.next(after: .failed(.passing("503", retryAfter: nil))) == .stop("503"))
+        #expect(RunMachine.delay(attempt: 1, retryAfter: .seconds(90)) == .seconds(30))
+        var other = RunMachine(steps: steps, confirmationRequired: false)
+        _ = other.next(after: .start)
+        #expect(other.next(after: .failed(.final("forbidden"))) == .stop("forbidden"))
+    }
+
+    @Test("the window gates every change: refused before the first one, only a warning once the run has changed the cluster; a lost Lease stops before the next change")
+    func gate() {
+        let closed = WindowCheck.closed(closedFor: 60)
+        var fresh = RunMachine(steps: steps, confirmationRequired: false)
+        _ = fresh.next(after: .start)
+        _ = fresh.next(after: .observed(goalHolds: true))
+        _ = fresh.next(after: .recorded)
+        #expect(fresh.next(after: .observed(goalHolds: false)) == .gate("scale-down", remaining: .seconds(60)))
+        #expect(fresh.next(after: .gated(window: closed, lockLost: nil)) == .stop("not starting scale-down: the maintenance window closed 1m ago"))
+        #expect(!fresh.changed)
+
+        var started = RunMachine(steps: steps, confirmationRequired: false)
+        #expect(started.next(after: .resume(done: ["preflight", "scale-down"], dangling: nil, changed: true)) == .observe("delete-claim"))
+        #expect(started.next(after: .observed(goalHolds: false)) == .gate("delete-claim", remaining: .seconds(30)))
+        #expect(started.next(after: .gated(window: closed, lockLost: nil)) == .apply("delete-claim", windowWarning: "the maintenance window closed 1m ago"))
+
+        var lost = RunMachine(steps: steps, confirmationRequired: false)
+        _ = lost.next(after: .resume(done: ["preflight"], dangling: nil, changed: true))
+        _ = lost.next(after: .observed(goalHolds: false))
+        #expect(lost.next(after: .gated(window: .inside, lockLost: "the cluster lock was taken by r2")) == .stop("not starting scale-down: the cluster lock was taken by r2"))
+    }
+
+    @Test("which failures the engine tries again: a resourceVersion conflict and a change whose answer was lost; not a read the client already retried, a refusal, a failed uid precondition or a deadline")
+    func classification() {
+        func api(_ status: Int, _ reason: KubeAPIError.Reason, _ message: String = "", retryAfter: Duration? = nil) -> KubeAPIError {
+            KubeAPIError(reason: reason, httpStatus: status, verb: "PATCH", path: "/", message: message, retryAfter: retryAfter)
+        }
+        func passes(_ error: any Error) -> Bool { if case .passing = TransientFailure.classify(error) { true } else { false } }
+        #expect(passes(api(409, .conflict, "the object has been modified")))
+        #expect(TransientFailure.classify(api(409, .conflict, "modified", retryAfter: .seconds(2))) == .passing("\(api(409, .conflict, "modified", retryAfter: .seconds(2)))", retryAfter: .seconds(2)))
+        #expect(passes(UnsettledWrite(verb: "PATCH", path: "/", cause: api(503, .serviceUnavailable))))
+        #expect(!passes(api(409, .conflict, "Precondition failed: UID in precondition: a, UID in object meta: b")))
+        #expect(!passes(api(409, .alreadyExists)))
+        #expect(!passes(api(403, .forbidden)))
+        #expect(!passes(api(422, .invalid)))
+        // The client already sent a read as often as its policy allows: the engine does not again.
+        #expect(!passes(api(503, .serviceUnavailable)))
+        #expect(!passes(CurlError(code: 56, message: "", operation: "")))
+        #expect(!passes(RepaveError(.verifyFailed, "timed out waiting")))
+        // Which failures of a write leave its outcome unknown.
+        #expect(TransientFailure.leavesOutcomeUnknown(CurlError(code: 56, message: "", operation: "")))
+        #expect(TransientFailure.leavesOutcomeUnknown(CurlError(code: 28, message: "", operation: "")))
+        #expect(!TransientFailure.leavesOutcomeUnknown(CurlError(code: 60, message: "", operation: "")))
+        for status in [500, 502, 503, 504] { #expect(TransientFailure.leavesOutcomeUnknown(api(status, .unknown))) }
+        #expect(!TransientFailure.leavesOutcomeUnknown(api(409, .conflict)))
+        #expect(!TransientFailure.leavesOutcomeUnknown(api(429, .tooManyRequests)))
     }
 
     @Test("nothing to do: every goal already holds, no confirmation asked")
@@ -101,8 +162,9 @@ struct RunMachineTests {
         _ = yes.next(after: .start)
         _ = yes.next(after: .observed(goalHolds: true))
         _ = yes.next(after: .recorded)
-        #expect(yes.next(after: .observed(goalHolds: false)) == .apply("scale-down"))
-        #expect(yes.next(after: .failed("boom")) == .stop("boom"))
+        #expect(yes.next(after: .observed(goalHolds: false)) == .gate("scale-down", remaining: .seconds(60)))
+        #expect(yes.next(after: open) == .apply("scale-down", windowWarning: nil))
+        #expect(yes.next(after: .failed(.final("boom"))) == .stop("boom"))
     }
 
     @Test("resume with a dangling intent whose change happened: settled as applied, then recorded")
@@ -128,7 +190,7 @@ struct RunMachineTests {
         var machine = RunMachine(steps: steps, confirmationRequired: true)
         #expect(machine.next(after: .resume(done: ["preflight"], dangling: "scale-down")) == .observe("scale-down"))
         #expect(machine.next(after: .observed(goalHolds: false)) == .settle("scale-down", applied: false))
-        #expect(machine.next(after: .recorded) == .apply("scale-down"))
+        #expect(machine.next(after: .recorded) == .gate("scale-down", remaining: .seconds(60)))
     }
 
     /// A whole run simulated the way the runner journals it, then resumed from every prefix of
@@ -145,7 +207,9 @@ struct RunMachineTests {
                 case .finish, .stop: return
                 case .observe(let id): action = machine.next(after: .observed(goalHolds: steps.first { $0.id == id }!.mutates ? world.contains(id) : true))
                 case .confirm: action = machine.next(after: .confirmed(true))
-                case .apply(let id):
+                case .gate: action = machine.next(after: .gated(window: .inside, lockLost: nil))
+                case .pause: action = machine.next(after: .paused)
+                case .apply(let id, _):
                     journal.append(("intent", id))
                     if world.contains(id) { applies.append("DUPLICATE \(id)") }
                     world.insert(id)
@@ -186,20 +250,23 @@ struct RunMachineTests {
         }
     }
 
-    @Test("the runner folds a journal into done steps, a dangling intent and attempts")
-    func folding() {
+    @Test("the engine folds a journal into done steps, a dangling intent and attempts")
+    func folding() throws {
         func record(_ kind: String, _ step: String?) -> JournalRecord {
-            JournalRecord(version: 1, sequence: 0, previous: "", run: "r", time: "", kind: kind, step: step, critical: true, data: Data("{}".utf8), checksum: "")
+            let data = kind == "intent" ? #"{"verb":"PATCH","path":"/p","attempt":1,"dryRun":false}"# : #"{"step":"\#(step ?? "")"}"#
+            return JournalRecord(version: 1, sequence: 0, previous: "", run: "r", time: "", kind: kind, step: step, critical: true, data: Data(data.utf8), checksum: "")
         }
         func outcome(_ step: String, _ result: String) -> JournalRecord {
             var r = record("outcome", step)
             r.data = Data(#"{"result":"\#(result)"}"#.utf8)
             return r
         }
-        let state = Runner.state(of: [
-            record("header", nil), record("intent", "a"), outcome("a", "ok"), record("applied", "a"), record("step_done", "a"),
+        var header = record("header", nil)
+        header.data = Data(#"{"schema":2,"tool":"t","strategy":"recreate","plan":"p","planDigest":"d","cluster":{"server":"s","kubeSystemUID":"u"},"targets":{},"tlsVerified":true}"#.utf8)
+        let state = try RunHistory([
+            header, record("intent", "a"), outcome("a", "ok"), record("applied", "a"), record("step_done", "a"),
             record("intent", "b"), outcome("b", "ok"), record("applied", "b"), record("intent", "c"), outcome("c", "error"),
-        ])
+        ]).state
         #expect(state.done == ["a"])
         #expect(state.applied == ["b"])
         #expect(state.dangling == "c")      // an error outcome may have reached the server
@@ -227,7 +294,7 @@ struct WindowAndBindingTests {
 
     @Test("binding: the plan digest, the cluster and the target uids must still match on resume")
     func binding() {
-        let header = RunHeader(plan: "devpod-home", planDigest: "aaaa", cluster: .init(server: "https://a:6443", kubeSystemUID: "u1"),
+        let header = RunHeader(strategy: "recreate", plan: "devpod-home", planDigest: "aaaa", cluster: .init(server: "https://a:6443", kubeSystemUID: "u1"),
                                targets: ["persistentvolumeclaim/devpod/home": "c1"], tlsVerified: true)
         #expect(header.mismatches(header).isEmpty)
         var other = header
@@ -247,10 +314,10 @@ struct RecreateDecisionTests {
     func insideThePod() {
         let pods = ["coder-jeda-codespace-7d9f-abcde"]
         let env = ["KUBERNETES_SERVICE_HOST": "10.0.0.1"]
-        #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: env, serviceAccountNamespace: "devpod\n") == pods[0])
-        #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: "ops-box", environment: env, serviceAccountNamespace: "devpod") == nil)
-        #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: [:], serviceAccountNamespace: "devpod") == nil)
-        #expect(Recreate.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: env, serviceAccountNamespace: "other") == nil)
+        #expect(ClaimTarget.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: env, serviceAccountNamespace: "devpod\n") == pods[0])
+        #expect(ClaimTarget.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: "ops-box", environment: env, serviceAccountNamespace: "devpod") == nil)
+        #expect(ClaimTarget.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: [:], serviceAccountNamespace: "devpod") == nil)
+        #expect(ClaimTarget.insidePodMountingClaim(pods: pods, namespace: "devpod", hostname: pods[0], environment: env, serviceAccountNamespace: "other") == nil)
     }
 
     @Test("the run directory must not be on the claim's own volume (by /proc/self/mountinfo)")
@@ -263,23 +330,23 @@ struct RecreateDecisionTests {
             2362 2360 8:48 / /home/coder rw,relatime - ext4 /dev/longhorn/\(volume) rw
             2363 2362 0:55 / /home/coder/.cache/with\\040space rw - tmpfs tmpfs rw
             """
-        #expect(Recreate.runDirectoryOnVolume("/home/coder/repave-runs/r1", volume: volume, mountInfo: pod) == "/home/coder")
-        #expect(Recreate.runDirectoryOnVolume("/home/coder", volume: volume, mountInfo: pod) == "/home/coder")
-        #expect(Recreate.runDirectoryOnVolume("/home/coderx/runs", volume: volume, mountInfo: pod) == nil)
-        #expect(Recreate.runDirectoryOnVolume("/tmp/runs", volume: volume, mountInfo: pod) == nil)
-        #expect(Recreate.runDirectoryOnVolume("/home/coder/.cache/with space/r", volume: volume, mountInfo: pod) == nil)
-        #expect(Recreate.runDirectoryOnVolume("/home/coder/runs", volume: "pvc-other", mountInfo: pod) == nil)
+        #expect(ClaimTarget.runDirectoryOnVolume("/home/coder/repave-runs/r1", volume: volume, mountInfo: pod) == "/home/coder")
+        #expect(ClaimTarget.runDirectoryOnVolume("/home/coder", volume: volume, mountInfo: pod) == "/home/coder")
+        #expect(ClaimTarget.runDirectoryOnVolume("/home/coderx/runs", volume: volume, mountInfo: pod) == nil)
+        #expect(ClaimTarget.runDirectoryOnVolume("/tmp/runs", volume: volume, mountInfo: pod) == nil)
+        #expect(ClaimTarget.runDirectoryOnVolume("/home/coder/.cache/with space/r", volume: volume, mountInfo: pod) == nil)
+        #expect(ClaimTarget.runDirectoryOnVolume("/home/coder/runs", volume: "pvc-other", mountInfo: pod) == nil)
         // On the node: kubelet's per-pod CSI mount of the volume.
         let node = """
             25 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw
             900 25 8:48 / /var/lib/kubelet/pods/81a/volumes/kubernetes.io~csi/\(volume)/mount rw - ext4 /dev/longhorn/\(volume) rw
             """
-        #expect(Recreate.runDirectoryOnVolume("/var/lib/kubelet/pods/81a/volumes/kubernetes.io~csi/\(volume)/mount/runs", volume: volume, mountInfo: node) != nil)
-        #expect(Recreate.runDirectoryOnVolume("/root/runs", volume: volume, mountInfo: node) == nil)
+        #expect(ClaimTarget.runDirectoryOnVolume("/var/lib/kubelet/pods/81a/volumes/kubernetes.io~csi/\(volume)/mount/runs", volume: volume, mountInfo: node) != nil)
+        #expect(ClaimTarget.runDirectoryOnVolume("/root/runs", volume: volume, mountInfo: node) == nil)
         // This machine: the test's scratch directory is not on a Longhorn volume.
         let own = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         #expect(!own.isEmpty)
-        #expect(Recreate.runDirectoryOnVolume(FileManager.default.temporaryDirectory.path, volume: volume, mountInfo: own) == nil)
+        #expect(ClaimTarget.runDirectoryOnVolume(FileManager.default.temporaryDirectory.path, volume: volume, mountInfo: own) == nil)
     }
 
     @Test("the re-created claim keeps name, labels, size and modes, drops binding annotations, carries the run id")

@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import Journal
 
@@ -104,7 +105,7 @@ public enum EngineRecord: Sendable, Equatable {
     func append(to journal: Journal, step: String?) async throws(JournalError) -> JournalRecord {
         let kind = kind.rawValue, critical = kind != Kind.note.rawValue
         func write(_ payload: some Encodable & Sendable) async throws(JournalError) -> JournalRecord {
-            try await Blocking.journal { () throws(JournalError) in try journal.append(kind: kind, step: step, critical: critical, data: payload) }
+            try await offPool("journal append") { () throws(JournalError) in try journal.append(kind: kind, step: step, critical: critical, data: payload) }
         }
         switch self {
         case .intent(let intent): return try await write(intent)

@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import Journal
 import KubeAPI
@@ -35,8 +36,12 @@ public struct MaintenanceSession: Sendable {
         let header = RunHeader(strategy: strategy.kind, plan: strategy.planName, planDigest: strategy.planDigest,
                                cluster: try await RunHeader.identify(client), targets: try await strategy.bindings(client),
                                tlsVerified: client.connection.tls.verification == .verify)
-        let journal = try Journal.create(directory: directory, run: UUID().uuidString.lowercased(), header: header)
-        try RunDirectory.writeAtomically(strategy.canonicalPlan, to: directory + "/plan.json")
+        let plan = strategy.canonicalPlan
+        let journal = try await offPool("journal create") { () throws(JournalError) -> Journal in
+            let journal = try Journal.create(directory: directory, run: UUID().uuidString.lowercased(), header: header)
+            try RunDirectory.writeAtomically(plan, to: directory + "/plan.json")
+            return journal
+        }
         if consentGiven { try await EngineRecord.confirmed(by: "--yes").append(to: journal, step: nil) }
         return MaintenanceSession(strategy: strategy, client: client, directory: directory, journal: journal,
                                   permissionsChecked: true, resuming: false, logger: logger)
@@ -216,7 +221,7 @@ public struct MaintenanceSession: Sendable {
                                 logger: Logger = Logger(label: "repave.dry-run")) async throws -> [CheckResult] {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("repave-dry-run-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let journal = try Journal.create(directory: scratch + "/run", run: "dry-run", header: ["dryRun": true])
+        let journal = try await offPool("journal create") { () throws(JournalError) in try Journal.create(directory: scratch + "/run", run: "dry-run", header: ["dryRun": true]) }
         let context = StepContext(client: client, journal: journal, dryRun: true, facts: [:], logger: logger)
         var results: [CheckResult] = []
         for step in strategy.steps(for: RunInfo(id: "dry-run", directory: scratch + "/run")) {

@@ -157,9 +157,9 @@ public struct GitCheck: Sendable {
             if current == enabled { return }
             if let current {
                 throw RepaveError(
-                    code: "git.owner-validation-conflict",
+                    .gitOwnerValidationConflict,
                     "libgit2's owner check is already \(current ? "on" : "off") in this process; this check needs it \(enabled ? "on" : "off")",
-                    hint: "run a check with --allow-other-owners in a process of its own", exitStatus: .internalError)
+                    hint: "run a check with --allow-other-owners in a process of its own")
             }
             try GitLibrary.setOwnerValidation(enabled)
             current = enabled

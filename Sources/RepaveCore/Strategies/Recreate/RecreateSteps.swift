@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import Journal
 import KubeAPI
@@ -183,18 +184,18 @@ struct SaveManifests: Step {
         let claim = PersistentVolumeClaim(claimObject)
         let volumeObject = try await client.get(.persistentVolumes, named: claim.volumeName ?? "")
         let volume = PersistentVolume(volumeObject)
-        try save(claimObject, "persistentvolumeclaim-\(recreate.claim).json")
-        try save(volumeObject, "persistentvolume-\(volume.name).json")
+        try await save(claimObject, "persistentvolumeclaim-\(recreate.claim).json")
+        try await save(volumeObject, "persistentvolume-\(volume.name).json")
         if let className = claim.storageClassName, let storageClass = try await client.getIfPresent(.storageClasses, named: className) {
-            try save(storageClass, "storageclass-\(className).json")
+            try await save(storageClass, "storageclass-\(className).json")
         }
         if let longhorn = try await client.getIfPresent(.longhornVolumes, named: volume.name, in: recreate.plan.verify.namespace) {
-            try save(longhorn, "longhorn-volume-\(volume.name).json")
+            try await save(longhorn, "longhorn-volume-\(volume.name).json")
             try await context.remember(ClaimFact.longhornUID, LonghornVolume(longhorn).uid)
         }
         for workload in recreate.target.workloads(context) {
             let object = try await client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
-            try save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
+            try await save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
             let replicas = ClaimTarget.replicas(workload.kind, object)
             // Already scaled down by an earlier, interrupted attempt: its annotation knows.
             let original = ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation].flatMap(Int.init) ?? replicas
@@ -211,9 +212,10 @@ struct SaveManifests: Step {
 
     /// A manifest is whole or absent (see `RunDirectory.writeAtomically`). A failure is this
     /// step's, not the journal's: the run stops before any change, and releases its lock.
-    private func save(_ object: JSON, _ name: String) throws {
+    private func save(_ object: JSON, _ name: String) async throws {
         do {
-            try RunDirectory.writeAtomically(object.encoded(), to: recreate.runDirectory + "/manifests/" + name)
+            let path = recreate.runDirectory + "/manifests/" + name, data = object.encoded()
+            try await offPool("manifest write") { () throws(JournalError) in try RunDirectory.writeAtomically(data, to: path) }
         } catch {
             throw RepaveError(.manifestsWrite, "cannot save \(name) in the run directory", causes: [error.description],
                               hint: "check the space and permissions of \(recreate.runDirectory)")
