@@ -76,4 +76,19 @@ struct ErrorRendererTests {
         #expect(!RepaveMain.wantsJSON(["-o", "text"]))
         #expect(!RepaveMain.wantsJSON(["--", "-o", "json"]))
     }
+
+    @Test("the error-code catalog: every code once, each declared code in it, each listed in docs/journal-and-engine.md with its exit status")
+    func catalog() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let names = ErrorCode.all.map(\.name)
+        #expect(Set(names).count == names.count)
+        let source = try String(contentsOfFile: root + "/Sources/RepaveCore/ErrorCode.swift", encoding: .utf8)
+        let declared = source.components(separatedBy: "ErrorCode(\"").count - 1
+        #expect(declared == names.count, "\(declared) codes declared, \(names.count) in ErrorCode.all")
+        let doc = try String(contentsOfFile: root + "/docs/journal-and-engine.md", encoding: .utf8)
+        for code in ErrorCode.all {
+            let exit = code == .runInterrupted ? "130/143" : "\(code.exitStatus.rawValue)"
+            #expect(doc.contains("| `\(code.name)` | \(exit) |"), "\(code.name) is not in the catalog of docs/journal-and-engine.md")
+        }
+    }
 }

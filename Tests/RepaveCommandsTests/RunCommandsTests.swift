@@ -43,14 +43,16 @@ struct RunCommandsTests {
     func journalAndStatus() async throws {
         let scratch = try ScratchDirectory()
         let directory = scratch.file("runs/demo-20261128T020000Z")
-        var journal: Journal? = try Journal.create(directory: directory, run: "r1", header: ["plan": "demo"])
-        try journal?.append(kind: "intent", step: "scale-down", data: ["verb": "PATCH"])
+        let header = RunHeader(strategy: "recreate", plan: "demo", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        var journal: Journal? = try Journal.create(directory: directory, run: "r1", header: header)
+        struct Intent: Encodable { var verb = "PATCH", path = "/apis/apps/v1/namespaces/devpod/deployments/ws", attempt = 1, dryRun = false }
+        try journal?.append(kind: "intent", step: "scale-down", data: Intent())
         let running = try await repave(["status", directory, "-o", "json"])
         #expect(running.standardOutput.contains(#""state":"running""#), "the lock is held: \(running.standardOutput)")
         journal = nil   // the process that held the run is gone
         let show = try await repave(["journal", "show", directory])
         #expect(show.status == 0)
-        #expect(show.standardOutput.contains("intent [scale-down]  {\"verb\":\"PATCH\"}"))
+        #expect(show.standardOutput.contains("intent [scale-down]  {\"attempt\":1,\"dryRun\":false,\"path\""), "\(show.standardOutput)")
         let json = try await repave(["journal", "show", directory, "-o", "json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
         #expect((object["records"] as? [[String: Any]])?.count == 2)
@@ -65,6 +67,15 @@ struct RunCommandsTests {
         let missing = try await repave(["journal", "show", scratch.file("runs/nope")])
         #expect(missing.status == 4)
         #expect(missing.standardError.contains("no journal at"))
+
+        // A record the engine cannot read is an error naming it, never left out.
+        let broken = try Journal.open(directory: directory)
+        try broken.append(kind: "outcome", step: "scale-down", data: ["verdict": "fine"])
+        let refused = try await repave(["status", directory, "-o", "json"])
+        #expect(refused.status == 4)
+        let error = try #require((try JSONSerialization.jsonObject(with: Data(refused.standardOutput.utf8)) as? [String: Any])?["error"] as? [String: Any])
+        #expect(error["code"] as? String == "journal.unreadable")
+        #expect((error["message"] as? String)?.contains("outcome record (seq 3) does not decode") == true, "\(error)")
     }
 }
 

@@ -44,6 +44,35 @@ struct PlanTests {
         #expect(plan.timeouts.rollout.seconds == 600)
     }
 
+    @Test("kind: Plan with strategy: recreate is the same plan as kind: RecreatePlan, with the same digest; plans/devpod-home.yaml stays valid")
+    func strategySpellings() throws {
+        let old = try parse(Self.minimal)
+        let new = try parse(Self.minimal.replacingOccurrences(of: "kind: RecreatePlan", with: "kind: Plan\nstrategy: recreate"))
+        #expect(new == old)
+        #expect(new.digest == old.digest)
+        #expect(old.kind == "Plan" && old.strategy == .recreate)
+        let devpod = try RecreatePlan.load(contentsOf: Self.repositoryRoot + "/plans/devpod-home.yaml")
+        #expect(devpod.strategy == .recreate)
+        // RecreatePlan may say strategy: recreate, nothing else.
+        #expect(try parse(Self.minimal.replacingOccurrences(of: "kind: RecreatePlan", with: "kind: RecreatePlan\nstrategy: recreate")) == old)
+    }
+
+    @Test("a strategy is named, known and available; a key of another strategy is named as such, with file:line:col", arguments: [
+        ("kind: Plan", 2, "p.yaml:1:1: strategy: required key is missing"),
+        ("kind: Plan\nstrategy: recreat", 3, "strategy: unknown strategy 'recreat' (did you mean 'recreate'?)"),
+        ("kind: Plan\nstrategy: migrate", 3, "strategy: strategy 'migrate' is not available in this release of repave"),
+        ("kind: Plan\nstrategy: replicas", 3, "strategy: strategy 'replicas' is not available in this release of repave"),
+        ("kind: RecreatePlan\nstrategy: migrate", 3, "strategy: kind RecreatePlan is always strategy recreate"),
+        ("kind: Plan\nstrategy: recreate\ncopy: {image: lab/mover:1}", 4, "copy: this key belongs to strategy migrate, not recreate"),
+        ("kind: Plan\nstrategy: recreate\nwhenDetached: refuse", 4, "whenDetached: this key belongs to strategy replicas, not recreate"),
+    ])
+    func strategies(kind: String, line: Int, fragment: String) throws {
+        let error = #expect(throws: PlanError.self) { try parse(Self.minimal.replacingOccurrences(of: "kind: RecreatePlan", with: kind)) }
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
+        #expect(error?.line == line || fragment.hasPrefix("p.yaml:1:1"), "\(error?.message ?? "")")
+        #expect(error?.column != nil)
+    }
+
     @Test("defaults are filled in and the digest ignores comments and formatting")
     func defaultsAndDigest() throws {
         let plan = try parse(Self.minimal)

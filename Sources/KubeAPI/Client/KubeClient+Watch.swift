@@ -170,6 +170,14 @@ extension KubeClient {
                     guard reconnects <= retryPolicy.maxConnectionRetries else { throw error }
                     logger.info("watch dropped; reconnecting", metadata: ["resource": "\(type)", "error": "\(error.message)"])
                     try await Task.sleep(for: retryPolicy.backoff(attempt: reconnects))
+                } catch let error as KubeAPIError where error.httpStatus == 429 || error.httpStatus >= 500 {
+                    // The server refused the watch for now (overloaded, restarting): reopened like
+                    // a dropped one, after its Retry-After when it sent one. The retries of a
+                    // request are the client's alone (docs/journal-and-engine.md, "Retries").
+                    reconnects += 1
+                    guard reconnects <= retryPolicy.maxConnectionRetries else { throw error }
+                    logger.info("watch refused; reopening", metadata: ["resource": "\(type)", "status": "\(error.httpStatus)"])
+                    try await Task.sleep(for: min(error.retryAfter ?? retryPolicy.backoff(attempt: reconnects), retryPolicy.maxRetryAfter))
                 }
                 try Task.checkCancellation()
             }

@@ -83,10 +83,7 @@ public struct MaintenanceSession: Sendable {
         }
         let recorded = history.header
         var current = recorded
-        current.planDigest = strategy.planDigest
-        if recorded.schema < 2, let storedPlan, SHA256.hex(of: storedPlan) == recorded.planDigest {
-            current.planDigest = recorded.planDigest
-        }
+        current.planDigest = planDigest(recorded: recorded, strategy: strategy, storedPlan: storedPlan)
         current.cluster = try await RunHeader.identify(client)
         // Before the point of no return the targets must still be the objects the run started
         // with (after it, the run itself replaced them, and its steps tell ours from another's).
@@ -103,6 +100,15 @@ public struct MaintenanceSession: Sendable {
         }
         return MaintenanceSession(strategy: strategy, client: client, directory: directory, journal: journal,
                                   permissionsChecked: false, resuming: history.state.changed, logger: logger)
+    }
+
+    /// The digest resume compares with the one the run recorded: the plan's now. A run begun
+    /// before schema 2 hashed its own spelling of the plan (`kind: RecreatePlan`), which
+    /// `plan.json` holds byte for byte: when those bytes still hash to the recorded digest, the
+    /// plan is the one the run began with.
+    static func planDigest(recorded: RunHeader, strategy: any Strategy, storedPlan: Data?) -> String {
+        if recorded.schema < 2, let storedPlan, SHA256.hex(of: storedPlan) == recorded.planDigest { return recorded.planDigest }
+        return strategy.planDigest
     }
 
     // MARK: - run

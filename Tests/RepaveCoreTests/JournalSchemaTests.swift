@@ -1,0 +1,76 @@
+import Foundation
+import Journal
+import RepaveTestSupport
+import Testing
+
+@testable import RepaveCore
+
+/// Journals written before this release: `Fixtures/journal-v1` is a run made by the release
+/// before strategies (8963942: `repave run plans/devpod-home.yaml` on the lab, stopped by
+/// `REPAVE_FAILPOINTS=after-step_done:scale-down`), kept as it was written.
+@Suite("journal schema 1 and 2", .blockingCallsAllowed)
+struct JournalSchemaTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/journal-v1").path
+
+    @Test("a schema-1 run is read whole: every record decodes, steps done, facts, the plan it stored as recreate")
+    func schemaOne() throws {
+        let records = try Journal.read(directory: Self.fixture).records
+        let history = try RunHistory(records)
+        #expect(history.header.schema == 1)
+        #expect(history.header.strategy == nil)
+        #expect(history.entries.count == records.count - 1, "every record but the header is an entry")
+        #expect(history.state.done == ["preflight", "save-manifests", "ensure-storage-class", "retain-old-volume", "scale-down"])
+        #expect(history.state.changed)
+        #expect(history.state.dangling == nil)
+        #expect(history.facts[ClaimFact.claimUID] == history.header.targets["persistentvolumeclaim/devpod/coder-jeda-codespace-home"])
+        #expect(history.facts[ClaimFact.replicas("Deployment/coder-jeda-codespace")] == "1")
+        #expect(!history.crossedPointOfNoReturn)
+
+        let stored = try Data(contentsOf: URL(fileURLWithPath: Self.fixture + "/plan.json"))
+        let strategy = try #require(try PlanFile.stored(stored) as? RecreateStrategy)
+        #expect(strategy.plan.target.claim == "coder-jeda-codespace-home")
+        // The digest it recorded is that of its own spelling (kind: RecreatePlan); today's
+        // normalised plan hashes differently, and resume compares against the stored bytes.
+        #expect(strategy.planDigest != history.header.planDigest)
+        #expect(MaintenanceSession.planDigest(recorded: history.header, strategy: strategy, storedPlan: stored) == history.header.planDigest)
+        // A schema-2 header gets no such allowance: its plan is compared as it is now.
+        var newer = history.header
+        newer.schema = 2
+        #expect(MaintenanceSession.planDigest(recorded: newer, strategy: strategy, storedPlan: stored) == strategy.planDigest)
+        // An edited plan.json does not match the digest the run recorded.
+        var edited = stored
+        edited.append(contentsOf: Array(" ".utf8))
+        #expect(MaintenanceSession.planDigest(recorded: history.header, strategy: strategy, storedPlan: edited) != history.header.planDigest)
+    }
+
+    @Test("schema 2: the header names the strategy, and each record kind round-trips through its payload")
+    func schemaTwo() async throws {
+        let scratch = try ScratchDirectory()
+        let header = RunHeader(strategy: "recreate", plan: "p", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        #expect(header.schema == 2)
+        let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
+        let written: [(EngineRecord, String?)] = [
+            (.intent(.init(verb: "PATCH", path: "/p", precondition: "1", attempt: 1, dryRun: false)), "a"), (.outcome(.init(result: "ok", detail: nil)), "a"),
+            (.fact(key: "k", value: "v"), "a"), (.applied, "a"), (.stepDone, "a"), (.resolved(applied: true), "b"), (.confirmed(by: "--yes"), nil),
+            (.pointOfNoReturn(step: "b"), "b"), (.lock(.init(lease: "ns/l", holder: "r", intent: "acquire", result: nil)), nil),
+            (.note(["note": "hello"]), "b"), (.override(accepted: "x"), nil), (.stopped(reason: "why"), nil), (.aborted(undone: "u"), nil), (.finished, nil),
+        ]
+        for (record, step) in written { try await record.append(to: journal, step: step) }
+        let history = try RunHistory(try Journal.read(directory: scratch.file("run")).records)
+        #expect(history.header.strategy == "recreate")
+        #expect(history.entries.map(\.event) == written.map(\.0))
+        #expect(history.entries.first { $0.event.kind == .note }?.record.critical == false)
+        #expect(history.entries.filter { $0.event.kind != .note }.allSatisfy(\.record.critical))
+    }
+
+    @Test("a critical record of an unknown kind refuses the journal, naming it; an unknown note-like one is skipped")
+    func unknownKinds() async throws {
+        let scratch = try ScratchDirectory()
+        let header = RunHeader(strategy: "recreate", plan: "p", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
+        try journal.append(kind: "telemetry", critical: false, data: ["x": "y"])
+        #expect(try RunHistory(journal.records).entries.isEmpty)
+        try journal.append(kind: "copy_progress", data: ["bytes": "1"])
+        #expect(throws: RunHistoryError.unknownKind("copy_progress", sequence: 3)) { try RunHistory(journal.records) }
+    }
+}
