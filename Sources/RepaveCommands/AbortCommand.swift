@@ -18,7 +18,7 @@ struct AbortCommand: AsyncParsableCommand {
         var result = "aborted"
         var run: String
         var undone: [String]
-        var text: [String] { undone.isEmpty ? ["aborted: nothing had been changed"] : ["aborted:"] + undone.map { "  \($0)" } }
+        var textLines: [String] { undone.isEmpty ? ["aborted: nothing had been changed"] : ["aborted:"] + undone.map { "  \($0)" } }
     }
 
     func run() async throws {

@@ -17,15 +17,15 @@ struct ConfigCommand: AsyncParsableCommand {
         let connection = try loader.load()
         let files = loader.candidateFiles().files.filter { FileManager.default.fileExists(atPath: $0) }
         let report = Report(connection: connection, files: connection.isInCluster ? [] : files)
-        switch global.output {
-        case .json: print(String(decoding: report.json.encoded(), as: UTF8.self))
-        case .text: print(report.text, terminator: "")
-        }
+        Output.render(report, global.output)
     }
 
-    struct Report {
+    struct Report: CommandResult {
         let connection: ClusterConnection
         let files: [String]
+
+        var textLines: [String] { Output.lines(text) }
+        func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
 
         var verification: String {
             connection.tls.verification == .verify ? "verified" : "NOT verified (insecure-skip-tls-verify: true)"

@@ -70,11 +70,15 @@ struct GitCheckCommand: AsyncParsableCommand {
                 throw RepaveError(.gitReportUnwritable, "cannot write the report to \(report)", cause: error)
             }
         }
-        switch global.output {
-        case .json: FileHandle.standardOutput.write(json + Data("\n".utf8))
-        case .text: print(Self.table(result), terminator: "")
-        }
+        Output.render(Result(report: result), global.output, pretty: true)
         if !result.passed { throw ExitCode(ExitStatus.refused.rawValue) }
+    }
+
+    /// The report as `--report` writes it, or as a table of verdicts.
+    struct Result: CommandResult {
+        let report: GitReport
+        var textLines: [String] { Output.lines(GitCheckCommand.table(report)) }
+        func encode(to encoder: any Encoder) throws { try report.encode(to: encoder) }
     }
 
     static func table(_ report: GitReport) -> String {

@@ -46,7 +46,7 @@ struct JournalCommand: AsyncParsableCommand {
             var tornBytes: Int
             var records: [Record]
 
-            var text: [String] {
+            var textLines: [String] {
                 records.map { record in
                     let step = record.step.map { " [\($0)]" } ?? ""
                     return "\(String(record.seq).padding(toLength: 4, withPad: " ", startingAt: 0)) \(record.time)  \(record.kind)\(step)  \(record.raw)"

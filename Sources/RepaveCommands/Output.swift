@@ -5,14 +5,21 @@ import Foundation
 /// keys on stdout. The one place the output format is matched.
 protocol CommandResult: Encodable {
     /// The text form, lines without a trailing newline.
-    var text: [String] { get }
+    var textLines: [String] { get }
 }
 
 enum Output {
+    /// Text printed with its own line ends, as lines (no empty last one).
+    static func lines(_ text: String) -> [String] {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        return lines
+    }
+
     static func render(_ result: some CommandResult, _ format: OutputFormat, pretty: Bool = false) {
         switch format {
         case .text:
-            for line in result.text { print(line) }
+            for line in result.textLines { print(line) }
         case .json:
             let encoder = JSONEncoder()
             encoder.outputFormatting = pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]

@@ -40,7 +40,7 @@ struct PlanCommand: AsyncParsableCommand {
         var server: String?
         var preflight: [Check]?
         var serverDryRun: [Check]?
-        var text: [String] { [] }
+        var textLines: [String] { [] }
     }
 
     func run() async throws {

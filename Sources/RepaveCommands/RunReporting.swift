@@ -11,7 +11,7 @@ enum RunReporting {
         var headline: String
         var lines: [String]
 
-        var text: [String] { ["finished: \(headline)"] + lines.map { "  " + $0 } }
+        var textLines: [String] { ["finished: \(headline)"] + lines.map { "  " + $0 } }
 
         func encode(to encoder: any Encoder) throws {
             var object = fields

@@ -27,7 +27,7 @@ struct StatusCommand: AsyncParsableCommand {
         var tornBytes: Int
         var cluster: [String: String]
 
-        var text: [String] {
+        var textLines: [String] {
             var lines = ["run:        \(run)",
                          "state:      \(state)\(runningBy.map { " (\($0))" } ?? reason.map { " (\($0))" } ?? "")",
                          "steps done: \(stepsDone.isEmpty ? "none" : stepsDone.joined(separator: ", "))"]

@@ -47,6 +47,7 @@ struct EngineDemo: AsyncParsableCommand {
             if abort || resume {
                 let directory = runDirectory
                 let journal = try await offPool("journal open") { () throws(JournalError) in try Journal.open(directory: directory) }
+                if resume { _ = try MaintenanceSession.resumable(journal, directory: runDirectory) }
                 let stored = FileManager.default.contents(atPath: runDirectory + "/plan.json")
                 let session = try await MaintenanceSession.reopen(strategy, journal: journal, directory: runDirectory, client: client,
                                                                   storedPlan: stored, acceptChanged: acceptChangedPlan, bindingChecked: !abort)

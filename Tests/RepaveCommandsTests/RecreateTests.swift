@@ -18,6 +18,11 @@ struct RecreateTests: DevpodTesting {
     @Test("the devpod scenario: new claim, same name, 3 healthy replicas, workload back, old volume retained, lease released")
     func devpod() async throws {
         try await withDevpod { world in
+            // This run spells the plan `kind: Plan` with `strategy: recreate`; the other devpod
+            // tests keep the first spelling, `kind: RecreatePlan`.
+            let plan = try String(contentsOfFile: world.planFile, encoding: .utf8)
+            #expect(plan.contains("kind: RecreatePlan\n"))
+            try plan.replacingOccurrences(of: "kind: RecreatePlan\n", with: "kind: Plan\nstrategy: recreate\n").write(toFile: world.planFile, atomically: true, encoding: .utf8)
             let result = try await runProcess(try repaveBinary(), ["run", world.planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", world.scratch.file("runs")])
             #expect(result.status == 0, "\(result.standardError)")
             #expect(result.standardOutput.contains("finished: \(world.namespace)/coder-jeda-codespace-home recreated on storageclass \(world.newClass)"))
@@ -49,6 +54,8 @@ struct RecreateTests: DevpodTesting {
 
             #expect(result.standardError.contains("scale-down: waiting for 1 pod to terminate: coder-jeda-codespace-"))
             #expect(result.standardError.contains("scale-up: waiting for the rollout of Deployment/coder-jeda-codespace"))
+            // --progress auto through a pipe: plain lines, nothing redrawn.
+            #expect(!result.standardError.contains("\u{1B}[K") && !result.standardError.contains("\r"))
             let runs = try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("runs"))
             let status = try await runProcess(try repaveBinary(), ["status", world.scratch.file("runs/\(runs[0])"), "--kubeconfig", lab.adminKubeconfig])
             #expect(status.standardOutput.contains("cluster claim: \(world.namespace)/coder-jeda-codespace-home uid \(claim.uid), class \(world.newClass), Bound"))

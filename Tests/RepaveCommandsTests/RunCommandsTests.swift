@@ -1,4 +1,5 @@
 import Foundation
+import RepaveCore
 import Journal
 import RepaveTestSupport
 import Testing

@@ -164,7 +164,7 @@ struct EngineCrashTests {
                 let before = try Journal.read(directory: run).records.count
                 let refused = try await demo(other, run, resume: true)
                 #expect(refused.status == 4)
-                #expect(refused.standardError.contains("resume refused: the plan changed"))
+                #expect(refused.standardError.contains("error: resume refused: the run's binding changed\ncaused by: the plan changed"), "\(refused.standardError)")
                 #expect(try Journal.read(directory: run).records.count == before)
                 let resumed = try await demo(namespace, run, resume: true)
                 #expect(resumed.status == 0, "\(resumed.standardError)")
@@ -218,4 +218,76 @@ struct EngineCrashTests {
             #expect(try await first.value.status == 0)
         }
     }
+
+    @Test("the demo strategy through the same session as recreate: killed with -9, resumed; another run aborted before its point of no return; status reads both")
+    func sessionCommands() async throws {
+        let scratch = try ScratchDirectory()
+        try await withTestNamespace(client, prefix: "engine") { namespace in
+            let base = ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace, "--yes", "--lease"]
+            // kill -9 inside the delete step's wait, then resume: finished, and status says so.
+            let killed = scratch.file("killed")
+            let running = Task { try await runProcess(try labBinary(), base + ["--run-dir", killed, "--wait-delay", "30"]) }
+            try await waitUntil("the run waits in delete") { (try? Journal.read(directory: killed).records.contains { $0.kind == "applied" && $0.step == "delete" }) ?? false }
+            #expect(try await runProcess("pkill", ["-9", "-f", "engine-demo.*\(killed)"]).status == 0)
+            #expect(try await running.value.status == 137)
+            let interrupted = try await statusJSON(killed)
+            #expect(interrupted["state"] as? String == "interrupted")
+            #expect(interrupted["pointOfNoReturnCrossed"] as? Bool == true)
+            #expect(try await runProcess(try labBinary(), base + ["--run-dir", killed, "--resume"]).status == 0)
+            try await expectConverged(namespace, killed, "kill -9 in the wait")
+            #expect(try await statusJSON(killed)["state"] as? String == "finished")
+
+            // Stopped after patch, before the point of no return: abort undoes it, step by step.
+            let stopped = scratch.file("stopped")
+            #expect(try await runProcess(try labBinary(), base + ["--run-dir", stopped], environment: ["REPAVE_FAILPOINTS": "after-step_done:patch"]).status == 137)
+            #expect(try await client.getIfPresent(.configMaps, named: "engine-demo", in: namespace) != nil)
+            let aborted = try await runProcess(try labBinary(), base + ["--run-dir", stopped, "--abort"])
+            #expect(aborted.status == 0, "\(aborted.standardError)")
+            #expect(aborted.standardOutput.contains("configmap \(namespace)/engine-demo deleted"), "\(aborted.standardOutput)")
+            #expect(try await client.getIfPresent(.configMaps, named: "engine-demo", in: namespace) == nil)
+            #expect(try await client.getIfPresent(.leases, named: "repave-engine-demo", in: namespace) == nil)
+            let records = try Journal.read(directory: stopped).records
+            #expect(records.last?.kind == "aborted")
+            // The undo went through the journal like any change: intent, DELETE, outcome.
+            #expect(records.contains { $0.kind == "intent" && $0.step == "abort" && String(decoding: $0.data, as: UTF8.self).contains(#""verb":"DELETE""#) })
+            #expect(try await statusJSON(stopped)["state"] as? String == "aborted")
+            let resumeAborted = try await runProcess(try labBinary(), base + ["--run-dir", stopped, "--resume"])
+            #expect(resumeAborted.status == 4, "\(resumeAborted.standardError)")
+        }
+    }
+
+    @Test("the confirmation held open on a terminal longer than the Lease lasts: the Lease is renewed meanwhile, and the run finishes")
+    func leaseRenewedDuringConfirmation() async throws {
+        let scratch = try ScratchDirectory()
+        try await withTestNamespace(client, prefix: "engine") { namespace in
+            let run = scratch.file("run")
+            let command = "\(try labBinary()) engine-demo --kubeconfig \(lab.adminKubeconfig) --namespace \(namespace) --lease --run-dir \(run)"
+            // A 6 s Lease, renewed every 2 s; the operator answers after 9 s.
+            let result = try await runProcess("bash", ["-c", "(sleep 9; printf '\(namespace)/engine-demo\\n') | script -qec '\(command)' /dev/null"],
+                                              environment: ["REPAVE_LEASE_SECONDS": "6"])
+            #expect(result.status == 0, "\(result.standardOutput)")
+            let records = try Journal.read(directory: run).records
+            let confirmed = try #require(records.firstIndex { $0.kind == "confirmed" })
+            let renewed = records[..<confirmed].filter { $0.kind == "lock" && $0.step == "lease-renewal" && String(decoding: $0.data, as: UTF8.self).contains(#""result":"renewed""#) }
+            #expect(renewed.count >= 3, "\(renewed.count) renewals while the prompt was open")
+            try await expectConverged(namespace, run, "after a long confirmation")
+        }
+    }
+
+    func statusJSON(_ run: String) async throws -> [String: Any] {
+        let result = try await runProcess(try repaveBinary(), ["status", run, "-o", "json"], environment: ["KUBECONFIG": "/nonexistent"])
+        return try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any], "\(result.standardOutput) \(result.standardError)")
+    }
+
+    func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out after \(timeout) waiting until \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
 }
+

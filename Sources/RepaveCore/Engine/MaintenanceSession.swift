@@ -133,7 +133,7 @@ public struct MaintenanceSession: Sendable {
         let steps = strategy.steps(for: run)
         let summaries = steps.map { (id: $0.id, summary: $0.summary) }
         let target = strategy.target
-        let lock = target.lease ? ClusterLock(client: client, namespace: target.namespace, claim: target.name, holder: journal.run) : nil
+        let lock = target.lease ? ClusterLock(client: client, namespace: target.namespace, claim: target.name, holder: journal.run, duration: Self.leaseDuration) : nil
         let started = ContinuousClock.now
         let seen = FirstSeen()
         let runner = Runner(
@@ -180,6 +180,15 @@ public struct MaintenanceSession: Sendable {
     private static func userFacing(_ error: any UserFacingError) -> (code: ErrorCode, message: String, causes: [String], hint: String?) {
         let code = (error as? RepaveError)?.errorCode ?? ErrorCode.all.first { $0.name == error.code } ?? .runStopped
         return (code, error.message, error.causes, error.hint)
+    }
+
+    /// The Lease's duration: 60 s. Debug builds take `REPAVE_LEASE_SECONDS`, so a test can hold
+    /// the confirmation open longer than a short Lease and see it renewed meanwhile.
+    static var leaseDuration: Duration {
+        #if DEBUG
+        if let text = ProcessInfo.processInfo.environment["REPAVE_LEASE_SECONDS"], let seconds = Int(text), seconds > 0 { return .seconds(seconds) }
+        #endif
+        return .seconds(60)
     }
 
     // MARK: - abort

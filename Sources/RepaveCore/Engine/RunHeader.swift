@@ -13,6 +13,11 @@ public struct RunHeader: Codable, Sendable, Equatable {
         public var server: String
         /// The `kube-system` namespace's uid: the same URL pointing at a rebuilt cluster differs.
         public var kubeSystemUID: String
+
+        public init(server: String, kubeSystemUID: String) {
+            self.server = server
+            self.kubeSystemUID = kubeSystemUID
+        }
     }
 
     public var schema: Int
