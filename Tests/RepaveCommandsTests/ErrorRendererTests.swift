@@ -83,7 +83,7 @@ struct ErrorRendererTests {
         let names = ErrorCode.all.map(\.name)
         #expect(Set(names).count == names.count)
         let source = try String(contentsOfFile: root + "/Sources/RepaveCore/ErrorCode.swift", encoding: .utf8)
-        let declared = source.components(separatedBy: "ErrorCode(\"").count - 1
+        let declared = source.components(separatedBy: "= ErrorCode(\"").count - 1
         #expect(declared == names.count, "\(declared) codes declared, \(names.count) in ErrorCode.all")
         let doc = try String(contentsOfFile: root + "/docs/journal-and-engine.md", encoding: .utf8)
         for code in ErrorCode.all {

@@ -33,10 +33,10 @@ extension RecreatePlan {
 
     public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
         let root = try PlanReader.parse(data, file: file)
-        let strategy = try PlanStrategy.read(root)
+        let (strategy, named) = try PlanStrategy.read(root)
         guard strategy == .recreate else {
-            throw (try root.mapping(PlanStrategy.keys(of: strategy)))["strategy"]!.fail(
-                "strategy '\(strategy.rawValue)' is not available in this release of repave", hint: "use strategy: recreate, or a repave that has \(strategy.rawValue)")
+            throw (named ?? root).fail("strategy '\(strategy.rawValue)' is not available in this release of repave",
+                                       hint: "use strategy: recreate, or a repave that has \(strategy.rawValue)")
         }
         let top = try root.mapping(PlanStrategy.keys(of: .recreate), elsewhere: PlanStrategy.owners(outside: .recreate))
 

@@ -30,7 +30,8 @@ public enum PlanStrategy: String, CaseIterable, Sendable, Codable {
 
     /// `apiVersion`, `kind` and `strategy`, read before anything else: they decide which keys the
     /// rest of the plan may have.
-    static func read(_ root: PlanReader) throws(PlanError) -> PlanStrategy {
+    /// Returns the strategy and where the plan names it (nil for `kind: RecreatePlan` without it).
+    static func read(_ root: PlanReader) throws(PlanError) -> (PlanStrategy, PlanReader?) {
         let everyKey = commonKeys + allCases.flatMap(ownKeys).filter { !commonKeys.contains($0) }
         let top = try root.mapping(Array(Set(everyKey)).sorted())
         guard let apiVersionReader = top["apiVersion"], !apiVersionReader.isNull else {
@@ -50,7 +51,7 @@ public enum PlanStrategy: String, CaseIterable, Sendable, Codable {
             if let strategyReader, try strategyReader.string() != PlanStrategy.recreate.rawValue {
                 throw strategyReader.fail("kind RecreatePlan is always strategy recreate", hint: "write kind: Plan to name another strategy")
             }
-            return .recreate
+            return (.recreate, strategyReader)
         case "Plan":
             guard let strategyReader else {
                 throw root.fail("required key is missing", hint: "name the strategy: \(allCases.map(\.rawValue).joined(separator: ", "))").at("strategy")
@@ -60,7 +61,7 @@ public enum PlanStrategy: String, CaseIterable, Sendable, Codable {
                 let suggestion = nearest(text, in: allCases.map(\.rawValue)).map { " (did you mean '\($0)'?)" } ?? ""
                 throw strategyReader.fail("unknown strategy '\(text)'\(suggestion)", hint: "use one of: \(allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            return strategy
+            return (strategy, strategyReader)
         default:
             let suggestion = nearest(kind, in: ["Plan", "RecreatePlan"]).map { " (did you mean '\($0)'?)" } ?? ""
             throw kindReader.fail("unknown kind '\(kind)'\(suggestion)", hint: "use kind: Plan with strategy: recreate")
