@@ -82,7 +82,7 @@ struct Verify: Step {
     }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        try await check(context).problems.isEmpty
+        try await check(context).all.isEmpty
     }
 
     func apply(_ context: StepContext) async throws {}
@@ -90,12 +90,12 @@ struct Verify: Step {
     func await(_ context: StepContext) async throws {
         context.waiting("the new volume to verify (up to \(recreate.plan.timeouts.verify))")
         let deadline = context.deadline(estimate)
-        var last: Check
+        var last: VerifyFindings
         var interval = Duration.milliseconds(100)
         while true {
             // A fresh read each time round, so the failure below names what holds now.
             last = try await check(context)
-            if last.problems.isEmpty { return }
+            if last.all.isEmpty { return }
             let left = deadline - .now
             if left <= .zero { break }
             if let volume = last.volumeToWatch {
@@ -116,67 +116,27 @@ struct Verify: Step {
                 interval = min(interval * 2, .seconds(1))
             }
         }
-        throw RepaveError(.verifyFailed, "the new volume did not verify within \(estimate)", causes: last.problems,
+        throw RepaveError(.verifyFailed, "the new volume did not verify within \(estimate)", causes: last.all,
                           hint: "the old volume is still retained; fix the cause and run 'repave resume', which verifies again")
     }
 
-    /// What verify found: its problems and, when the Longhorn volume's state is all that is
-    /// wrong, that volume's name (to watch).
-    private struct Check {
-        var problems: [String] = []
-        var volumeToWatch: String?
+    /// Recreate's verify: the claim Bound on the plan's class, its Longhorn volume with the
+    /// plan's replicas and robustness, the workloads available.
+    var checks: [VerifyCheck] {
+        let verify = recreate.plan.verify, target = recreate.target
+        return [target.claimBound(onClass: recreate.plan.storageClass.name),
+                target.longhornVolume(in: verify.namespace) { context in expectation(context) },
+                target.workloadsAvailable]
     }
 
-    private func check(_ context: StepContext) async throws -> Check {
-        let client = context.client
-        var check = Check()
-        guard let object = try await client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
-            return Check(problems: ["the claim does not exist"])
-        }
-        let claim = PersistentVolumeClaim(object)
-        if claim.storageClassName != recreate.plan.storageClass.name { check.problems.append("the claim's class is \(claim.storageClassName ?? "none")") }
-        guard claim.isBound, let volumeName = claim.volumeName else { return Check(problems: check.problems + ["the claim is \(claim.phase), not Bound"]) }
-        var volumeProblems: [String] = []
-        if let longhorn = try await client.getIfPresent(.longhornVolumes, named: volumeName, in: recreate.plan.verify.namespace).map(LonghornVolume.init) {
-            volumeProblems = expectation(context).problems(longhorn)
-        } else {
-            check.problems.append("no Longhorn volume \(recreate.plan.verify.namespace)/\(volumeName)")
-        }
-        for workload in recreate.target.workloads(context) {
-            let object = try await client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
-            switch workload.kind {
-            case .deployment:
-                if Deployment(object).rolloutState != .complete { check.problems.append("deployment \(workload.name) is not available") }
-            case .statefulSet:
-                let set = StatefulSet(object)
-                if set.readyReplicas < set.replicas { check.problems.append("statefulset \(workload.name) has \(set.readyReplicas) of \(set.replicas) replicas ready") }
-            }
-        }
-        if check.problems.isEmpty && !volumeProblems.isEmpty { check.volumeToWatch = volumeName }
-        check.problems += volumeProblems
-        return check
+    private func check(_ context: StepContext) async throws -> VerifyFindings {
+        try await VerifyCheck.run(checks, context)
     }
 
-    /// What the Longhorn volume must show: the plan's replica count, and its robustness while a
-    /// workload runs on it (a detached volume reports robustness unknown).
-    private struct VolumeExpectation: Sendable {
-        let replicas: Int
-        let robustness: String?
-
-        func problems(_ longhorn: LonghornVolume) -> [String] {
-            var problems: [String] = []
-            if longhorn.numberOfReplicas != replicas {
-                problems.append("the Longhorn volume has \(longhorn.numberOfReplicas) replicas, not \(replicas)")
-            }
-            if let robustness, longhorn.robustness != robustness {
-                problems.append("the Longhorn volume is \(longhorn.state) and \(longhorn.robustness), not \(robustness)")
-            }
-            return problems
-        }
-    }
-
+    /// The plan's replica count, and its robustness while a workload runs on the volume (a
+    /// detached volume reports robustness unknown).
     private func expectation(_ context: StepContext) -> VolumeExpectation {
-        let running = recreate.target.workloads(context).contains { (Int(context.facts[ClaimFact.replicas("\($0.kind.rawValue)/\($0.name)")] ?? "0") ?? 0) > 0 }
+        let running = recreate.target.workloads(context).contains { (Int(context.facts[ClaimFact.replicas(ClaimTarget.reference($0))] ?? "0") ?? 0) > 0 }
         return VolumeExpectation(replicas: recreate.plan.verify.replicas, robustness: running ? recreate.plan.verify.robustness : nil)
     }
 }

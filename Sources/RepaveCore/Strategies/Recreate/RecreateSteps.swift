@@ -25,85 +25,47 @@ struct Preflight: Step {
         return [CheckResult(check: "preflight: claim Bound, mounted only by the plan's workloads, reconcilers dealt with, class compatible, git check passed, permissions present")]
     }
 
+    /// The checks, in order: the shared claim checks, then recreate's own (the class, git).
+    var checks: [PreflightCheck] {
+        let target = recreate.target
+        return [target.claimBound, target.mountedOnlyByWorkloads, storageClassCompatible, target.workloadsExist,
+                target.reconcilersAcknowledged(recreate.plan.acknowledge), target.notInsideThePod,
+                target.runDirectoryOffTheClaim(recreate.runDirectory), gitReportPassed, gitPathsPassed]
+    }
+
     func observe(_ context: StepContext) async throws -> Bool {
-        let client = context.client
-        let plan = recreate.plan
         // Permissions first: every missing one is listed at once, before anything else is read.
         if !recreate.permissionsChecked {
-            try await MaintenanceSession.checkPermissions(RecreateStrategy(plan: recreate.plan).permissions(), client: client)
+            try await MaintenanceSession.checkPermissions(RecreateStrategy(plan: recreate.plan).permissions(), client: context.client)
         }
-        guard let claimObject = try await client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
-            throw recreate.refuse(.noClaim, "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) does not exist",
-                                  hint: "check target.namespace and target.claim in the plan")
-        }
-        let claim = PersistentVolumeClaim(claimObject)
-        guard claim.isBound, claim.volumeName != nil else {
-            throw recreate.refuse(.claimNotBound, "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) is \(claim.phase), not Bound",
-                                  hint: "recreate a claim only once it holds a volume")
-        }
-        // Everything that mounts the claim must belong to the plan's workloads: anything else
-        // would keep the claim in use (and lose its data without being stopped).
-        var owners: Set<String> = []
-        let mounting = try await recreate.target.podsMountingClaim(client)
-        for pod in mounting {
-            guard let owner = try await recreate.target.owner(of: pod, client) else {
-                throw recreate.refuse(.foreignPod, "pod \(recreate.namespace)/\(pod.name) mounts the claim and belongs to no Deployment or StatefulSet",
-                                      hint: "stop or move that pod before the window")
-            }
-            if !plan.target.workloads.isEmpty && !plan.target.workloads.contains(owner) {
-                throw recreate.refuse(.foreignWorkload, "pod \(pod.name) of \(owner.kind.rawValue)/\(owner.name) mounts the claim but is not in the plan's workloads",
-                                      hint: "add it to target.workloads, or stop it before the window")
-            }
-            owners.insert("\(owner.kind.rawValue)/\(owner.name)")
-        }
-        if let existing = try await client.getIfPresent(.storageClasses, named: plan.storageClass.name) {
-            let current = StorageClass(existing)
-            if current.provisioner != plan.storageClass.provisioner || current.parameters != plan.storageClass.parameters {
-                throw recreate.refuse(.classMismatch, "storageclass \(plan.storageClass.name) exists with other settings (\(current.provisioner), \(current.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))",
-                                      hint: "StorageClass parameters are immutable: choose another class name in the plan")
-            }
-        } else if !plan.storageClass.ensure {
-            throw recreate.refuse(.noClass, "storageclass \(plan.storageClass.name) does not exist and storageClass.ensure is false",
-                                  hint: "create it, or set ensure: true")
-        }
-        let workloads = plan.target.workloads.isEmpty
-            ? owners.sorted().compactMap { item -> RecreatePlan.Workload? in
-                let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
-                return RecreatePlan.Workload.Kind(rawValue: parts[0]).map { .init(kind: $0, name: parts[1]) }
-            }
-            : plan.target.workloads
-        // Each workload and the HPAs read once, for every check below.
-        var objects: [(RecreatePlan.Workload, JSON)] = []
-        for workload in workloads {
-            guard let object = try await client.getIfPresent(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace) else {
-                throw recreate.refuse(.noWorkload, "\(workload.kind.rawValue) \(recreate.namespace)/\(workload.name) does not exist",
-                                      hint: "a Coder workspace that was stopped has no Deployment: start it, or remove it from target.workloads")
-            }
-            objects.append((workload, object))
-        }
-        let autoscalers = try await client.list(.horizontalPodAutoscalers, in: recreate.namespace).items
-        try recreate.checkReconcilers(objects, autoscalers: autoscalers)
-        if let podName = ClaimTarget.insidePodMountingClaim(
-            pods: mounting.map(\.name), namespace: recreate.namespace,
-            hostname: ProcessInfo.processInfo.hostName, environment: ProcessInfo.processInfo.environment)
-        {
-            throw recreate.refuse(.insideThePod, "repave runs inside pod \(podName), which mounts the claim: scale-down would stop repave itself, and the journal would go with the claim",
-                                  hint: "run repave from outside the workload (your machine, or another pod)")
-        }
-        if let volume = claim.volumeName, let mountInfo = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
-           let mount = ClaimTarget.runDirectoryOnVolume(recreate.runDirectory, volume: volume, mountInfo: mountInfo) {
-            throw recreate.refuse(.runDirectoryOnClaim, "the run directory \(recreate.runDirectory) is on the claim's own volume \(volume) (mounted at \(mount)): the journal would be deleted with it",
-                                  hint: "pass --state-dir on another filesystem")
-        }
-        try await recordHPAMinimums(context, autoscalers: autoscalers, workloads: workloads)
-        try checkGitReport()
-        try await checkGitPaths()
+        let findings = try await PreflightCheck.run(checks, context)
+        let workloads = findings.workloads.map(\.0)
+        try await recordHPAMinimums(context, autoscalers: findings.autoscalers, workloads: workloads)
         if context.facts[ClaimFact.workloads] == nil {
-            let workloads = plan.target.workloads.isEmpty ? owners.sorted() : plan.target.workloads.map { "\($0.kind.rawValue)/\($0.name)" }
-            try await context.remember(ClaimFact.workloads, workloads.joined(separator: ","))
+            try await context.remember(ClaimFact.workloads, workloads.map(ClaimTarget.reference).joined(separator: ","))
         }
         return true
     }
+
+    /// The plan's class, if it exists, has the plan's provisioner and parameters (they are
+    /// immutable); if not, the run may create it.
+    var storageClassCompatible: PreflightCheck {
+        let spec = recreate.plan.storageClass
+        return PreflightCheck("storage-class-compatible") { _, context in
+            if let existing = try await context.client.getIfPresent(.storageClasses, named: spec.name) {
+                let current = StorageClass(existing)
+                if current.provisioner != spec.provisioner || current.parameters != spec.parameters {
+                    throw RepaveError(.classMismatch, "storageclass \(spec.name) exists with other settings (\(current.provisioner), \(current.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))",
+                                      hint: "StorageClass parameters are immutable: choose another class name in the plan")
+                }
+            } else if !spec.ensure {
+                throw RepaveError(.noClass, "storageclass \(spec.name) does not exist and storageClass.ensure is false", hint: "create it, or set ensure: true")
+            }
+        }
+    }
+
+    var gitReportPassed: PreflightCheck { PreflightCheck("git-report-passed") { _, _ in try checkGitReport() } }
+    var gitPathsPassed: PreflightCheck { PreflightCheck("git-paths-passed") { _, _ in try await checkGitPaths() } }
 
     func apply(_ context: StepContext) async throws {}
 

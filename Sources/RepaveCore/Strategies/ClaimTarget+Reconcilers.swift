@@ -1,9 +1,9 @@
 import Foundation
 import KubeAPI
 
-extension RecreateRun {
+extension ClaimTarget {
     /// Reconcilers that would undo or fight a scale-down, unless the plan acknowledges them.
-    func checkReconcilers(_ objects: [(RecreatePlan.Workload, JSON)], autoscalers: [JSON]) throws {
+    static func checkReconcilers(_ objects: [(Workload, JSON)], autoscalers: [JSON], acknowledged: [RecreatePlan.Reconciler]) throws {
         var found: [(RecreatePlan.Reconciler, String)] = []
         let workloads = objects.map(\.0)
         for (workload, object) in objects {
@@ -26,7 +26,7 @@ extension RecreateRun {
                 found.append((.hpa, "HorizontalPodAutoscaler \(ObjectMeta(hpa["metadata"] ?? [:]).name) scales \(kind)/\(name); scale-up restores at least its minReplicas: add 'hpa' to acknowledge"))
             }
         }
-        let unacknowledged = found.filter { !plan.acknowledge.contains($0.0) }
+        let unacknowledged = found.filter { !acknowledged.contains($0.0) }
         guard !unacknowledged.isEmpty else { return }
         throw RepaveError(.reconcilers, "something would undo or fight the scale-down",
                           causes: unacknowledged.map(\.1), hint: "deal with each, then list it under acknowledge: in the plan")
