@@ -3,6 +3,9 @@ import Journal
 import RepaveTestSupport
 import Testing
 
+// RunHeader's memberwise init is internal: this test writes a journal by hand.
+@testable import RepaveCore
+
 /// `repave plan`, `repave journal show` and `repave status` as an operator runs them.
 @Suite("plan, journal and status commands", .blockingCallsAllowed)
 struct RunCommandsTests {
