@@ -4,6 +4,7 @@ import Journal
 import RepaveTestSupport
 import Testing
 
+
 /// `repave plan`, `repave journal show` and `repave status` as an operator runs them.
 @Suite("plan, journal and status commands", .blockingCallsAllowed)
 struct RunCommandsTests {
