@@ -120,6 +120,9 @@ struct RunMachineTests {
         #expect(passes(api(409, .conflict, "the object has been modified")))
         #expect(TransientFailure.classify(api(409, .conflict, "modified", retryAfter: .seconds(2))) == .passing("\(api(409, .conflict, "modified", retryAfter: .seconds(2)))", retryAfter: .seconds(2)))
         #expect(passes(UnsettledWrite(verb: "PATCH", path: "/", cause: api(503, .serviceUnavailable))))
+        // The server's Retry-After on a write whose answer said 503 is kept for the pause.
+        let later = UnsettledWrite(verb: "PATCH", path: "/", cause: api(503, .serviceUnavailable, retryAfter: .seconds(3)))
+        #expect(TransientFailure.classify(later) == .passing("\(later)", retryAfter: .seconds(3)))
         #expect(!passes(api(409, .conflict, "Precondition failed: UID in precondition: a, UID in object meta: b")))
         #expect(!passes(api(409, .alreadyExists)))
         #expect(!passes(api(403, .forbidden)))

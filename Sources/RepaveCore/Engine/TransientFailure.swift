@@ -13,7 +13,9 @@ enum TransientFailure {
     /// How the run machine may go on after `error`.
     static func classify(_ error: any Error) -> RunMachine.Failure {
         let reason = "\(error)"
-        if error is UnsettledWrite { return .passing(reason, retryAfter: nil) }
+        // A lost answer is settled by observing; a server that said when to come back is
+        // asked again no sooner.
+        if let unsettled = error as? UnsettledWrite { return .passing(reason, retryAfter: (unsettled.cause as? KubeAPIError)?.retryAfter) }
         if let api = error as? KubeAPIError, isConflict(api) { return .passing(reason, retryAfter: api.retryAfter) }
         return .final(reason)
     }
