@@ -1,5 +1,6 @@
 import Foundation
 import Journal
+@testable import RepaveCore
 import RepaveTestSupport
 import Testing
 

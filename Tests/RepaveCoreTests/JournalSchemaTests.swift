@@ -60,7 +60,7 @@ struct JournalSchemaTests {
         #expect(history.header.strategy == "recreate")
         #expect(history.entries.map(\.event) == written.map(\.0))
         #expect(history.entries.first { $0.event.kind == .note }?.record.critical == false)
-        #expect(history.entries.filter { $0.event.kind != .note }.allSatisfy(\.record.critical))
+        #expect(history.entries.filter { $0.event.kind != .note }.allSatisfy { $0.record.critical })
     }
 
     @Test("a critical record of an unknown kind refuses the journal, naming it; an unknown note-like one is skipped")
