@@ -32,7 +32,9 @@ struct Preflight: Step {
         if !recreate.permissionsChecked {
             try await MaintenanceSession.checkPermissions(RecreateStrategy(plan: recreate.plan).permissions(), client: client)
         }
-        guard let claimObject = try await client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
+        // The claim, the class and the workloads are kept for save-manifests and
+        // ensure-storage-class, which follow before any change (see `StepContext.recent`).
+        guard let claimObject = try await context.read(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
             throw recreate.refuse(.noClaim, "persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) does not exist",
                                   hint: "check target.namespace and target.claim in the plan")
         }
@@ -44,9 +46,10 @@ struct Preflight: Step {
         // Everything that mounts the claim must belong to the plan's workloads: anything else
         // would keep the claim in use (and lose its data without being stopped).
         var owners: Set<String> = []
+        var replicaSets: [String: JSON?] = [:]
         let mounting = try await recreate.target.podsMountingClaim(client)
         for pod in mounting {
-            guard let owner = try await recreate.target.owner(of: pod, client) else {
+            guard let owner = try await recreate.target.owner(of: pod, client, replicaSets: &replicaSets) else {
                 throw recreate.refuse(.foreignPod, "pod \(recreate.namespace)/\(pod.name) mounts the claim and belongs to no Deployment or StatefulSet",
                                       hint: "stop or move that pod before the window")
             }
@@ -56,7 +59,7 @@ struct Preflight: Step {
             }
             owners.insert("\(owner.kind.rawValue)/\(owner.name)")
         }
-        if let existing = try await client.getIfPresent(.storageClasses, named: plan.storageClass.name) {
+        if let existing = try await context.read(.storageClasses, named: plan.storageClass.name) {
             let current = StorageClass(existing)
             if current.provisioner != plan.storageClass.provisioner || current.parameters != plan.storageClass.parameters {
                 throw recreate.refuse(.classMismatch, "storageclass \(plan.storageClass.name) exists with other settings (\(current.provisioner), \(current.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))",
@@ -75,7 +78,7 @@ struct Preflight: Step {
         // Each workload and the HPAs read once, for every check below.
         var objects: [(RecreatePlan.Workload, JSON)] = []
         for workload in workloads {
-            guard let object = try await client.getIfPresent(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace) else {
+            guard let object = try await context.read(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace) else {
                 throw recreate.refuse(.noWorkload, "\(workload.kind.rawValue) \(recreate.namespace)/\(workload.name) does not exist",
                                       hint: "a Coder workspace that was stopped has no Deployment: start it, or remove it from target.workloads")
             }
@@ -180,7 +183,9 @@ struct SaveManifests: Step {
         let client = context.client
         let directory = recreate.runDirectory + "/manifests"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let claimObject = try await client.get(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+        // As the preflight read them a moment ago, when nothing has changed since: the saved
+        // claim's uid guards its deletion, the workloads' resourceVersion their scale-down.
+        let claimObject = try await context.recentExisting(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
         let claim = PersistentVolumeClaim(claimObject)
         let volumeObject = try await client.get(.persistentVolumes, named: claim.volumeName ?? "")
         let volume = PersistentVolume(volumeObject)
@@ -194,7 +199,8 @@ struct SaveManifests: Step {
             try await context.remember(ClaimFact.longhornUID, LonghornVolume(longhorn).uid)
         }
         for workload in recreate.target.workloads(context) {
-            let object = try await client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+            let type = ClaimTarget.workloadType(workload.kind)
+            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
             try await save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
             let replicas = ClaimTarget.replicas(workload.kind, object)
             // Already scaled down by an earlier, interrupted attempt: its annotation knows.
@@ -246,8 +252,10 @@ struct EnsureStorageClass: Step {
         return ["storageclass \(name), created by this run, is kept (delete it with kubectl delete storageclass \(name) if unwanted)"]
     }
 
+    /// The preflight's read when nothing has changed since: a class created by someone else
+    /// meanwhile makes the create fail (already exists), before this run changed anything.
     func observe(_ context: StepContext) async throws -> Bool {
-        try await context.client.getIfPresent(.storageClasses, named: recreate.plan.storageClass.name) != nil
+        try await context.recent(.storageClasses, named: recreate.plan.storageClass.name) != nil
     }
 
     func apply(_ context: StepContext) async throws {
@@ -294,14 +302,16 @@ struct RetainOldVolume: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let name = context.facts[ClaimFact.volume] else { return false }
-        return PersistentVolume(try await context.client.get(.persistentVolumes, named: name)).reclaimPolicy == "Retain"
+        // Fresh: whether the data survives the claim's deletion is not taken from memory.
+        return PersistentVolume(try await context.readExisting(.persistentVolumes, named: name)).reclaimPolicy == "Retain"
     }
 
     func apply(_ context: StepContext) async throws {
         guard let name = context.facts[ClaimFact.volume], let uid = context.facts[ClaimFact.volumeUID] else {
             throw RepaveError(.retainNoVolume, "no recorded volume for the claim")
         }
-        let volume = PersistentVolume(try await context.client.get(.persistentVolumes, named: name))
+        // Observe's read: the patch below is guarded by its resourceVersion.
+        let volume = PersistentVolume(try await context.recentExisting(.persistentVolumes, named: name))
         guard volume.uid == uid else {
             throw RepaveError(.retainReplaced, "persistentvolume \(name) is another object now (uid \(uid) at the start, \(volume.uid) now)",
                               hint: "inspect it; repave does not change a volume it did not save")
