@@ -138,13 +138,11 @@ struct DeleteClaim: Step {
         let old = context.facts[ClaimFact.claimUID] ?? ""
         let answered = context.kept(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)?.object
         do {
-            let now = try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, from: answered,
-                                                    timeout: context.timeLeft(of: estimate),
-                                                    describedAs: "claim \(recreate.claim) (uid \(old)) to be gone") { object in
+            try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, from: answered,
+                                          timeout: context.timeLeft(of: estimate),
+                                          describedAs: "claim \(recreate.claim) (uid \(old)) to be gone") { object in
                 object.map { PersistentVolumeClaim($0).uid != old } ?? true
             }
-            // What create-claim looks at next: gone, or a claim someone else made meanwhile.
-            context.saw(now, .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
         } catch let error as WaitTimedOut {
             let finalizers = error.lastSeen.map { ObjectMeta($0["metadata"] ?? [:]).finalizers } ?? []
             throw RepaveError(.deleteStuck, "the claim is still there after \(estimate)", causes: ["finalizers: \(finalizers.joined(separator: ", "))"],
@@ -174,11 +172,11 @@ struct CreateClaim: Step {
         }]
     }
 
-    /// Right after delete-claim in this process, what its wait saw last: a claim someone else
-    /// creates after that makes the create fail (already exists); repave neither adopts nor
-    /// deletes it either way.
+    /// Fresh, not what delete-claim's wait saw: that wait watches from the DELETE's answer and
+    /// ends at the old claim's deletion event, even when someone has made another claim of that
+    /// name since (`OtherActorsTests`), and that claim must be named, not met by a failed create.
     func observe(_ context: StepContext) async throws -> Bool {
-        guard let current = try await context.recent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
+        guard let current = try await context.read(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
             // A workload scaled up now would start on the new, empty claim the moment it exists.
             try await recreate.target.requireWorkloadsDown(context, before: "creating the new claim", abortable: false)
             return false
