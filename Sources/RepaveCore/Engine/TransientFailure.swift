@@ -13,7 +13,8 @@ enum TransientFailure {
     /// How the run machine may go on after `error`.
     static func classify(_ error: any Error) -> RunMachine.Failure {
         let reason = "\(error)"
-        if error is UnsettledWrite { return .passing(reason, retryAfter: nil) }
+        // A 5xx that asked for a pause (Retry-After) is waited out before the fresh look.
+        if let unsettled = error as? UnsettledWrite { return .passing(reason, retryAfter: (unsettled.cause as? KubeAPIError)?.retryAfter) }
         if let api = error as? KubeAPIError, isConflict(api) { return .passing(reason, retryAfter: api.retryAfter) }
         return .final(reason)
     }
