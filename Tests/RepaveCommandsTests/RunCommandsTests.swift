@@ -1,6 +1,7 @@
 import Foundation
 import RepaveCore
 import Journal
+@testable import RepaveCore
 import RepaveTestSupport
 import Testing
 

@@ -100,16 +100,29 @@ extension KubeClient {
     /// returns the object then. List-then-watch from the list's resourceVersion: no polling while
     /// the watch is healthy; a dropped stream resumes from the last version seen; 410 Gone
     /// re-lists. Throws ``WaitTimedOut`` at the deadline, though not before the first list.
+    /// - Parameters:
+    ///   - seen: the object as this client has just read or written it (a GET, or the answer to
+    ///     a PATCH, POST or DELETE): its state is looked at first, and the watch starts from its
+    ///     resourceVersion instead of a list, so the wait costs one request. Every change after
+    ///     that version still arrives as an event; a version too old is a 410, which re-lists.
+    ///   - version: where `seen` was read, when it came in a list (the list's resourceVersion,
+    ///     newer than the object's own); with `seen` nil, the object was absent from that list.
     @discardableResult
     public func wait(
         for type: ResourceType, named name: String, in namespace: String? = nil,
+        from seen: JSON? = nil, at version: String? = nil,
         timeout: Duration, describedAs what: String,
         until condition: @escaping @Sendable (JSON?) -> Bool
     ) async throws -> JSON? {
         let lastSeen = LastSeen()
+        var start: (object: JSON?, resourceVersion: String)?
+        if let resourceVersion = version ?? seen?[path: "metadata", "resourceVersion"]?.stringValue, !resourceVersion.isEmpty, resourceVersion != "0",
+           seen == nil || seen?[path: "metadata", "name"]?.stringValue == name {
+            start = (seen, resourceVersion)
+        }
         return try await withThrowingTaskGroup(of: JSON?.self) { group in
-            group.addTask {
-                try await self.waitLoop(type, name: name, namespace: namespace, lastSeen: lastSeen, condition: condition)
+            group.addTask { [start] in
+                try await self.waitLoop(type, name: name, namespace: namespace, start: start, lastSeen: lastSeen, condition: condition)
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
@@ -133,17 +146,26 @@ extension KubeClient {
     }
 
     private func waitLoop(
-        _ type: ResourceType, name: String, namespace: String?, lastSeen: LastSeen,
+        _ type: ResourceType, name: String, namespace: String?, start: (object: JSON?, resourceVersion: String)?, lastSeen: LastSeen,
         condition: @Sendable (JSON?) -> Bool
     ) async throws -> JSON? {
         let selector = "metadata.name=\(name)"
         var reconnects = 0
+        var start = start
         relist: while true {
-            let list = try await self.list(type, in: namespace, fieldSelector: selector)
-            var current = list.items.first
+            var current: JSON?
+            var resourceVersion: String
+            if let seen = start {
+                start = nil   // a 410 re-lists
+                current = seen.object
+                resourceVersion = seen.resourceVersion
+            } else {
+                let list = try await self.list(type, in: namespace, fieldSelector: selector)
+                current = list.items.first
+                resourceVersion = list.resourceVersion
+            }
             await lastSeen.set(current)
             if condition(current) { return current }
-            var resourceVersion = list.resourceVersion
             while true {
                 do {
                     for try await event in watch(type, in: namespace, fieldSelector: selector, from: resourceVersion) {

@@ -3,6 +3,7 @@ import Foundation
 import Journal
 import KubeAPI
 import Logging
+import Synchronization
 
 /// The run's lock in the cluster: Lease `repave-<claim>` (coordination.k8s.io/v1) in the target
 /// namespace, held by the run id, renewed while the run lives, taken over only once expired.
@@ -14,6 +15,9 @@ public struct ClusterLock: Sendable {
     public let name: String
     public let holder: String
     public let duration: Duration
+    /// The Lease as this lock last wrote it, so that the release needs no read first. Forgotten
+    /// before every write: after an answer that was lost, the next write reads first again.
+    private let written = Written()
 
     public init(client: KubeClient, namespace: String, claim: String, holder: String, duration: Duration = .seconds(60)) {
         self.client = client
@@ -48,8 +52,17 @@ public struct ClusterLock: Sendable {
     }
 
     /// Takes the lock, or throws ``Held`` naming the current holder.
+    /// - Parameter createFirst: create the Lease without reading it first (a new run: it is
+    ///   normally absent, and an existing one makes the create fail, then it is read). Only for a
+    ///   first try: a try after a failure reads before it writes.
     @discardableResult
-    public func acquire(now: Date = Date()) async throws -> Acquired {
+    public func acquire(now: Date = Date(), createFirst: Bool = false) async throws -> Acquired {
+        if createFirst {
+            do {
+                try await write("POST") { try await client.create(.leases, in: namespace, lease(resourceVersion: nil, acquired: now, renewed: now)) }
+                return .created
+            } catch let error as KubeAPIError where error.reason == .alreadyExists {}
+        }
         guard let existing = try await client.getIfPresent(.leases, named: name, in: namespace) else {
             do {
                 try await write("POST") { try await client.create(.leases, in: namespace, lease(resourceVersion: nil, acquired: now, renewed: now)) }
@@ -128,8 +141,18 @@ public struct ClusterLock: Sendable {
         return String(describing: type(of: error))
     }
 
-    /// Releases the lock if this run still holds it: a uid-guarded delete.
+    /// Releases the lock if this run still holds it: a uid-guarded delete. When this lock wrote
+    /// the Lease last, the delete is guarded by that write's uid and resourceVersion and needs no
+    /// read: a Lease changed since (taken over after expiring) makes it fail, and then it is read.
     public func release() async throws {
+        if let last = written.take() {
+            do {
+                try await write("DELETE") { try await client.delete(.leases, named: name, in: namespace, uid: last.uid, resourceVersion: last.resourceVersion) }
+                return
+            } catch let error as KubeAPIError where error.reason == .notFound {
+                return
+            } catch let error as KubeAPIError where error.reason == .conflict {}
+        }
         guard let existing = try await client.getIfPresent(.leases, named: name, in: namespace), Lease(existing).holderIdentity == holder else { return }
         do {
             try await write("DELETE") { try await client.delete(.leases, named: name, in: namespace, uid: Lease(existing).uid, resourceVersion: Lease(existing).resourceVersion) }
@@ -138,12 +161,24 @@ public struct ClusterLock: Sendable {
 
     /// A write of the Lease whose answer was lost is an ``UnsettledWrite``: the caller reads the
     /// Lease again before anything else is sent.
-    private func write(_ verb: String, _ body: () async throws -> Void) async throws {
+    private func write(_ verb: String, _ body: () async throws -> JSON) async throws {
+        _ = written.take()
         do {
-            try await body()
+            let answer = try await body()
+            if verb != "DELETE", let uid = answer[path: "metadata", "uid"]?.stringValue,
+               let version = answer[path: "metadata", "resourceVersion"]?.stringValue {
+                written.set((uid, version))
+            }
         } catch where TransientFailure.leavesOutcomeUnknown(error) {
             throw UnsettledWrite(verb: verb, path: ResourceType.leases.path(namespace: namespace, name: name), cause: error)
         }
+    }
+
+    /// The uid and resourceVersion of this lock's last successful write.
+    private final class Written: Sendable {
+        private let last = Mutex<(uid: String, resourceVersion: String)?>(nil)
+        func set(_ value: (uid: String, resourceVersion: String)) { last.withLock { $0 = value } }
+        func take() -> (uid: String, resourceVersion: String)? { last.withLock { value in defer { value = nil }; return value } }
     }
 
     private func lease(resourceVersion: String?, acquired: Date, renewed: Date) -> JSON {

@@ -32,9 +32,20 @@ public struct MaintenanceSession: Sendable {
     ///   state root, for `repave run`).
     public static func start(_ strategy: any Strategy, client: KubeClient, directory: String, consentGiven: Bool,
                              logger: Logger = Logger(label: "repave.run")) async throws -> MaintenanceSession {
-        try await checkPermissions(strategy.permissions(), client: client)
+        // The cluster's identity is read first: that read answers the permission question about
+        // it (`get namespaces kube-system`, by name), so it costs no review of its own.
+        var cluster: RunHeader.Cluster?
+        var answered: [KubeClient.AccessQuestion: Bool] = [:]
+        do {
+            cluster = try await RunHeader.identify(client)
+            answered[identityQuestion] = true
+        } catch let error as KubeAPIError where error.reason == .forbidden {
+            answered[identityQuestion] = false
+        }
+        try await checkPermissions(strategy.permissions(), client: client, answered: answered)
+        guard let cluster else { throw RepaveError(.internal, "the cluster's identity was not read") }
         let header = RunHeader(strategy: strategy.kind, plan: strategy.planName, planDigest: strategy.planDigest,
-                               cluster: try await RunHeader.identify(client), targets: try await strategy.bindings(client),
+                               cluster: cluster, targets: try await strategy.bindings(client),
                                tlsVerified: client.connection.tls.verification == .verify)
         let plan = strategy.canonicalPlan
         let journal = try await offPool("journal create") { () throws(JournalError) -> Journal in
@@ -153,7 +164,8 @@ public struct MaintenanceSession: Sendable {
             // Downtime as this process measured it (a fresh run did all of it); after a resume,
             // the journal's times, since the workload may have gone down in an earlier process.
             let measured = resuming ? nil : seen.downtime().map { ($0, ContinuousClock.now - started) }
-            let summary = await strategy.summary(of: FinishedRun(directory: directory, records: records, measured: measured), client: client)
+            let finished = FinishedRun(directory: directory, records: records, measured: measured, reads: runner.context.keptReads)
+            let summary = await strategy.summary(of: finished, client: client)
             return Report(directory: directory, summary: summary, error: nil)
         case .refused(let reason, let failure):
             if let failure = (failure as? any UserFacingError).map(Self.userFacing) {
@@ -249,9 +261,12 @@ public struct MaintenanceSession: Sendable {
 
     // MARK: - permissions
 
+    /// What `RunHeader.identify` reads.
+    static let identityQuestion = KubeClient.AccessQuestion("get", .namespaces, name: "kube-system")
+
     /// What the session itself uses: the cluster's identity (`kube-system`) and the Lease.
     static func permissions(lease namespace: String?) -> [KubeClient.AccessQuestion] {
-        var questions: [KubeClient.AccessQuestion] = [.init("get", .namespaces, name: "kube-system")]
+        var questions: [KubeClient.AccessQuestion] = [identityQuestion]
         if let namespace { questions += ["get", "create", "update", "delete"].map { .init($0, .leases, namespace: namespace) } }
         return questions
     }
@@ -259,13 +274,20 @@ public struct MaintenanceSession: Sendable {
     /// Asks the API server about every permission at once; refuses listing all that are missing,
     /// with the Role rules that would grant them. Namespaced questions: one rules review per
     /// namespace (single reviews when the authorizer cannot list rules); cluster-scoped ones: one
-    /// review each.
-    public static func checkPermissions(_ questions: [KubeClient.AccessQuestion], client: KubeClient) async throws {
+    /// review each. A rules review cannot answer those: it lists the rules of the namespace's
+    /// RoleBindings together with the ClusterRoleBindings' without saying which is which, and a
+    /// RoleBinding to a ClusterRole naming `persistentvolumes` grants nothing on them.
+    /// - Parameter answered: questions the caller has answered by doing what they ask (a read
+    ///   that succeeded, or was forbidden): not asked again.
+    public static func checkPermissions(_ questions: [KubeClient.AccessQuestion], client: KubeClient,
+                                        answered: [KubeClient.AccessQuestion: Bool] = [:]) async throws {
         var missing: [KubeClient.AccessQuestion] = []
         var rulesByNamespace: [String: [KubeClient.AccessRule]?] = [:]
         for question in questions {
             var allowed: Bool
-            if let namespace = question.namespace {
+            if let known = answered[question] {
+                allowed = known
+            } else if let namespace = question.namespace {
                 if rulesByNamespace[namespace] == nil { rulesByNamespace[namespace] = .some(try await client.rulesReview(in: namespace)) }
                 if let known = rulesByNamespace[namespace] ?? nil {
                     allowed = known.contains { $0.allows(question) }

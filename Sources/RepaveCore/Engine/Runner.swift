@@ -61,7 +61,13 @@ final class Runner {
             do {
                 // The Lease is written like any change: intent first, result after.
                 try await journal.appendLock(lock, intent: "acquire")
-                let acquired = try await TransientFailure.retrying("take the cluster lock", logger: logger) { try await lock.acquire() }
+                // A new run creates the Lease straight away; a resume, or a try after a failure,
+                // reads it first.
+                var tries = 0
+                let acquired = try await TransientFailure.retrying("take the cluster lock", logger: logger) { () async throws -> ClusterLock.Acquired in
+                    tries += 1
+                    return try await lock.acquire(createFirst: !resuming && tries == 1)
+                }
                 try await journal.appendLock(lock, result: "\(acquired)")
                 let loss = lockLost
                 renewal = lock.keepRenewed(journal: journal) { reason in loss.set(reason) }
@@ -151,6 +157,9 @@ final class Runner {
             } catch {
                 logger.info("step failed", metadata: ["step": "\(context.currentStep)", "error": "\(error)"])
                 failure = error
+                // A conflict says a kept read is stale; a lost answer leaves it unknown: whatever
+                // comes next reads the cluster again.
+                context.forgetReads()
                 // A journal that can no longer be written must not be written again.
                 if error is JournalError {
                     await stopRenewal()

@@ -67,6 +67,14 @@ public final class StepContext: Sendable {
         /// afresh.
         var waitStarted: (step: String, at: ContinuousClock.Instant)?
         var progress: @Sendable (ProgressEvent) -> Void = { _ in }
+        /// What this process has read (or been answered by a write) since its last change: see
+        /// ``recent(_:named:in:)``. Never journaled, so a resume starts with nothing.
+        var reads: [String: ReadObject] = [:]
+    }
+
+    /// One object as last read: nil when the server said it does not exist.
+    struct ReadObject: Sendable {
+        let object: JSON?
     }
     private let state: Mutex<State>
 
@@ -101,13 +109,76 @@ public final class StepContext: Sendable {
         state.withLock { $0.facts[key] = value }
     }
 
+    // MARK: - reads shared between steps
+
+    /// GET one object (nil when absent), always from the server; the answer is kept for
+    /// ``recent(_:named:in:)`` until this run changes anything.
+    public func read(_ type: ResourceType, named name: String, in namespace: String? = nil) async throws -> JSON? {
+        let object = try await client.getIfPresent(type, named: name, in: namespace)
+        saw(object, type, named: name, in: namespace)
+        return object
+    }
+
+    /// The object as this process last read it, when nothing has changed since by this run's
+    /// hand; otherwise a fresh ``read(_:named:in:)``. For reads that prepare a change the server
+    /// guards anyway (a resourceVersion or uid precondition, a create that fails on an existing
+    /// name) or that only report. Never for a safety check, which must see the cluster now:
+    /// those call ``read(_:named:in:)``.
+    ///
+    /// What is kept is forgotten at every change this run makes (``mutate(_:_:precondition:_:)``)
+    /// and at every failure (the runner calls ``forgetReads()``: a 409 means what was read is
+    /// stale), and it lives only in this process: a resume reads everything again.
+    public func recent(_ type: ResourceType, named name: String, in namespace: String? = nil) async throws -> JSON? {
+        if let kept = state.withLock({ $0.reads[Self.key(type, name, namespace)] }) { return kept.object }
+        return try await read(type, named: name, in: namespace)
+    }
+
+    /// ``read(_:named:in:)`` of an object that must exist: absent, it is the client's 404.
+    public func readExisting(_ type: ResourceType, named name: String, in namespace: String? = nil) async throws -> JSON {
+        if let object = try await read(type, named: name, in: namespace) { return object }
+        return try await client.get(type, named: name, in: namespace)
+    }
+
+    /// ``recent(_:named:in:)`` of an object that must exist: absent, it is the client's 404.
+    public func recentExisting(_ type: ResourceType, named name: String, in namespace: String? = nil) async throws -> JSON {
+        if let object = try await recent(type, named: name, in: namespace) { return object }
+        return try await client.get(type, named: name, in: namespace)
+    }
+
+    /// What this process last read of the object, without asking the server (nil: nothing kept).
+    func kept(_ type: ResourceType, named name: String, in namespace: String? = nil) -> ReadObject? {
+        state.withLock { $0.reads[Self.key(type, name, namespace)] }
+    }
+
+    /// Keeps `object` as the object's state now: read by a wait, or the answer to this run's own
+    /// write (taken after the write, so no change of ours lies between).
+    public func saw(_ object: JSON?, _ type: ResourceType, named name: String, in namespace: String? = nil) {
+        state.withLock { $0.reads[Self.key(type, name, namespace)] = ReadObject(object: object) }
+    }
+
+    /// Forgets every kept read (a change is about to be made, or something failed).
+    public func forgetReads() {
+        state.withLock { $0.reads = [:] }
+    }
+
+    /// Every object kept now, by path, for the summary of a finished run.
+    var keptReads: [String: ReadObject] { state.withLock { $0.reads } }
+
+    static func key(_ type: ResourceType, _ name: String, _ namespace: String?) -> String {
+        type.path(namespace: namespace, name: name)
+    }
+
+    // MARK: - changes
+
     /// One mutating request: intent journaled and fsynced first, then the request, then its
     /// outcome journaled. (The journal's failpoints surround each record, see `Failpoints`.)
+    /// What this process had read is forgotten first: after a change, every read is fresh.
     @discardableResult
     public func mutate<Result: Sendable>(
         _ verb: String, _ path: String, precondition: String? = nil,
         _ request: () async throws -> Result
     ) async throws -> Result {
+        forgetReads()
         let (step, attempt) = state.withLock { ($0.currentStep, $0.attempt) }
         try await EngineRecord.intent(.init(verb: verb, path: path, precondition: precondition, attempt: attempt, dryRun: dryRun))
             .append(to: journal, step: step)

@@ -85,6 +85,16 @@ public struct FinishedRun: Sendable {
     public var directory: String
     public var records: [JournalRecord]
     public var measured: (downtime: Duration, total: Duration)?
+    /// What the last steps read after the run's last change, in this process (see
+    /// `StepContext.recent`): a summary reports it instead of reading it again. Empty when a
+    /// resume began past those steps.
+    var reads: [String: StepContext.ReadObject] = [:]
+
+    /// The object as the run last read it (`.some(nil)`: absent), or nil when it was not read
+    /// after the run's last change: then ask the cluster.
+    public func lastRead(_ type: ResourceType, named name: String, in namespace: String? = nil) -> JSON?? {
+        reads[StepContext.key(type, name, namespace)].map(\.object)
+    }
 }
 
 /// What a finished run reports: one headline (`finished: …`), the lines under it, and the

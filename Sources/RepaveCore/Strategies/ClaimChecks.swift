@@ -90,7 +90,8 @@ extension ClaimTarget {
     /// The claim exists and holds a volume.
     var claimBound: PreflightCheck {
         PreflightCheck("claim-bound") { findings, context in
-            guard let object = try await context.client.getIfPresent(.persistentVolumeClaims, named: claim, in: namespace) else {
+            // Kept for save-manifests, which follows before any change (`StepContext.recent`).
+            guard let object = try await context.read(.persistentVolumeClaims, named: claim, in: namespace) else {
                 throw RepaveError(.noClaim, "persistentvolumeclaim \(namespace)/\(claim) does not exist", hint: "check target.namespace and target.claim in the plan")
             }
             let found = PersistentVolumeClaim(object)
@@ -106,8 +107,9 @@ extension ClaimTarget {
     var mountedOnlyByWorkloads: PreflightCheck {
         PreflightCheck("mounted-only-by-workloads") { findings, context in
             findings.mounting = try await podsMountingClaim(context.client)
+            var replicaSets: [String: JSON?] = [:]   // each ReplicaSet read once, not once per pod
             for pod in findings.mounting {
-                guard let owner = try await owner(of: pod, context.client) else {
+                guard let owner = try await owner(of: pod, context.client, replicaSets: &replicaSets) else {
                     throw RepaveError(.foreignPod, "pod \(namespace)/\(pod.name) mounts the claim and belongs to no Deployment or StatefulSet",
                                       hint: "stop or move that pod before the window")
                 }
@@ -130,7 +132,7 @@ extension ClaimTarget {
                 }
                 : plannedWorkloads
             for workload in workloads {
-                guard let object = try await context.client.getIfPresent(Self.workloadType(workload.kind), named: workload.name, in: namespace) else {
+                guard let object = try await context.read(Self.workloadType(workload.kind), named: workload.name, in: namespace) else {
                     throw RepaveError(.noWorkload, "\(workload.kind.rawValue) \(namespace)/\(workload.name) does not exist",
                                       hint: "a Coder workspace that was stopped has no Deployment: start it, or remove it from target.workloads")
                 }
@@ -175,7 +177,8 @@ extension ClaimTarget {
     /// The claim exists, is Bound, and (when `storageClass` is given) is on that class.
     func claimBound(onClass storageClass: String?) -> VerifyCheck {
         VerifyCheck("claim-bound") { findings, context in
-            guard let object = try await context.client.getIfPresent(.persistentVolumeClaims, named: claim, in: namespace) else {
+            // Fresh reads, each kept for the run's summary (`RecreateStrategy.summary`).
+            guard let object = try await context.read(.persistentVolumeClaims, named: claim, in: namespace) else {
                 findings.problems.append("the claim does not exist")
                 findings.stop = true
                 return
@@ -195,7 +198,7 @@ extension ClaimTarget {
     func longhornVolume(in longhornNamespace: String, _ expectation: @escaping @Sendable (StepContext) -> VolumeExpectation) -> VerifyCheck {
         VerifyCheck("longhorn-volume") { findings, context in
             guard let volume = findings.volume else { return }
-            if let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: volume, in: longhornNamespace).map(LonghornVolume.init) {
+            if let longhorn = try await context.read(.longhornVolumes, named: volume, in: longhornNamespace).map(LonghornVolume.init) {
                 findings.volumeProblems = expectation(context).problems(longhorn)
             } else {
                 findings.problems.append("no Longhorn volume \(longhornNamespace)/\(volume)")

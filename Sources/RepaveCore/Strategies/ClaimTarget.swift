@@ -80,8 +80,13 @@ public struct ClaimTarget: Sendable, Equatable {
     /// The pods that use the claim: those that name it and have not ended (a Succeeded or Failed
     /// pod holds no volume, as the pvc-protection controller counts them too).
     func podsMountingClaim(_ client: KubeClient) async throws -> [Pod] {
-        try await client.list(.pods, in: namespace).items.map(Pod.init)
-            .filter { $0.claimNames.contains(claim) && $0.phase != "Succeeded" && $0.phase != "Failed" }
+        try await podsMountingClaimListed(client).pods
+    }
+
+    /// ``podsMountingClaim(_:)`` and the list's resourceVersion, to watch the pods from.
+    func podsMountingClaimListed(_ client: KubeClient) async throws -> (pods: [Pod], resourceVersion: String) {
+        let list = try await client.list(.pods, in: namespace)
+        return (list.items.map(Pod.init).filter { $0.claimNames.contains(claim) && $0.phase != "Succeeded" && $0.phase != "Failed" }, list.resourceVersion)
     }
 
     /// The workloads scaled back up since scale-down, each named with whoever last set its
@@ -102,9 +107,12 @@ public struct ClaimTarget: Sendable, Equatable {
     /// Between scale-down and the new claim nothing may use the claim: a reconciler or a person
     /// scaling a workload back up, or any pod mounting it, stops the run (exit 3) before `before`
     /// happens. Before the point of no return (`abortable`) the operator may also abort.
-    func requireWorkloadsDown(_ context: StepContext, before: String, abortable: Bool) async throws {
+    /// - Parameter listed: the pods that mount the claim, when the caller listed them a moment
+    ///   ago (nil: listed here).
+    func requireWorkloadsDown(_ context: StepContext, before: String, abortable: Bool, listed: [Pod]? = nil) async throws {
         let up = try await workloadsBackUp(context)
-        let pods = try await podsMountingClaim(context.client)
+        let pods: [Pod]
+        if let listed { pods = listed } else { pods = try await podsMountingClaim(context.client) }
         if up.isEmpty && pods.isEmpty { return }
         let hint = up.isEmpty
             ? "find what started \(pods.count == 1 ? "it" : "them") (a Job, a debug pod) and stop \(pods.count == 1 ? "it" : "them"), then 'repave resume'"
@@ -123,13 +131,21 @@ public struct ClaimTarget: Sendable, Equatable {
     }
 
     /// The workload (Deployment through its ReplicaSet, or StatefulSet) that controls a pod.
-    func owner(of pod: Pod, _ client: KubeClient) async throws -> Workload? {
+    /// - Parameter replicaSets: the ReplicaSets read so far, by name (nil: absent): the pods of
+    ///   one ReplicaSet cost one read between them.
+    func owner(of pod: Pod, _ client: KubeClient, replicaSets: inout [String: JSON?]) async throws -> Workload? {
         guard let controller = pod.metadata.controller else { return nil }
         switch controller.kind {
         case "StatefulSet": return .init(kind: .statefulSet, name: controller.name)
         case "ReplicaSet":
-            guard let replicaSet = try await client.getIfPresent(.replicaSets, named: controller.name, in: namespace),
-                  let deployment = ObjectMeta(replicaSet["metadata"] ?? [:]).controller, deployment.kind == "Deployment"
+            let replicaSet: JSON?
+            if let known = replicaSets[controller.name] {
+                replicaSet = known
+            } else {
+                replicaSet = try await client.getIfPresent(.replicaSets, named: controller.name, in: namespace)
+                replicaSets[controller.name] = .some(replicaSet)
+            }
+            guard let replicaSet, let deployment = ObjectMeta(replicaSet["metadata"] ?? [:]).controller, deployment.kind == "Deployment"
             else { return nil }
             return .init(kind: .deployment, name: deployment.name)
         default: return nil

@@ -38,7 +38,8 @@ struct ScaleDown: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         for workload in recreate.target.workloads(context) {
-            let object = try await context.client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+            let type = ClaimTarget.workloadType(workload.kind)
+            let object = try await context.readExisting(type, named: workload.name, in: recreate.namespace)
             if (ClaimTarget.replicas(workload.kind, object)) != 0 { return false }
         }
         return try await recreate.target.podsMountingClaim(context.client).isEmpty
@@ -47,7 +48,8 @@ struct ScaleDown: Step {
     func apply(_ context: StepContext) async throws {
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
-            let object = try await context.client.get(type, named: workload.name, in: recreate.namespace)
+            // Observe's read, unless a patch came between: the patch is guarded by its resourceVersion.
+            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
             let replicas = ClaimTarget.replicas(workload.kind, object)
             guard replicas != 0 else { continue }
@@ -64,7 +66,7 @@ struct ScaleDown: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        var pods = try await recreate.target.podsMountingClaim(context.client)
+        var (pods, listedAt) = try await recreate.target.podsMountingClaimListed(context.client)
         context.waiting(pods.isEmpty ? "no pod to mount the claim" : "\(pods.count) pod\(pods.count == 1 ? "" : "s") to terminate: \(pods.map(\.name).joined(separator: ", "))")
         let deadline = context.deadline(estimate)
         // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods,
@@ -75,12 +77,16 @@ struct ScaleDown: Step {
             if !up.isEmpty { break }
             for pod in pods {
                 let left = deadline - ContinuousClock.now
-                try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, timeout: left > .zero ? left : .milliseconds(1),
+                // Watched from the list just made (each pod's wait is one request), so a pod
+                // already gone by now is a DELETED event, not a second list.
+                try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, from: pod.raw, at: listedAt,
+                                              timeout: left > .zero ? left : .milliseconds(1),
                                               describedAs: "pod \(pod.name) to terminate (it mounts the claim)") { $0 == nil }
             }
-            pods = try await recreate.target.podsMountingClaim(context.client)
+            (pods, listedAt) = try await recreate.target.podsMountingClaimListed(context.client)
         }
-        try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true)
+        // The pods were listed a moment ago (none mount the claim); the workloads are read again.
+        try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true, listed: pods)
     }
 }
 
@@ -102,7 +108,7 @@ struct DeleteClaim: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let old = context.facts[ClaimFact.claimUID] else { return false }
-        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace).map(PersistentVolumeClaim.init) else { return true }
+        guard let current = try await context.read(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace).map(PersistentVolumeClaim.init) else { return true }
         guard current.uid == old else { return true }
         // Last look before the point of no return: nothing may have come back to use the claim.
         if !current.metadata.isTerminating { try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true) }
@@ -113,19 +119,27 @@ struct DeleteClaim: Step {
         guard let uid = context.facts[ClaimFact.claimUID] else {
             throw RepaveError(.deleteNoUID, "no recorded claim uid")
         }
-        let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+        // Observe's read (its last look found nothing using the claim); the delete is uid-guarded.
+        let current = try await context.recent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
         if let current, PersistentVolumeClaim(current).metadata.isTerminating { return }   // already deleting: only wait
         try await context.crossPointOfNoReturn()
-        try await context.mutate("DELETE", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace, name: recreate.claim), precondition: uid) {
+        let answer = try await context.mutate("DELETE", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace, name: recreate.claim), precondition: uid) {
             try await context.client.delete(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, uid: uid, dryRun: context.dryRun)
+        }
+        // Held by its finalizer, the claim comes back with its deletionTimestamp: the wait
+        // watches from there.
+        if !context.dryRun, answer["kind"]?.stringValue == "PersistentVolumeClaim" {
+            context.saw(answer, .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
         }
     }
 
     func await(_ context: StepContext) async throws {
         context.waiting("the old claim to be gone (its pvc-protection finalizer clears when no pod uses it)")
         let old = context.facts[ClaimFact.claimUID] ?? ""
+        let answered = context.kept(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)?.object
         do {
-            try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: context.timeLeft(of: estimate),
+            try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, from: answered,
+                                          timeout: context.timeLeft(of: estimate),
                                           describedAs: "claim \(recreate.claim) (uid \(old)) to be gone") { object in
                 object.map { PersistentVolumeClaim($0).uid != old } ?? true
             }
@@ -158,8 +172,11 @@ struct CreateClaim: Step {
         }]
     }
 
+    /// Fresh, not what delete-claim's wait saw: that wait watches from the DELETE's answer and
+    /// ends at the old claim's deletion event, even when someone has made another claim of that
+    /// name since (`OtherActorsTests`), and that claim must be named, not met by a failed create.
     func observe(_ context: StepContext) async throws -> Bool {
-        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
+        guard let current = try await context.read(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
             // A workload scaled up now would start on the new, empty claim the moment it exists.
             try await recreate.target.requireWorkloadsDown(context, before: "creating the new claim", abortable: false)
             return false
@@ -180,7 +197,10 @@ struct CreateClaim: Step {
         let created = try await context.mutate("POST", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace)) {
             try await context.client.create(.persistentVolumeClaims, in: recreate.namespace, object, dryRun: context.dryRun)
         }
-        if !context.dryRun { try await context.remember(RecreateFact.newClaimUID, PersistentVolumeClaim(created).uid) }
+        if !context.dryRun {
+            context.saw(created, .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+            try await context.remember(RecreateFact.newClaimUID, PersistentVolumeClaim(created).uid)
+        }
     }
 
     /// The saved claim as a new object: same name, labels, annotations (minus binding and
@@ -216,7 +236,8 @@ struct AwaitBound: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         if recreate.plan.storageClass.volumeBindingMode == "WaitForFirstConsumer" { return true }
-        guard let current = try await context.client.getIfPresent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else { return false }
+        // Right after create-claim, its answer (Pending): the wait below watches from it.
+        guard let current = try await context.recent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else { return false }
         return PersistentVolumeClaim(current).isBound
     }
 
@@ -224,7 +245,8 @@ struct AwaitBound: Step {
 
     func await(_ context: StepContext) async throws {
         context.waiting("the new claim to be Bound (the provisioner creates its volume)")
-        try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, timeout: context.timeLeft(of: estimate),
+        let seen = context.kept(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)?.object
+        try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, from: seen, timeout: context.timeLeft(of: estimate),
                                       describedAs: "the new claim to be Bound") { $0.map { PersistentVolumeClaim($0).isBound } ?? false }
     }
 }

@@ -24,7 +24,8 @@ struct ScaleUp: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         for workload in recreate.target.workloads(context) {
-            let object = try await context.client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+            let type = ClaimTarget.workloadType(workload.kind)
+            let object = try await context.readExisting(type, named: workload.name, in: recreate.namespace)
             let want = original(workload, context)
             if ClaimTarget.replicas(workload.kind, object) != want || ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation] != nil { return false }
             if workload.kind == .deployment ? Deployment(object).rolloutState != .complete : StatefulSet(object).readyReplicas != want { return false }
@@ -35,14 +36,16 @@ struct ScaleUp: Step {
     func apply(_ context: StepContext) async throws {
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
-            let object = try await context.client.get(type, named: workload.name, in: recreate.namespace)
+            // Observe's read, unless a patch came between: the patch is guarded by its resourceVersion.
+            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
-            try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name)) {
+            let patched = try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name)) {
                 try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
                     "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .null]],
                     "spec": ["replicas": .integer(Int64(original(workload, context)))],
                 ]), dryRun: context.dryRun)
             }
+            if !context.dryRun { context.saw(patched, type, named: workload.name, in: recreate.namespace) }
         }
     }
 
@@ -51,7 +54,9 @@ struct ScaleUp: Step {
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
             let want = original(workload, context)
-            let object = try await context.client.wait(for: type, named: workload.name, in: recreate.namespace, timeout: context.timeLeft(of: estimate),
+            // From the patch's answer when this process just sent it: the watch alone then.
+            let patched = context.kept(type, named: workload.name, in: recreate.namespace)?.object
+            let object = try await context.client.wait(for: type, named: workload.name, in: recreate.namespace, from: patched, timeout: context.timeLeft(of: estimate),
                                                        describedAs: "\(workload.kind.rawValue)/\(workload.name) to roll out") { object in
                 guard let object else { return false }
                 if workload.kind == .deployment {

@@ -52,7 +52,7 @@ struct Preflight: Step {
     var storageClassCompatible: PreflightCheck {
         let spec = recreate.plan.storageClass
         return PreflightCheck("storage-class-compatible") { _, context in
-            if let existing = try await context.client.getIfPresent(.storageClasses, named: spec.name) {
+            if let existing = try await context.read(.storageClasses, named: spec.name) {
                 let current = StorageClass(existing)
                 if current.provisioner != spec.provisioner || current.parameters != spec.parameters {
                     throw RepaveError(.classMismatch, "storageclass \(spec.name) exists with other settings (\(current.provisioner), \(current.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))",
@@ -142,7 +142,9 @@ struct SaveManifests: Step {
         let client = context.client
         let directory = recreate.runDirectory + "/manifests"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let claimObject = try await client.get(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+        // As the preflight read them a moment ago, when nothing has changed since: the saved
+        // claim's uid guards its deletion, the workloads' resourceVersion their scale-down.
+        let claimObject = try await context.recentExisting(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
         let claim = PersistentVolumeClaim(claimObject)
         let volumeObject = try await client.get(.persistentVolumes, named: claim.volumeName ?? "")
         let volume = PersistentVolume(volumeObject)
@@ -156,7 +158,8 @@ struct SaveManifests: Step {
             try await context.remember(ClaimFact.longhornUID, LonghornVolume(longhorn).uid)
         }
         for workload in recreate.target.workloads(context) {
-            let object = try await client.get(ClaimTarget.workloadType(workload.kind), named: workload.name, in: recreate.namespace)
+            let type = ClaimTarget.workloadType(workload.kind)
+            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
             try await save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
             let replicas = ClaimTarget.replicas(workload.kind, object)
             // Already scaled down by an earlier, interrupted attempt: its annotation knows.
@@ -208,8 +211,10 @@ struct EnsureStorageClass: Step {
         return ["storageclass \(name), created by this run, is kept (delete it with kubectl delete storageclass \(name) if unwanted)"]
     }
 
+    /// The preflight's read when nothing has changed since: a class created by someone else
+    /// meanwhile makes the create fail (already exists), before this run changed anything.
     func observe(_ context: StepContext) async throws -> Bool {
-        try await context.client.getIfPresent(.storageClasses, named: recreate.plan.storageClass.name) != nil
+        try await context.recent(.storageClasses, named: recreate.plan.storageClass.name) != nil
     }
 
     func apply(_ context: StepContext) async throws {
@@ -256,14 +261,16 @@ struct RetainOldVolume: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let name = context.facts[ClaimFact.volume] else { return false }
-        return PersistentVolume(try await context.client.get(.persistentVolumes, named: name)).reclaimPolicy == "Retain"
+        // Fresh: whether the data survives the claim's deletion is not taken from memory.
+        return PersistentVolume(try await context.readExisting(.persistentVolumes, named: name)).reclaimPolicy == "Retain"
     }
 
     func apply(_ context: StepContext) async throws {
         guard let name = context.facts[ClaimFact.volume], let uid = context.facts[ClaimFact.volumeUID] else {
             throw RepaveError(.retainNoVolume, "no recorded volume for the claim")
         }
-        let volume = PersistentVolume(try await context.client.get(.persistentVolumes, named: name))
+        // Observe's read: the patch below is guarded by its resourceVersion.
+        let volume = PersistentVolume(try await context.recentExisting(.persistentVolumes, named: name))
         guard volume.uid == uid else {
             throw RepaveError(.retainReplaced, "persistentvolume \(name) is another object now (uid \(uid) at the start, \(volume.uid) now)",
                               hint: "inspect it; repave does not change a volume it did not save")

@@ -82,9 +82,14 @@ public struct RecreateStrategy: Strategy {
         let facts = history.facts
         let times = RunbookEvidence.PreviousRun(directory: run.directory, records: run.records.map { ($0.time, $0.kind, $0.step) })
         var lines = ["claim:      old uid \(facts[ClaimFact.claimUID] ?? "?") -> new uid \(facts[RecreateFact.newClaimUID] ?? "?")"]
-        let claim = try? await client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: plan.target.namespace).map(PersistentVolumeClaim.init)
+        // What verify read, when nothing changed after it in this process; else read now.
+        func object(_ type: ResourceType, _ name: String, _ namespace: String) async -> JSON? {
+            if let read = run.lastRead(type, named: name, in: namespace) { return read }
+            return try? await client.getIfPresent(type, named: name, in: namespace)
+        }
+        let claim = await object(.persistentVolumeClaims, plan.target.claim, plan.target.namespace).map(PersistentVolumeClaim.init)
         if let volume = claim?.volumeName,
-           let longhorn = try? await client.getIfPresent(.longhornVolumes, named: volume, in: plan.verify.namespace).map(LonghornVolume.init) {
+           let longhorn = await object(.longhornVolumes, volume, plan.verify.namespace).map(LonghornVolume.init) {
             lines.append("volume:     \(volume) on \(claim?.storageClassName ?? "?"): \(longhorn.numberOfReplicas) replicas, \(longhorn.robustness.isEmpty ? "robustness unknown" : longhorn.robustness)")
         }
         if let measured = run.measured {
