@@ -18,7 +18,7 @@ lab-build: deps
 
 # The README's test command (and CI's): unit, integration and end-to-end tests against a lab
 # cluster started for this run and stopped afterwards, whatever the tests' outcome; then ten
-# seconds of fuzzing per parser.
+# seconds of fuzzing per parser; then the installed tool (scripts/test-install, one static build).
 test: deps lab-build
 	@scripts/test
 	@scripts/fuzz --time 10
