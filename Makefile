@@ -62,7 +62,7 @@ uninstall:
 	@scripts/package uninstall "$(DESTDIR)" "$(PREFIX)"
 
 deb: static
-	@REPAVE_EXTRA_DEPS="lintian" scripts/deps
+	@REPAVE_EXTRA_DEPS="lintian dpkg-dev" scripts/deps
 	@deb=$$(scripts/package deb) && lintian --fail-on error "$$deb" && echo "$$deb"
 
 clean:
