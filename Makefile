@@ -18,10 +18,11 @@ lab-build: deps
 
 # The README's test command (and CI's): unit, integration and end-to-end tests against a lab
 # cluster started for this run and stopped afterwards, whatever the tests' outcome; then ten
-# seconds of fuzzing per parser.
+# seconds of fuzzing per parser; then the installed tool (scripts/test-install, one static build).
 test: deps lab-build
 	@scripts/test
 	@scripts/fuzz --time 10
+	@scripts/test-install
 
 # The full proof matrices (every crash point twice, 50 fault seeds per rate, 10 minutes of fuzzing
 # per parser) with the figures docs/reliability.md quotes: about 45 minutes on 2 cores.
@@ -45,5 +46,24 @@ bench: deps lab-build
 demo: deps lab-build build
 	@scripts/demo
 
+# Install (scripts/package): the self-contained release binary in .build-static, make install /
+# uninstall (PREFIX, DESTDIR as usual), the Debian package. scripts/test-install tests them.
+PREFIX ?= /usr/local
+DESTDIR ?=
+.PHONY: static install uninstall deb
+
+static: deps
+	@scripts/package static
+
+install: static
+	@scripts/package install "$(DESTDIR)" "$(PREFIX)"
+
+uninstall:
+	@scripts/package uninstall "$(DESTDIR)" "$(PREFIX)"
+
+deb: static
+	@REPAVE_EXTRA_DEPS="lintian dpkg-dev" scripts/deps
+	@deb=$$(scripts/package deb) && lintian --fail-on error "$$deb" && echo "$$deb"
+
 clean:
-	rm -rf .build .lab
+	rm -rf .build .build-static .lab

@@ -5,6 +5,10 @@ import PackageDescription
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 let strictC: [CSetting] = [.unsafeFlags(["-Wall", "-Wextra", "-Werror"])]
 
+// The version scripts/package stamps into the installed binary (scripts/version); empty for a plain
+// `swift build`. Only CRepaveBuild sees it, so a new stamp rebuilds one C file and relinks.
+let buildVersion = Context.environment["REPAVE_BUILD_VERSION"] ?? ""
+
 let package = Package(
     name: "Repave",
     platforms: [.macOS(.v15)],
@@ -30,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .target(name: "CGit2Shim", dependencies: ["CGit2"], cSettings: strictC),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CRepaveBuild", cSettings: strictC + [.define("REPAVE_BUILD_VERSION", to: "\"\(buildVersion)\"")]),
 
         // Blocking calls kept off Swift's cooperative pool, and the debug check that they are.
         .target(name: "Blocking", swiftSettings: strict),
@@ -59,7 +64,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .target(name: "RepaveCommands", dependencies: [
-            "RepaveCore", "KubeAPI", "Curl", "Git", "Journal", "Blocking",
+            "RepaveCore", "KubeAPI", "Curl", "Git", "Journal", "Blocking", "CRepaveBuild",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

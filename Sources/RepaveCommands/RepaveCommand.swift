@@ -16,7 +16,7 @@ public struct RepaveCommand: AsyncParsableCommand {
                 anything; 3 stopped mid-run (resume is safe); 4 journal locked, corrupt or resume refused; \
                 5 cannot load the kubeconfig or reach the cluster; 64 usage; 130/143 interrupted.
                 """,
-            version: "repave \(RepaveVersion.current) (libcurl \(HTTPSession.curlVersion), libgit2 \(GitLibrary.version))",
+            version: "repave \(BuildVersion.full) (libcurl \(HTTPSession.curlVersion), libgit2 \(GitLibrary.version))",
             subcommands: [PlanCommand.self, RunCommand.self, ResumeCommand.self, AbortCommand.self, StatusCommand.self, RunbookCommand.self, JournalCommand.self, ConfigCommand.self, GitCheckCommand.self]
         )
     }

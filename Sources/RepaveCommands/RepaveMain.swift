@@ -6,7 +6,12 @@ import RepaveCore
 /// and maps it to an exit status.
 public enum RepaveMain {
     public static func main() async -> Never {
-        let status = await run(Array(CommandLine.arguments.dropFirst()))
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let words = KubectlCompletion.words(invokedAs: CommandLine.arguments.first, arguments: arguments) {
+            FileHandle.standardOutput.write(Data(KubectlCompletion.answer(words).utf8))
+            exit(0)
+        }
+        let status = await run(arguments)
         exit(status)
     }
 
