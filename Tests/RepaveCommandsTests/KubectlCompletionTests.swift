@@ -16,7 +16,7 @@ struct KubectlCompletionTests {
         #expect(names == ["plan", "run", "resume", "abort", "status", "runbook", "journal", "config", "git-check", "help"])
         #expect(directive == 4)
         let answer = KubectlCompletion.answer(["ru"])
-        #expect(answer.hasPrefix("run\tRecreate the plan's claim"))
+        #expect(answer.hasPrefix("run\tRun the plan: preflight"))
         #expect(answer.hasSuffix("\n:4\n"))
     }
 
