@@ -1,28 +1,39 @@
 import Foundation
 import KubeAPI
 
-/// One named check of a preflight. Checks run in order and share what they read (`findings`):
-/// the claim, who mounts it, the workloads and their objects, the autoscalers. A check refuses by
-/// throwing. Strategies compose their preflight from the shared checks below and their own.
-public struct PreflightCheck: Sendable {
+/// One named check of a preflight or of `verify`. Checks run in order and share what they have
+/// read or found (`Findings`): a preflight check refuses by throwing; a verify check adds what it
+/// finds wrong. Strategies compose their checks from the shared ones below and their own.
+public struct NamedCheck<Findings: CheckFindings>: Sendable {
     public let name: String
-    let run: @Sendable (_ findings: inout PreflightFindings, _ context: StepContext) async throws -> Void
+    let run: @Sendable (_ findings: inout Findings, _ context: StepContext) async throws -> Void
 
-    init(_ name: String, _ run: @escaping @Sendable (_ findings: inout PreflightFindings, _ context: StepContext) async throws -> Void) {
+    init(_ name: String, _ run: @escaping @Sendable (_ findings: inout Findings, _ context: StepContext) async throws -> Void) {
         self.name = name
         self.run = run
     }
 
-    /// Runs `checks` in order; the first refusal stops the preflight.
-    static func run(_ checks: [PreflightCheck], _ context: StepContext) async throws -> PreflightFindings {
-        var findings = PreflightFindings()
-        for check in checks { try await check.run(&findings, context) }
+    /// Runs `checks` in order, until one throws or the findings say there is nothing further
+    /// to look at.
+    static func run(_ checks: [NamedCheck], _ context: StepContext) async throws -> Findings {
+        var findings = Findings()
+        for check in checks where !findings.stop { try await check.run(&findings, context) }
         return findings
     }
 }
 
+/// What a list of checks accumulates.
+public protocol CheckFindings: Sendable {
+    init()
+    /// Nothing further to look at (a verify whose claim is missing).
+    var stop: Bool { get }
+}
+
+public typealias PreflightCheck = NamedCheck<PreflightFindings>
+public typealias VerifyCheck = NamedCheck<VerifyFindings>
+
 /// What a preflight's checks have read so far.
-public struct PreflightFindings: Sendable {
+public struct PreflightFindings: CheckFindings {
     public var claim: PersistentVolumeClaim?
     /// The pods that mount the claim, and the workloads they belong to (`Kind/name`).
     public var mounting: [Pod] = []
@@ -31,35 +42,23 @@ public struct PreflightFindings: Sendable {
     /// its object as read.
     public var workloads: [(Workload, JSON)] = []
     public var autoscalers: [JSON] = []
-}
+    /// A preflight stops only by refusing.
+    public var stop: Bool { false }
 
-/// One named check of `verify`: what it finds wrong goes into `findings`; checks after a claim
-/// that is not there or not Bound have nothing to look at.
-public struct VerifyCheck: Sendable {
-    public let name: String
-    let run: @Sendable (_ findings: inout VerifyFindings, _ context: StepContext) async throws -> Void
-
-    init(_ name: String, _ run: @escaping @Sendable (_ findings: inout VerifyFindings, _ context: StepContext) async throws -> Void) {
-        self.name = name
-        self.run = run
-    }
-
-    static func run(_ checks: [VerifyCheck], _ context: StepContext) async throws -> VerifyFindings {
-        var findings = VerifyFindings()
-        for check in checks where !findings.stop { try await check.run(&findings, context) }
-        return findings
-    }
+    public init() {}
 }
 
 /// What verify found: its problems, the Longhorn volume's apart (they heal by themselves, so
 /// verify watches that volume when they are all that is wrong).
-public struct VerifyFindings: Sendable {
+public struct VerifyFindings: CheckFindings {
     public var problems: [String] = []
     public var volumeProblems: [String] = []
     /// The claim's volume, once the claim check found it Bound.
     public var volume: String?
     /// The claim is missing or not Bound: nothing further to check.
-    var stop = false
+    public var stop = false
+
+    public init() {}
 
     public var all: [String] { problems + volumeProblems }
     /// The volume to watch: only its state is wrong.
