@@ -4,7 +4,7 @@
 # one `go build`; then the lab's CSI node plugin (scripts/lab-node/csi.go) in the same tree and the
 # real node's images (scripts/lab-node/images.sh).
 #
-# `scripts/lab build` keys its binary cache by the sha256 of this file, of scripts/lab-node/*
+# `scripts/lab build` keys its binary cache by the sha256 of this file, of scripts/lab-node/{csi.go,images.sh}
 # and of the Debian package versions they use: change any of them and the next `lab build`
 # rebuilds.
 #
