@@ -143,7 +143,9 @@ patch_line() { # FILE SED_EXPR: a patched copy in $OV; fails if the line was not
 pkgs=(); for t in $TARGETS; do pkgs+=("./cmd/$t"); done
 log "$(go version): building $TARGETS"
 go build -overlay "$OV/overlay.json" -trimpath -tags 'selinux notest dockerless' -ldflags "$ldflags" -o "$OUT/" "${pkgs[@]}"
-for t in $TARGETS; do "$OUT/$t" --version >&2; done
+for t in $TARGETS; do
+  if [[ $t == kubectl ]]; then "$OUT/$t" version --client --short >&2; else "$OUT/$t" --version >&2; fi
+done
 log "building repave-lab-csi"
 go build -overlay "$OV/overlay.json" -trimpath -ldflags '-s -w -buildid=' -o "$OUT/repave-lab-csi" ./cmd/repave-lab-csi
 log "building the images lab/pause:3.2 and lab/mover:1"
