@@ -71,6 +71,7 @@ node_prepare() {
   rm -rf "$NODE_RUN"; mkdir -p "$NODE_RUN"; chmod 700 "$NODE_RUN"
   echo "$STATE $NODE_RUN" > "$NODE_LOCK_DIR/node.owner"
   echo "$STATE" > "$NODE_RUN/owner"
+  touch "$NODE_RUN/started"   # the pod log directories newer than this are this kubelet's
   mkdir -p "$STATE/node/containerd" "$STATE/node/cni" "$STATE/volumes"
   touch "$STATE/node/started"
   # Host directories the kubelet creates that did not exist: `down` removes them again.
@@ -98,6 +99,8 @@ node_prepare() {
 # node_start BIN: containerd, the images, the kubelet and the CSI plugin; waits for Ready.
 node_start() {
   local bin=$1 cd=$NODE_RUN/containerd sock=$NODE_RUN/containerd/containerd.sock kl=$NODE_RUN/kubelet
+  # write_kubeconfig left umask 077: volume directories and pod files would be root-only.
+  umask 022
   mkdir -p "$cd" "$kl/root" "$NODE_RUN/runc" "$STATE/node/cni/net.d"
   cat > "$STATE/node/containerd/config.toml" <<EOF
 version = 2
@@ -246,7 +249,7 @@ node_stop() {
   local n
   [[ -f $STATE/node.env ]] || return 0
   NODE_RUN=$(sed -n 's/^NODE_RUN_DIR=//p' "$STATE/node.env")
-  for n in repave-lab-csi kubelet; do stop_one "$n"; done
+  stop_all repave-lab-csi kubelet
   # The containers first (their shims would otherwise restart nothing, but keep the mounts busy).
   node_kill_pods
   stop_one containerd
@@ -260,7 +263,6 @@ node_stop() {
     rm -rf "$STATE/volumes"
   fi
   rm -rf "$STATE/node" "$STATE/node.env"
-  node_unlock
 }
 
 # node_kill_pods: SIGKILL every process in the pods' cgroups (works whether containerd runs or was
@@ -269,7 +271,7 @@ node_kill_pods() {
   local i pids
   for ((i = 0; i < 50; i++)); do
     pids=$(cat /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/*/cgroup.procs \
-               /sys/fs/cgroup/*/kubepods/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods/*/*/*/cgroup.procs 2>/dev/null | sort -u)
+               /sys/fs/cgroup/*/kubepods/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods/*/*/*/cgroup.procs 2>/dev/null | sort -u || true)
     [[ -z $pids ]] && return 0
     # shellcheck disable=SC2086
     kill -KILL $pids 2>/dev/null || true
@@ -286,7 +288,7 @@ node_cleanup() {
   node_kill_pods
   # Shims of this lab's containerd (their command line names its socket), by pid.
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-    cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || continue
+    { cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline"); } 2>/dev/null || continue
     [[ $cmd == *containerd-shim-runc-v2*"-address $sock "* ]] && kill -KILL "$pid" 2>/dev/null
   done
   # Mounts under the run directory and the node's state, deepest first.
@@ -319,11 +321,20 @@ node_cleanup() {
   # kubelet 1.20's fixed host paths: the pod log directories of this kubelet's pods (their uids are
   # the directories under its root), their /var/log/containers links, the device-plugin socket.
   local uid l
+  # kubelet (its pod directories; one it already cleaned may still have logs) and those made while
+  # it ran (one real node per machine: no other kubelet writes there meanwhile).
+  local logdirs=()
   for uid in $(ls "$run/kubelet/root/pods" 2>/dev/null); do
-    for l in /var/log/containers/*.log; do
-      [[ -L $l && $(readlink "$l") == /var/log/pods/*_"$uid"/* ]] && rm -f "$l"
+    for l in /var/log/pods/*_"$uid"; do [[ -d $l ]] && logdirs+=("$l"); done
+  done
+  if [[ -f $run/started ]]; then
+    while read -r l; do [[ -n $l ]] && logdirs+=("$l"); done < <(find /var/log/pods -mindepth 1 -maxdepth 1 -newer "$run/started" 2>/dev/null)
+  fi
+  for l in "${logdirs[@]}"; do
+    for uid in /var/log/containers/*.log; do
+      [[ -L $uid && $(readlink "$uid") == "$l"/* ]] && rm -f "$uid"
     done
-    rm -rf /var/log/pods/*_"$uid"
+    rm -rf "$l"
   done
   rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/DEPRECATION
   if [[ -f $run/created-host-dirs ]]; then
@@ -332,7 +343,7 @@ node_cleanup() {
   rm -rf "$run"
 }
 
-# node_unlock: after a real node is down, remove the lock file and /run/repave-lab, but only while
+# node_unlock: after a real lab is down (all its processes, which hold the lock, stopped), remove the lock file and /run/repave-lab, but only while
 # holding the lock ourselves (nobody else is live) and when no other lab's run directory is there.
 node_unlock() {
   [[ -n ${NODE_LOCK_FD:-} ]] && { exec {NODE_LOCK_FD}>&-; NODE_LOCK_FD=; }
