@@ -167,7 +167,7 @@ struct RealNodeTests: DevpodTesting {
             try await client.delete(.pods, named: "writer", in: namespace, uid: writer.uid)
             try await client.wait(for: .pods, named: "writer", in: namespace, timeout: .seconds(60), describedAs: "writer gone") { $0 == nil }
 
-            try await client.create(.pods, in: namespace, Self.pod("reader", claim: "data", script: "cat /data/dir/hello.txt; echo; getfattr --only-values -n user.lab /data/dir/hello.txt"))
+            try await client.create(.pods, in: namespace, Self.pod("reader", claim: "data", script: "cd /data/dir && cat hello.txt && echo && getfattr --only-values -n user.lab hello.txt"))
             try await waitForPhase("reader", in: namespace, ["Succeeded", "Failed"])
             let logs = try await kubectl(["-n", namespace, "logs", "reader"])
             #expect(logs.status == 0, "kubectl logs: \(logs.standardError)")
