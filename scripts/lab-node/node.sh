@@ -41,9 +41,9 @@ node_lock() {
   mkdir -p "$NODE_LOCK_DIR"; chmod 755 "$NODE_LOCK_DIR"
   exec {NODE_LOCK_FD}>>"$NODE_LOCK_DIR/node.lock"
   if ! flock -n "$NODE_LOCK_FD"; then
-    local owner; owner=$(cat "$NODE_LOCK_DIR/node.owner" 2>/dev/null || echo "unknown")
-    exec {NODE_LOCK_FD}>&-
-    die "another real-node lab is live (state $owner); kubelet 1.20 has fixed host paths, so one real node per machine: run scripts/lab down ${owner%% *} first"
+    local owner; owner=$(cut -d" " -f1 "$NODE_LOCK_DIR/node.owner" 2>/dev/null || echo "unknown")
+    exec {NODE_LOCK_FD}>&-; NODE_LOCK_FD=
+    die "another real-node lab is live ($owner); kubelet 1.20 has fixed host paths, so one real node per machine: run scripts/lab down $owner first"
   fi
   # The lock is free: any real-node lab that ran before is dead. Clear what it left.
   if [[ -s $NODE_LOCK_DIR/node.owner ]]; then
@@ -142,7 +142,9 @@ EOF
     "ipam": { "type": "host-local", "ranges": [[{"subnet": "$NODE_POD_CIDR"}]], "dataDir": "$NODE_RUN/ipam" } },
   { "type": "loopback" } ] }
 EOF
-  launch containerd containerd --config "$STATE/node/containerd/config.toml" --log-level warn
+  # containerd does not hold the lock: its shims (and through them, runc) would inherit it and keep a
+  # dead lab "live". A dead lab's containerd is stopped by pid in node_cleanup.
+  LAB_CLOSE_FD=$NODE_LOCK_FD launch containerd containerd --config "$STATE/node/containerd/config.toml" --log-level warn
   local deadline=$(( $(date +%s) + ${LAB_READY_TIMEOUT:-60} ))
   until ctr --address "$sock" version >/dev/null 2>&1; do
     alive containerd || { tail -n 20 "$LOGS/containerd.log" >&2; die "containerd exited (log: $LOGS/containerd.log)"; }
@@ -284,8 +286,13 @@ node_kill_pods() {
 # processes, shims, mounts, cgroups, the bridge, and the host files kubelet 1.20 writes. Touches
 # only what this lab's records name.
 node_cleanup() {
-  local run=$1 nstate=$2 sock=$1/containerd/containerd.sock pid cmd
+  local run=$1 nstate=$2 sock=$1/containerd/containerd.sock pid cmd st
   node_kill_pods
+  # A dead lab's containerd (the only process of a lab that does not hold the lock), by its record.
+  if [[ -f ${nstate%/node}/pids/containerd.pid ]]; then
+    read -r pid st < "${nstate%/node}/pids/containerd.pid" || true
+    if [[ -n ${pid:-} ]] && same_proc "$pid" "$st"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
   # Shims of this lab's containerd (their command line names its socket), by pid.
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     { cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline"); } 2>/dev/null || continue
