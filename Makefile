@@ -2,6 +2,7 @@
 # needs nothing but this checkout.
 SHELL := /bin/bash
 LAB_DIR ?= $(CURDIR)/.lab/dev
+LAB_NODES ?= simulated
 
 .PHONY: all deps build lab-build lab-up lab-down test proof demo bench clean
 
@@ -30,8 +31,9 @@ proof: deps lab-build
 	@scripts/proof
 
 # A lab cluster that stays up for interactive use: eval "$$(scripts/lab env $(LAB_DIR))".
+# Simulated nodes unless LAB_NODES=real (make lab-up LAB_NODES=real): see docs/lab.md.
 lab-up: deps lab-build build
-	@scripts/lab up $(LAB_DIR)
+	@LAB_NODES=$(LAB_NODES) scripts/lab up $(LAB_DIR)
 
 lab-down:
 	@scripts/lab down $(LAB_DIR)
@@ -65,5 +67,8 @@ deb: static
 	@REPAVE_EXTRA_DEPS="lintian dpkg-dev" scripts/deps
 	@deb=$$(scripts/package deb) && lintian --fail-on error "$$deb" && echo "$$deb"
 
+# Every lab under .lab/ goes down first (processes, mounts, a real node's cgroups and host files),
+# so nothing is left running on files that are about to be removed.
 clean:
+	@for d in .lab/*/; do [[ -f $$d/.repave-lab ]] && scripts/lab down "$$d"; done; true
 	rm -rf .build .build-static .lab

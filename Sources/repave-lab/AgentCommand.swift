@@ -24,8 +24,14 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("ready-file"), help: "Created once nodes, CRD and caches are ready.")
     var readyFile: String?
 
-    @Option(help: "How many nodes to register.")
+    @Option(help: "How many simulated nodes to register (0 with a real node).")
     var nodes = 3
+
+    @Option(name: .customLong("real-node"), help: "A node run by a real kubelet: the agent plays only Longhorn's controller side for it.")
+    var realNodes: [String] = []
+
+    @Option(name: .customLong("volume-dir"), help: "The real node's volume directory (the CSI plugin serves <dir>/<volume name>).")
+    var volumeDir: String?
 
     @Option(name: .customLong("start-delay"), help: "Default delay before a scheduled pod runs (e.g. 2s).")
     var startDelay = "0s"
@@ -54,7 +60,9 @@ struct AgentCommand: AsyncParsableCommand {
         let settings = LabAgent.Settings(
             nodes: nodes, startDelay: try duration(startDelay, "start-delay"),
             terminateDelay: try duration(terminateDelay, "terminate-delay"),
-            provisionDelay: try duration(provisionDelay, "provision-delay"), heartbeat: .seconds(10))
+            provisionDelay: try duration(provisionDelay, "provision-delay"), heartbeat: .seconds(10),
+            realNodes: realNodes, volumeDir: volumeDir)
+        guard nodes >= 0 else { throw ValidationError("--nodes: \(nodes) is negative; give 0 or more") }
         let connection = try KubeconfigLoader(explicitPath: kubeconfig).load()
         let client = try KubeClient(connection: connection, userAgent: "repave-lab/0.1.0", logger: logger)
         let agent = LabAgent(client: client, settings: settings, logger: logger)

@@ -11,6 +11,8 @@ struct DemoWorld: AsyncParsableCommand {
     @Option var kubeconfig: String
     @Option var namespace = "devpod"
     @Flag var show = false
+    @Flag(name: .customLong("real-node"), help: "The workspace is a real process (lab/mover:1, a shell loop that exits on SIGTERM), for LAB_NODES=real.")
+    var realNode = false
 
     func run() async throws {
         let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-lab/demo")
@@ -26,13 +28,19 @@ struct DemoWorld: AsyncParsableCommand {
             "metadata": ["name": "coder-jeda-codespace-home", "labels": ["com.coder.resource": "true"]],
             "spec": ["accessModes": ["ReadWriteOnce"], "storageClassName": "longhorn-1r", "resources": ["requests": ["storage": "60Gi"]]],
         ])
+        var workspace: JSON = ["name": "dev", "image": "codercom/enterprise-base:ubuntu", "volumeMounts": [["name": "home", "mountPath": "/home/coder"]]]
+        if realNode {
+            workspace = ["name": "dev", "image": "lab/mover:1", "imagePullPolicy": "Never",
+                         "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"],
+                         "volumeMounts": [["name": "home", "mountPath": "/home/coder"]]]
+        }
         try await client.create(.deployments, in: namespace, [
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "coder-jeda-codespace"],
             "spec": [
                 "replicas": 1, "strategy": ["type": "Recreate"], "selector": ["matchLabels": ["app": "coder-jeda-codespace"]],
                 "template": [
                     "metadata": ["labels": ["app": "coder-jeda-codespace"]],
-                    "spec": ["containers": [["name": "dev", "image": "codercom/enterprise-base:ubuntu", "volumeMounts": [["name": "home", "mountPath": "/home/coder"]]]],
+                    "spec": ["containers": [workspace], "terminationGracePeriodSeconds": 10,
                              "volumes": [["name": "home", "persistentVolumeClaim": ["claimName": "coder-jeda-codespace-home"]]]],
                 ],
             ],

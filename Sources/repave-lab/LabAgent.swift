@@ -5,7 +5,10 @@ import Logging
 import Synchronization
 
 /// Plays what the lab's control plane lacks: the kubelets of `lab-node-1…N` and Longhorn's CSI
-/// driver and manager. Level-triggered: every change seen by an informer (and a short tick, for
+/// driver and manager. With a real node (`LAB_NODES=real scripts/lab up`, `--real-node`), it plays
+/// only Longhorn's controller side: the provisioner (PVs whose volume is a directory the node's CSI
+/// plugin bind-mounts), the attacher (`VolumeAttachment.status.attached`), and the
+/// `volumes.longhorn.io` objects, whose state follows the real attachments. Level-triggered: every change seen by an informer (and a short tick, for
 /// delays) re-evaluates the whole cached state and issues only the calls that are still needed.
 ///
 /// Per-object knobs (annotations), so tests sharing one lab do not disturb each other:
@@ -19,6 +22,12 @@ final class LabAgent: Sendable {
         var terminateDelay: Duration
         var provisionDelay: Duration
         var heartbeat: Duration
+        /// Nodes run by a real kubelet: the agent never plays their pods.
+        var realNodes: [String] = []
+        /// Where the real node's CSI plugin keeps each volume (`<dir>/<volume name>`).
+        var volumeDir: String?
+
+        var real: Bool { !realNodes.isEmpty }
     }
 
     static let driver = "driver.longhorn.io"
@@ -37,6 +46,7 @@ final class LabAgent: Sendable {
     let volumes: Informer
     let classes: Informer
     let longhorn: Informer
+    let attachments: Informer?
 
     /// When each object first became eligible for a delayed action, and actions recently issued
     /// (so a stale cache does not repeat them).
@@ -48,7 +58,7 @@ final class LabAgent: Sendable {
         self.client = client
         self.settings = settings
         self.logger = logger
-        nodeNames = (1...max(1, settings.nodes)).map { "lab-node-\($0)" }
+        nodeNames = settings.nodes > 0 ? (1...settings.nodes).map { "lab-node-\($0)" } : []
         let (wakeups, bell) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         self.wakeups = wakeups
         self.bell = bell
@@ -58,7 +68,10 @@ final class LabAgent: Sendable {
         volumes = Informer(.persistentVolumes, client: client, logger: logger, bell: ring)
         classes = Informer(.storageClasses, client: client, logger: logger, bell: ring)
         longhorn = Informer(.longhornVolumes, client: client, logger: logger, bell: ring)
+        attachments = settings.real ? Informer(.volumeAttachments, client: client, logger: logger, bell: ring) : nil
     }
+
+    private var informers: [Informer] { [pods, claims, volumes, classes, longhorn] + (attachments.map { [$0] } ?? []) }
 
     // MARK: - start-up
 
@@ -66,11 +79,24 @@ final class LabAgent: Sendable {
         try await installLonghornCRD()
         try await ensureNamespace(Self.longhornNamespace)
         for name in nodeNames { try await registerNode(name) }
+        if settings.real { try await installCSIDriver() }
+    }
+
+    /// Longhorn's CSIDriver: attach required, so the attach/detach controller makes a
+    /// VolumeAttachment before the kubelet publishes, as with the real driver.
+    private func installCSIDriver() async throws {
+        do {
+            try await client.create(.csiDrivers, [
+                "apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+                "metadata": ["name": .string(Self.driver)],
+                "spec": ["attachRequired": true, "podInfoOnMount": true, "volumeLifecycleModes": ["Persistent"]],
+            ])
+        } catch let error as KubeAPIError where error.reason == .alreadyExists {}
     }
 
     func run(readyFile: String?) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for informer in [pods, claims, volumes, classes, longhorn] {
+            for informer in informers {
                 group.addTask { await informer.run() }
             }
             group.addTask { try await self.heartbeats() }
@@ -87,7 +113,7 @@ final class LabAgent: Sendable {
                     if !announced, let readyFile {
                         announced = true
                         _ = FileManager.default.createFile(atPath: readyFile, contents: Data("ready\n".utf8))
-                        self.logger.notice("lab agent ready", metadata: ["nodes": "\(self.nodeNames.joined(separator: ","))"])
+                        self.logger.notice("lab agent ready", metadata: ["nodes": "\((self.nodeNames + self.settings.realNodes).joined(separator: ","))"])
                     }
                     await self.reconcile()
                 }
@@ -97,7 +123,7 @@ final class LabAgent: Sendable {
     }
 
     private func allSynced() async -> Bool {
-        for informer in [pods, claims, volumes, classes, longhorn] where !(await informer.synced) { return false }
+        for informer in informers where !(await informer.synced) { return false }
         return true
     }
 
@@ -187,6 +213,7 @@ final class LabAgent: Sendable {
         let classes = Dictionary(await self.classes.objects.map { (StorageClass($0).name, StorageClass($0)) }, uniquingKeysWith: { a, _ in a })
         let longhornVolumes = Dictionary(await self.longhorn.objects.map { (LonghornVolume($0).name, LonghornVolume($0)) }, uniquingKeysWith: { a, _ in a })
         let claimsByKey = Dictionary(claims.map { ("\($0.namespace ?? "")/\($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+        let attachments = await self.attachments?.objects ?? []
         let ours = Set(nodeNames)
 
         for pod in pods where pod.nodeName.map(ours.contains) == true {
@@ -198,8 +225,13 @@ final class LabAgent: Sendable {
         for volume in volumes {
             await act("volume \(volume.name)") { try await self.reclaimIfReleased(volume, longhorn: longhornVolumes) }
         }
+        let realAttachments = settings.real ? attachments : nil
+        for attachment in attachments {
+            await act("volumeattachment") { try await self.attachIfNeeded(attachment) }
+        }
         await act("longhorn status") {
-            try await self.updateLonghornStatus(pods: pods, claims: claimsByKey, volumes: volumes, longhorn: longhornVolumes, classes: classes)
+            try await self.updateLonghornStatus(pods: pods, claims: claimsByKey, volumes: volumes, longhorn: longhornVolumes, classes: classes,
+                                                attachments: realAttachments)
         }
     }
 
@@ -345,7 +377,7 @@ final class LabAgent: Sendable {
             "claimRef": ["apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": .string(namespace),
                          "name": .string(claim.name), "uid": .string(claim.uid)],
             "csi": ["driver": .string(Self.driver), "volumeHandle": .string(name), "fsType": .string(storageClass.parameters["fsType"] ?? "ext4"),
-                    "volumeAttributes": .object(storageClass.parameters.mapValues { .string($0) })],
+                    "volumeAttributes": .object(volumeAttributes(storageClass, volume: name))],
         ]
         if let selectedNode {
             spec["nodeAffinity"] = ["required": ["nodeSelectorTerms": [["matchExpressions": [
@@ -358,6 +390,28 @@ final class LabAgent: Sendable {
             "spec": spec,
         ])
         logger.info("provisioned", metadata: ["claim": "\(namespace)/\(claim.name)", "pv": "\(name)", "replicas": "\(replicas)"])
+    }
+
+    /// The class's parameters, as Longhorn's provisioner passes them, and on a real node the
+    /// directory that holds the volume's bytes (the CSI plugin serves `<volume dir>/<name>`).
+    private func volumeAttributes(_ storageClass: StorageClass, volume name: String) -> [String: JSON] {
+        var attributes = storageClass.parameters.mapValues { JSON.string($0) }
+        if let dir = settings.volumeDir { attributes["lab.repave/directory"] = .string(dir + "/" + name) }
+        return attributes
+    }
+
+    // MARK: Longhorn CSI attacher (real node)
+
+    /// The external-attacher's job for Longhorn: a VolumeAttachment for our driver is attached
+    /// (the CSI node plugin bind-mounts a directory, so there is nothing to do but say so).
+    private func attachIfNeeded(_ attachment: JSON) async throws {
+        let meta = ObjectMeta(attachment["metadata"] ?? [:])
+        guard attachment[path: "spec", "attacher"]?.stringValue == Self.driver, !meta.isTerminating,
+              attachment[path: "status", "attached"]?.boolValue != true, claimAction("attach/\(meta.uid)")
+        else { return }
+        try await client.patch(.volumeAttachments, named: meta.name, .merge(["status": ["attached": true]]), subresource: "status")
+        logger.info("attached", metadata: ["volumeattachment": "\(meta.name)",
+                                           "pv": "\(attachment[path: "spec", "source", "persistentVolumeName"]?.stringValue ?? "")"])
     }
 
     /// A Released PV of ours with reclaim policy Delete: the provisioner deletes the backing
@@ -373,19 +427,34 @@ final class LabAgent: Sendable {
             } catch let error as KubeAPIError where error.reason == .notFound {}
         }
         try await client.delete(.persistentVolumes, named: volume.name, uid: volume.uid)
+        // On a real node the bytes go too, as Longhorn deletes the volume's replicas. Only a direct
+        // child of the volume directory named after the volume; a Retain PV never gets here.
+        if let dir = settings.volumeDir, let handle = volume.volumeHandle, !handle.isEmpty, !handle.contains("/"), !handle.hasPrefix(".") {
+            try? FileManager.default.removeItem(atPath: dir + "/" + handle)
+        }
         logger.info("reclaimed", metadata: ["pv": "\(volume.name)"])
     }
 
     /// Attached and healthy (or the claim's or class's `lab.repave/robustness`) while a running
-    /// pod uses the volume; detached with robustness unknown otherwise, as Longhorn reports.
+    /// pod uses the volume; detached with robustness unknown otherwise, as Longhorn reports. With a
+    /// real node, `attachments` (the VolumeAttachments) say which volumes are attached, and where.
     private func updateLonghornStatus(
         pods: [Pod], claims: [String: PersistentVolumeClaim], volumes: [PersistentVolume],
-        longhorn: [String: LonghornVolume], classes: [String: StorageClass]
+        longhorn: [String: LonghornVolume], classes: [String: StorageClass], attachments: [JSON]?
     ) async throws {
         var attachedTo: [String: String] = [:]   // pv name → node
-        for pod in pods where pod.phase == "Running" && !pod.metadata.isTerminating {
-            for claimName in pod.claimNames {
-                if let pv = claims["\(pod.namespace ?? "")/\(claimName)"]?.volumeName { attachedTo[pv] = pod.nodeName ?? "" }
+        if let attachments {
+            for attachment in attachments where attachment[path: "status", "attached"]?.boolValue == true
+                && attachment[path: "spec", "attacher"]?.stringValue == Self.driver {
+                if let pv = attachment[path: "spec", "source", "persistentVolumeName"]?.stringValue {
+                    attachedTo[pv] = attachment[path: "spec", "nodeName"]?.stringValue ?? ""
+                }
+            }
+        } else {
+            for pod in pods where pod.phase == "Running" && !pod.metadata.isTerminating {
+                for claimName in pod.claimNames {
+                    if let pv = claims["\(pod.namespace ?? "")/\(claimName)"]?.volumeName { attachedTo[pv] = pod.nodeName ?? "" }
+                }
             }
         }
         let byName = Dictionary(volumes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -409,6 +478,11 @@ final class LabAgent: Sendable {
                                    subresource: "status")
         }
     }
+}
+
+extension ResourceType {
+    static let volumeAttachments = ResourceType(group: "storage.k8s.io", version: "v1", plural: "volumeattachments", kind: "VolumeAttachment", namespaced: false)
+    static let csiDrivers = ResourceType(group: "storage.k8s.io", version: "v1", plural: "csidrivers", kind: "CSIDriver", namespaced: false)
 }
 
 func timestamp() -> String {

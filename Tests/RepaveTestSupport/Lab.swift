@@ -14,8 +14,23 @@ public struct Lab: Sendable {
     private let values: [String: String]
 
     public static func current() throws -> Lab {
-        guard let directory = ProcessInfo.processInfo.environment["REPAVE_LAB_DIR"], !directory.isEmpty else {
-            throw NotRunning(detail: "REPAVE_LAB_DIR is not set")
+        try find("REPAVE_LAB_DIR")
+    }
+
+    /// The lab with a real node (`LAB_NODES=real scripts/lab up`, which `make test` also starts),
+    /// found through `REPAVE_NODE_LAB_DIR`: pods run real processes, volumes hold real bytes. A
+    /// data test run without it fails with the same "lab not running" message, never a skip.
+    public static func realNode() throws -> Lab {
+        let lab = try find("REPAVE_NODE_LAB_DIR")
+        guard lab.values["LAB_NODES"] == "real" else {
+            throw NotRunning(detail: "\(lab.directory) is a simulated lab; REPAVE_NODE_LAB_DIR must name one started with LAB_NODES=real")
+        }
+        return lab
+    }
+
+    private static func find(_ variable: String) throws -> Lab {
+        guard let directory = ProcessInfo.processInfo.environment[variable], !directory.isEmpty else {
+            throw NotRunning(detail: "\(variable) is not set")
         }
         let envFile = directory + "/cluster.env"
         guard let text = try? String(contentsOfFile: envFile, encoding: .utf8) else {
@@ -25,6 +40,13 @@ public struct Lab: Sendable {
         for line in text.split(separator: "\n") {
             guard let equals = line.firstIndex(of: "=") else { continue }
             values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        if FileManager.default.fileExists(atPath: directory + "/node.env"),
+           let text = try? String(contentsOfFile: directory + "/node.env", encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                guard let equals = line.firstIndex(of: "=") else { continue }
+                values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+            }
         }
         return Lab(directory: directory, values: values)
     }
