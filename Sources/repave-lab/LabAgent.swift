@@ -14,7 +14,8 @@ import Synchronization
 /// Per-object knobs (annotations), so tests sharing one lab do not disturb each other:
 /// - Pod: `lab.repave/start-delay`, `lab.repave/terminate-delay` (durations such as `2s`)
 /// - PersistentVolumeClaim or StorageClass: `lab.repave/provision: fail`,
-///   `lab.repave/provision-delay`, `lab.repave/robustness: degraded|faulted`
+///   `lab.repave/provision-delay`, `lab.repave/robustness: degraded|faulted`,
+///   `lab.repave/healthy-delay` (degraded for that long after the volume first attaches)
 final class LabAgent: Sendable {
     struct Settings: Sendable {
         var nodes: Int
@@ -469,6 +470,11 @@ final class LabAgent: Sendable {
                     if let className = claim.storageClassName, let storageClass = classes[className] { knobs.append(storageClass.metadata.annotations) }
                 }
                 robustness = annotation("robustness", knobs) ?? "healthy"
+                // `healthy-delay`: degraded for that long after it first attaches (a rebuild), so
+                // a verify right after scale-up sees it heal (the crash matrix needs that wait).
+                if robustness == "healthy", let delay = annotation("healthy-delay", knobs).flatMap(parseDuration), !due("healthy/\(name)", after: delay) {
+                    robustness = "degraded"
+                }
             }
             guard volume.state != state || volume.robustness != robustness || (volume.raw[path: "status", "currentNodeID"]?.stringValue ?? "") != node,
                   claimAction("longhorn/\(name)/\(state)/\(robustness)")

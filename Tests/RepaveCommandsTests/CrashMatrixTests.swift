@@ -78,9 +78,10 @@ struct CrashMatrixTests: DevpodTesting {
         return outcome
     }
 
-    /// The new claim binds a moment after it is created (the annotation is copied to it), so
-    /// the bind wait's points are reached in every run.
-    static let provisionDelay = ["lab.repave/provision-delay": "300ms"]
+    /// The new claim binds a moment after it is created, and its volume heals a moment after it
+    /// attaches (the annotations are copied to it), so the bind wait's and verify's wait's points
+    /// are reached in every run, not only when the lab happens to be slow.
+    static let provisionDelay = ["lab.repave/provision-delay": "300ms", "lab.repave/healthy-delay": "1s"]
 
     @Test("every failpoint of the devpod run: crash there, resume (under make proof: crash again inside the resume, resume), converged")
     func everyFailpoint() async throws {

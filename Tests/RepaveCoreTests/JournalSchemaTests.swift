@@ -1,5 +1,6 @@
 import Foundation
 import Journal
+import KubeAPI
 import RepaveTestSupport
 import Testing
 
@@ -74,4 +75,40 @@ struct JournalSchemaTests {
         try journal.append(kind: "copy_progress", data: ["bytes": "1"])
         #expect(throws: RunHistoryError.unknownKind("copy_progress", sequence: 3)) { try RunHistory(journal.records) }
     }
+
+    /// A recreate session over a hand-written journal (no request is sent on these paths).
+    func session(_ scratch: ScratchDirectory, records: [EngineRecord], steps: [String?]) async throws -> MaintenanceSession {
+        let plan = try RecreatePlan.parse(Data(PlanTests.minimal.utf8), file: "p.yaml")
+        let header = RunHeader(strategy: "recreate", plan: plan.name, planDigest: RecreateStrategy(plan: plan).planDigest,
+                               cluster: .init(server: "https://127.0.0.1:1", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
+        for (record, step) in zip(records, steps) { try await record.append(to: journal, step: step) }
+        let kubeconfig = scratch.file("kubeconfig")
+        try "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\ncontexts: [{name: x, context: {cluster: c, user: \"\"}}]\ncurrent-context: x\n"
+            .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-test")
+        return try await MaintenanceSession.reopen(RecreateStrategy(plan: plan), journal: journal, directory: scratch.file("run"), client: client,
+                                                   storedPlan: nil, acceptChanged: false, bindingChecked: false)
+    }
+
+    @Test("abort refuses once the point-of-no-return step was done, even when no pnr record says so (someone else deleted the claim)")
+    func abortPastTheStep() async throws {
+        let scratch = try ScratchDirectory()
+        let intent = EngineRecord.Intent(verb: "PATCH", path: "/pv", precondition: "1", attempt: 1, dryRun: false)
+        let session = try await session(scratch, records: [.intent(intent), .outcome(.init(result: "ok", detail: nil)), .stepDone, .stepDone],
+                                        steps: ["retain-old-volume", "retain-old-volume", "retain-old-volume", "delete-claim"])
+        let error = await #expect(throws: RepaveError.self) { try await session.abort() }
+        #expect(error?.errorCode == .abortPastPointOfNoReturn)
+    }
+
+    @Test("a run whose abort began and did not finish is not resumed forward")
+    func halfAborted() async throws {
+        let scratch = try ScratchDirectory()
+        let intent = EngineRecord.Intent(verb: "PATCH", path: "/pv", precondition: "1", attempt: 1, dryRun: false)
+        let session = try await session(scratch, records: [.intent(intent), .outcome(.init(result: "ok", detail: nil))], steps: ["abort", "abort"])
+        let error = #expect(throws: RepaveError.self) { try MaintenanceSession.resumable(session.journal, directory: session.directory) }
+        #expect(error?.errorCode == .resumeAborted)
+        #expect(error?.hint?.contains("repave abort") == true)
+    }
 }
+

@@ -126,7 +126,7 @@ public struct ClusterLock: Sendable {
                     let result = Task.isCancelled ? "unknown: the run ended during the renewal" : "not renewed: \(Self.kind(of: error))"
                     try? await journal?.appendLock(self, result: result, renewal: true)
                     if ContinuousClock.now - lastSuccess >= duration {
-                        lost("the cluster lock could not be renewed for \(duration): \(error)")
+                        lost("the cluster lock could not be renewed for \(duration): \(Self.kind(of: error))")
                         return
                     }
                 }

@@ -75,6 +75,12 @@ public struct MaintenanceSession: Sendable {
             throw RepaveError(.resumeAborted, "\(directory) was aborted: what it changed was put back, so there is nothing to resume",
                               hint: "start a new run: repave run PLAN")
         }
+        // An abort that began and did not finish may have put back Retain already: going forward
+        // now could delete the claim of a volume set to be deleted with it.
+        if history.entries.contains(where: { $0.record.step == Self.abortStep }) {
+            throw RepaveError(.resumeAborted, "an abort of \(directory) began and did not finish: the run is not resumed forward",
+                              hint: "finish it with 'repave abort \(directory)'")
+        }
         return Resumable(history: history)
     }
 
@@ -148,7 +154,7 @@ public struct MaintenanceSession: Sendable {
         let started = ContinuousClock.now
         let seen = FirstSeen()
         let runner = Runner(
-            steps: steps, journal: journal, history: history, client: client, interruption: interruption,
+            steps: steps, journal: journal, facts: resuming ? history.facts : [:], client: client, interruption: interruption,
             window: strategy.window, lock: lock, logger: logger,
             confirm: { pnr in await confirm?(pnr, summaries) ?? true },
             progress: { event in
@@ -205,12 +211,20 @@ public struct MaintenanceSession: Sendable {
 
     // MARK: - abort
 
+    /// The step name abort's records carry.
+    static let abortStep = "abort"
+
     /// `repave abort`: before the point of no return, each applied step's `undo`, last step
     /// first (each change journaled like any other); then the Lease is released and the run
     /// recorded as aborted. After the point of no return only `resume` goes forward.
     public func abort() async throws -> [String] {
         let history = try RunHistory(journal.records)
-        if history.crossedPointOfNoReturn {
+        // The step that is the point of no return done, applied or with an answer outstanding:
+        // past it, whatever the journal says about the record itself.
+        let state = history.state
+        let pastIt = strategy.steps(for: run).filter(\.isPointOfNoReturn).map(\.id)
+            .contains { state.done.contains($0) || state.applied.contains($0) || state.dangling == $0 }
+        if history.crossedPointOfNoReturn || pastIt {
             throw RepaveError(.abortPastPointOfNoReturn, "the run has passed its point of no return: it cannot be undone",
                               hint: "finish it with 'repave resume \(directory)'")
         }
@@ -224,7 +238,7 @@ public struct MaintenanceSession: Sendable {
         // answer) are tried again from the top: every undo reads before it writes.
         return try await TransientFailure.retrying("abort", logger: logger) {
             let context = StepContext(client: client, journal: journal, dryRun: false, facts: try RunHistory(journal.records).facts, logger: logger)
-            context.update { $0.currentStep = "abort" }
+            context.update { $0.currentStep = Self.abortStep }
             var report: [String] = []
             for step in strategy.steps(for: run).reversed() { report += try await step.undo(context) }
             let target = strategy.target

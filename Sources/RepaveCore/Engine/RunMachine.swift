@@ -167,7 +167,9 @@ public struct RunMachine: Sendable, Equatable {
             guard current != nil, case .confirm? = last else { return .stop("internal: confirmation out of order") }
             guard yes else { return .stop("not confirmed; nothing was changed") }
             confirmed = true
-            return gateCurrent()
+            // The answer may have taken minutes: the step looks at the cluster again (its last
+            // safety look) before its change.
+            return observeCurrent()
         case .gated(let window, let lockLost):
             guard let step = current, case .gate(step.id, _)? = last else { return .stop("internal: gate out of order") }
             // Another run may be acting now: change nothing more.

@@ -30,7 +30,7 @@ final class Runner {
     private let lockLost = LockLoss()
 
     init(
-        steps: [any Step], journal: Journal, history: RunHistory, client: KubeClient,
+        steps: [any Step], journal: Journal, facts: [String: String], client: KubeClient,
         interruption: Interruption = Interruption(), window: PlanWindow? = nil, lock: ClusterLock? = nil,
         clock: @escaping @Sendable () -> Date = { Date() },
         logger: Logger = Logger(label: "repave.run"),
@@ -45,7 +45,7 @@ final class Runner {
         self.window = window
         self.clock = clock
         self.lock = lock
-        context = StepContext(client: client, journal: journal, dryRun: false, facts: history.facts, logger: logger)
+        context = StepContext(client: client, journal: journal, dryRun: false, facts: facts, logger: logger)
         context.update { $0.progress = progress }
     }
 

@@ -108,8 +108,16 @@ struct DeleteClaim: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let old = context.facts[ClaimFact.claimUID] else { return false }
-        guard let current = try await context.read(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace).map(PersistentVolumeClaim.init) else { return true }
-        guard current.uid == old else { return true }
+        // The old claim gone or replaced, by this run or someone else: the run is past its point
+        // of no return either way, and the journal must say so before abort can be asked.
+        guard let current = try await context.read(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace).map(PersistentVolumeClaim.init) else {
+            try await context.crossPointOfNoReturn()
+            return true
+        }
+        guard current.uid == old else {
+            try await context.crossPointOfNoReturn()
+            return true
+        }
         // Last look before the point of no return: nothing may have come back to use the claim.
         if !current.metadata.isTerminating { try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true) }
         return false
@@ -121,8 +129,8 @@ struct DeleteClaim: Step {
         }
         // Observe's read (its last look found nothing using the claim); the delete is uid-guarded.
         let current = try await context.recent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
-        if let current, PersistentVolumeClaim(current).metadata.isTerminating { return }   // already deleting: only wait
         try await context.crossPointOfNoReturn()
+        if let current, PersistentVolumeClaim(current).metadata.isTerminating { return }   // already deleting: only wait
         let answer = try await context.mutate("DELETE", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace, name: recreate.claim), precondition: uid) {
             try await context.client.delete(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, uid: uid, dryRun: context.dryRun)
         }

@@ -250,6 +250,11 @@ struct RetainOldVolume: Step {
         guard let name = context.facts[ClaimFact.volume], let policy = context.facts[ClaimFact.reclaimPolicy],
               let volume = try await client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init),
               volume.uid == context.facts[ClaimFact.volumeUID], volume.reclaimPolicy != policy else { return [] }
+        // Released, or bound to another claim: the saved claim is gone, and Delete now would
+        // destroy the data. It stays Retain.
+        guard volume.phase != "Released", volume.claimRef.map({ $0.uid == context.facts[ClaimFact.claimUID] }) ?? true else {
+            return ["persistentvolume \(name) is \(volume.phase) (its claim is gone): it stays Retain, so its data is kept"]
+        }
         try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name), precondition: volume.resourceVersion) {
             try await client.patch(.persistentVolumes, named: name, .merge([
                 "metadata": ["resourceVersion": .string(volume.resourceVersion)],
