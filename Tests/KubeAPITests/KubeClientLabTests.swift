@@ -235,7 +235,12 @@ struct KubeClientLabTests {
                     $0?[path: "data", "state"] == "up"
                 }
             }
-            try await Task.sleep(for: .milliseconds(500))
+            // Changed only once the waiter watches (its first watch is the one answered 410), not
+            // after a guessed pause: on a busy machine the list could come after the change.
+            let watching = ContinuousClock.now + .seconds(10)
+            while !transport.sent.contains(where: { $0.url.contains("watch=1") && $0.url.contains("gone-flag") }), ContinuousClock.now < watching {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             _ = try await client.patch(.configMaps, named: "gone-flag", in: ns, .merge(["data": ["state": "up"]]))
             #expect(try await waiter.value?[path: "data", "state"] == "up")
             let lists = transport.sent.filter { $0.url.contains("gone-flag") && !$0.url.contains("watch=1") && $0.method == .get }
