@@ -83,10 +83,7 @@ struct JournalSchemaTests {
                                cluster: .init(server: "https://127.0.0.1:1", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
         let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
         for (record, step) in zip(records, steps) { try await record.append(to: journal, step: step) }
-        let kubeconfig = scratch.file("kubeconfig")
-        try "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\ncontexts: [{name: x, context: {cluster: c, user: \"\"}}]\ncurrent-context: x\n"
-            .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
-        let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-test")
+        let client = try KubeClient(connection: try scratch.unreachableConnection(), userAgent: "repave-test")
         return try await MaintenanceSession.reopen(RecreateStrategy(plan: plan), journal: journal, directory: scratch.file("run"), client: client,
                                                    storedPlan: nil, acceptChanged: false, bindingChecked: false)
     }

@@ -55,19 +55,9 @@ struct RecreateStepTests {
             let journal = try Journal.create(directory: scratch.file("run"), run: RecreateStepTests.runID, header: header)
             self.journal = journal
             server = RecordingTransport(journalLength: { journal.records.count })
-            let file = scratch.file("kubeconfig")
-            try """
-                apiVersion: v1
-                kind: Config
-                clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-                contexts: [{name: x, context: {cluster: c, user: ""}}]
-                current-context: x
-                """.write(toFile: file, atomically: true, encoding: .utf8)
-            // Private, as a kubeconfig should be: the loader warns about anything looser.
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
             // No retries: each request in the table is sent exactly once, and an unexpected
             // answer is not hidden behind a second try.
-            let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: file).load(), userAgent: "repave-test/steps",
+            let client = try KubeClient(connection: try scratch.unreachableConnection(), userAgent: "repave-test/steps",
                                         transport: server, retryPolicy: RetryPolicy(maxRetries: 0, maxConnectionRetries: 0))
             let plan = try RecreatePlan.parse(Data("""
                 apiVersion: repave/v1

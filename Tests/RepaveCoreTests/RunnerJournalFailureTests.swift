@@ -54,15 +54,7 @@ struct RunnerJournalFailureTests {
     }
 
     func client(_ scratch: ScratchDirectory) throws -> KubeClient {
-        let file = scratch.file("kubeconfig")
-        try """
-            apiVersion: v1
-            kind: Config
-            clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-            contexts: [{name: x, context: {cluster: c, user: ""}}]
-            current-context: x
-            """.write(toFile: file, atomically: true, encoding: .utf8)
-        return try KubeClient(connection: try KubeconfigLoader(explicitPath: file).load(), userAgent: "repave-test")
+        try KubeClient(connection: try scratch.unreachableConnection(), userAgent: "repave-test")
     }
 
     let header = RunHeader(strategy: "test", plan: "t", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
