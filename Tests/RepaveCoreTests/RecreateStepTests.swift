@@ -355,10 +355,10 @@ struct RecreateStepTests {
         let patch = try #require(server.writes.first)
         #expect(patch.contentType == "application/merge-patch+json")
         #expect(patch.body == Self.scaleDownBody)
-        try expectJournaled(world, preconditions: [nil])
+        try expectJournaled(world, preconditions: ["300"])
         // The journal holds exactly the intent and the outcome for this change, in that order.
         #expect(try world.records == [
-            .intent(.init(verb: "PATCH", path: Self.deploymentPath, precondition: nil, attempt: 1, dryRun: false)),
+            .intent(.init(verb: "PATCH", path: Self.deploymentPath, precondition: "300", attempt: 1, dryRun: false)),
             .outcome(.init(result: "ok", detail: nil)),
         ])
     }
@@ -396,7 +396,7 @@ struct RecreateStepTests {
         #expect(try await step.rehearse(rehearsal.context).map(\.passed) == [true])
         #expect(rehearsal.server.writes.map(\.description) == ["PATCH \(Self.deploymentPath)?dryRun=All"])
         #expect(rehearsal.server.writes.first?.body == Self.scaleDownBody)
-        try expectJournaled(rehearsal, preconditions: [nil])
+        try expectJournaled(rehearsal, preconditions: ["300"])
 
         let world = try World()
         world.server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 0, resourceVersion: "301", annotations: ["repave/original-replicas": "2"])))
@@ -420,7 +420,7 @@ struct RecreateStepTests {
         #expect(error?.verb == "PATCH" && error?.path == Self.deploymentPath)
         #expect((error?.cause as? KubeAPIError)?.httpStatus == 503)
         #expect(world.server.writes.count == 1, "a write whose outcome is unknown is never resent blindly")
-        try expectJournaled(world, preconditions: [nil], outcome: "error")
+        try expectJournaled(world, preconditions: ["300"], outcome: "error")
     }
 
     @Test("a change refused 409 was not made: mutate throws the KubeAPIError (conflict) itself, not UnsettledWrite")
@@ -433,7 +433,7 @@ struct RecreateStepTests {
         let error = await #expect(throws: KubeAPIError.self) { try await step.apply(world.context) }
         #expect(error?.reason == .conflict && error?.httpStatus == 409)
         #expect(error.map(TransientFailure.isConflict) == true, "a resourceVersion conflict passes with a fresh read")
-        try expectJournaled(world, preconditions: [nil], outcome: "error")
+        try expectJournaled(world, preconditions: ["300"], outcome: "error")
     }
 
     // MARK: - delete-claim
@@ -591,7 +591,7 @@ struct RecreateStepTests {
         let patch = try #require(server.writes.first)
         #expect(patch.contentType == "application/merge-patch+json")
         #expect(patch.body == ["metadata": ["resourceVersion": "310", "annotations": ["repave/original-replicas": .null]], "spec": ["replicas": 3]])
-        try expectJournaled(world, preconditions: [nil])
+        try expectJournaled(world, preconditions: ["310"])
     }
 
     @Test("scale-up rehearses with dryRun=All and waits for the rollout with a list on fieldSelector metadata.name=ws")
@@ -605,7 +605,7 @@ struct RecreateStepTests {
         #expect(try await step.rehearse(world.context).map(\.passed) == [true])
         #expect(world.server.writes.map(\.description) == ["PATCH \(Self.deploymentPath)?dryRun=All"])
         #expect(world.server.writes.first?.body?[path: "spec", "replicas"] == 2)
-        try expectJournaled(world, preconditions: [nil])
+        try expectJournaled(world, preconditions: ["300"])
         try await step.await(world.context)
         #expect(world.server.requests.last == "GET \(Self.deploymentsPath)?limit=500&fieldSelector=metadata.name=ws")
     }

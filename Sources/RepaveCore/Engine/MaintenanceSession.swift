@@ -166,7 +166,8 @@ public struct MaintenanceSession: Sendable {
         interruption.install { task.cancel() }
         switch await task.value {
         case .finished:
-            let records = (try? Journal.read(directory: directory).records) ?? journal.records
+            // Every record, the ones this process appended included: no need to read the file again.
+            let records = journal.records
             // Downtime as this process measured it (a fresh run did all of it); after a resume,
             // the journal's times, since the workload may have gone down in an earlier process.
             let measured = resuming ? nil : seen.downtime().map { ($0, ContinuousClock.now - started) }

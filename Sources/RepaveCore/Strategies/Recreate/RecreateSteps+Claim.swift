@@ -56,7 +56,7 @@ struct ScaleDown: Step {
             let original = context.facts[ClaimFact.replicas("\(workload.kind.rawValue)/\(workload.name)")] ?? String(replicas)
             // One merge patch, guarded by the resourceVersion just read: replicas and the note of
             // what they were, together.
-            try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name)) {
+            try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name), precondition: meta.resourceVersion) {
                 try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
                     "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .string(original)]],
                     "spec": ["replicas": 0],

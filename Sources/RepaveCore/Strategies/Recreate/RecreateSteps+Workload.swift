@@ -39,7 +39,7 @@ struct ScaleUp: Step {
             // Observe's read, unless a patch came between: the patch is guarded by its resourceVersion.
             let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
-            let patched = try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name)) {
+            let patched = try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name), precondition: meta.resourceVersion) {
                 try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
                     "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .null]],
                     "spec": ["replicas": .integer(Int64(original(workload, context)))],
