@@ -15,8 +15,8 @@ public struct NamedCheck<Findings: CheckFindings>: Sendable {
 
     /// Runs `checks` in order, until one throws or the findings say there is nothing further
     /// to look at.
-    static func run(_ checks: [NamedCheck], _ context: StepContext) async throws -> Findings {
-        var findings = Findings()
+    static func run(_ checks: [NamedCheck], _ context: StepContext, from start: Findings = Findings()) async throws -> Findings {
+        var findings = start
         for check in checks where !findings.stop { try await check.run(&findings, context) }
         return findings
     }
@@ -57,8 +57,16 @@ public struct VerifyFindings: CheckFindings {
     public var volume: String?
     /// The claim is missing or not Bound: nothing further to check.
     public var stop = false
+    /// The checks may take what this process read last (``StepContext/recent(_:named:in:)``):
+    /// for the first round of a wait, right after `observe` read everything.
+    public var reusingReads = false
 
     public init() {}
+
+    /// A fresh read, or the one just made when ``reusingReads``.
+    func read(_ type: ResourceType, named name: String, in namespace: String, _ context: StepContext) async throws -> JSON? {
+        reusingReads ? try await context.recent(type, named: name, in: namespace) : try await context.read(type, named: name, in: namespace)
+    }
 
     public var all: [String] { problems + volumeProblems }
     /// The volume to watch: only its state is wrong.
@@ -177,7 +185,7 @@ extension ClaimTarget {
     func claimBound(onClass storageClass: String?) -> VerifyCheck {
         VerifyCheck("claim-bound") { findings, context in
             // Fresh reads, each kept for the run's summary (`RecreateStrategy.summary`).
-            guard let object = try await context.read(.persistentVolumeClaims, named: claim, in: namespace) else {
+            guard let object = try await findings.read(.persistentVolumeClaims, named: claim, in: namespace, context) else {
                 findings.problems.append("the claim does not exist")
                 findings.stop = true
                 return
@@ -197,7 +205,7 @@ extension ClaimTarget {
     func longhornVolume(in longhornNamespace: String, _ expectation: @escaping @Sendable (StepContext) -> VolumeExpectation) -> VerifyCheck {
         VerifyCheck("longhorn-volume") { findings, context in
             guard let volume = findings.volume else { return }
-            if let longhorn = try await context.read(.longhornVolumes, named: volume, in: longhornNamespace).map(LonghornVolume.init) {
+            if let longhorn = try await findings.read(.longhornVolumes, named: volume, in: longhornNamespace, context).map(LonghornVolume.init) {
                 findings.volumeProblems = expectation(context).problems(longhorn)
             } else {
                 findings.problems.append("no Longhorn volume \(longhornNamespace)/\(volume)")
@@ -209,7 +217,11 @@ extension ClaimTarget {
     var workloadsAvailable: VerifyCheck {
         VerifyCheck("workloads-available") { findings, context in
             for workload in workloads(context) {
-                let object = try await context.client.get(Self.workloadType(workload.kind), named: workload.name, in: namespace)
+                let type = Self.workloadType(workload.kind)
+                guard let object = try await findings.read(type, named: workload.name, in: namespace, context) else {
+                    findings.problems.append("\(workload.kind.rawValue) \(workload.name) does not exist")
+                    continue
+                }
                 switch workload.kind {
                 case .deployment:
                     if Deployment(object).rolloutState != .complete { findings.problems.append("deployment \(workload.name) is not available") }

@@ -97,18 +97,24 @@ struct Verify: Step {
         let deadline = context.deadline(estimate)
         var last: VerifyFindings
         var interval = Duration.milliseconds(100)
+        // The first round takes what observe has just read; then a fresh read each time round,
+        // so the failure below names what holds now.
+        var first = VerifyFindings()
+        first.reusingReads = true
+        var start: VerifyFindings? = first
         while true {
-            // A fresh read each time round, so the failure below names what holds now.
-            last = try await check(context)
+            last = try await check(context, from: start ?? VerifyFindings())
+            start = nil
             if last.all.isEmpty { return }
             let left = deadline - .now
             if left <= .zero { break }
             if let volume = last.volumeToWatch {
                 let expected = expectation(context)
-                // Longhorn rebuilding replicas can take minutes: watched (one list, one watch
-                // reopened every 5 minutes), not polled.
+                // Longhorn rebuilding replicas can take minutes: watched (from the volume as
+                // just read, so no list; reopened every 5 minutes), not polled.
                 do {
-                    try await context.client.wait(for: .longhornVolumes, named: volume, in: recreate.plan.verify.namespace, timeout: left,
+                    let seen = context.kept(.longhornVolumes, named: volume, in: recreate.plan.verify.namespace)?.object
+                    try await context.client.wait(for: .longhornVolumes, named: volume, in: recreate.plan.verify.namespace, from: seen, timeout: left,
                                                   describedAs: "Longhorn volume \(volume) to verify") { object in
                         object.map { expected.problems(LonghornVolume($0)).isEmpty } ?? false
                     }
@@ -134,8 +140,8 @@ struct Verify: Step {
                 target.workloadsAvailable]
     }
 
-    private func check(_ context: StepContext) async throws -> VerifyFindings {
-        try await VerifyCheck.run(checks, context)
+    private func check(_ context: StepContext, from start: VerifyFindings = VerifyFindings()) async throws -> VerifyFindings {
+        try await VerifyCheck.run(checks, context, from: start)
     }
 
     /// The plan's replica count, and its robustness while a workload runs on the volume (a
