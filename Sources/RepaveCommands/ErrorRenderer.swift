@@ -6,7 +6,7 @@ import Journal
 import KubeAPI
 import RepaveCore
 
-/// The one place errors become text: `error: …` / `caused by: …` / `hint: …` on stderr, or with
+/// The one place errors become text: `error[code]: …` / `caused by: …` / `hint: …` on stderr, or with
 /// `-o json` one JSON envelope on stdout.
 public enum ErrorRenderer {
     /// Any error as a ``UserFacingError``: ours pass through; library errors get a code, a hint
@@ -45,7 +45,9 @@ public enum ErrorRenderer {
     }
 
     public static func text(_ error: any UserFacingError) -> String {
-        var lines = ["error: \(printable(error.message))"]
+        // The code first, as compilers print theirs: what scripts and the catalog
+        // (docs/journal-and-engine.md) know the error by, whatever its wording.
+        var lines = ["error[\(error.code)]: \(printable(error.message))"]
         lines += error.causes.map { "caused by: \(printable($0))" }
         if let hint = error.hint { lines.append("hint: \(printable(hint))") }
         return lines.joined(separator: "\n") + "\n"

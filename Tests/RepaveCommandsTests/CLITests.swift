@@ -22,7 +22,7 @@ struct CLITests {
     func unknownFlag() async throws {
         let result = try await repave(["--no-such-flag"])
         #expect(result.status == 64)
-        #expect(result.standardError == "error: Unknown option '--no-such-flag'\nhint: see 'repave --help'\n")
+        #expect(result.standardError == "error[usage]: Unknown option '--no-such-flag'\nhint: see 'repave --help'\n")
         #expect(result.standardOutput.isEmpty)
     }
 

@@ -42,7 +42,7 @@ struct ConfigCommandTests {
     func missingContext() async throws {
         let result = try await repave(["config", "--kubeconfig", lab.adminKubeconfig, "--context", "prod"])
         #expect(result.status == 5)
-        #expect(result.standardError == "error: cannot use the kubeconfig: \(lab.adminKubeconfig): context 'prod' not found\nhint: known contexts: admin@lab\n")
+        #expect(result.standardError == "error[kubeconfig.invalid]: cannot use the kubeconfig: \(lab.adminKubeconfig): context 'prod' not found\nhint: known contexts: admin@lab\n")
     }
 
     @Test("no kubeconfig at all is an error, never a silent default")
@@ -50,6 +50,6 @@ struct ConfigCommandTests {
         let home = try ScratchDirectory()
         let result = try await repave(["config"], environment: ["HOME": home.path, "KUBECONFIG": nil, "KUBERNETES_SERVICE_HOST": nil])
         #expect(result.status == 5)
-        #expect(result.standardError.hasPrefix("error: cannot use the kubeconfig: no kubeconfig found (looked for \(home.path)/.kube/config)"))
+        #expect(result.standardError.hasPrefix("error[kubeconfig.invalid]: cannot use the kubeconfig: no kubeconfig found (looked for \(home.path)/.kube/config)"))
     }
 }

@@ -34,7 +34,7 @@ struct CrashMatrixTests: DevpodTesting {
     /// consent was journaled (resume then asks again), `repave resume RUN --yes`, as the operator would.
     func resume(_ world: World, _ run: String, failpoints: String? = nil) async throws -> ProcessResult {
         let resumed = try await repave(world, ["resume", run], failpoints: failpoints)
-        guard resumed.status == 2, resumed.standardError.contains("or pass --yes") else { return resumed }
+        guard resumed.status == 2, resumed.standardError.contains("error[run.no-terminal]: ") else { return resumed }
         return try await repave(world, ["resume", run, "--yes"], failpoints: failpoints)
     }
 
@@ -64,7 +64,7 @@ struct CrashMatrixTests: DevpodTesting {
             }
             if point == "after-header:run" {
                 // Stopped before anything: resume says so, and a new run does the work.
-                if resumed.status != 4 || !resumed.standardError.contains("stopped before it started") {
+                if resumed.status != 4 || !resumed.standardError.contains("error[run.not-started]: ") {
                     outcome.problems.append("resume of a run stopped before it started: exit \(resumed.status): \(resumed.standardError)")
                 }
                 let again = try await repave(world, ["run", world.planFile, "--yes", "--state-dir", world.scratch.file("again")])

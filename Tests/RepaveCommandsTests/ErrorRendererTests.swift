@@ -14,10 +14,10 @@ struct ErrorRendererTests {
         hint: "run 'repave resume devpod-home-20261128T020000Z'; the step re-reads the claim first",
         exitStatus: .stoppedMidRun)
 
-    @Test("text: error, each cause, then the hint")
+    @Test("text: error with its code, each cause, then the hint")
     func text() {
         #expect(ErrorRenderer.text(conflict) == """
-            error: failed to delete persistentvolumeclaim 'devpod/home'
+            error[kube.conflict]: failed to delete persistentvolumeclaim 'devpod/home'
             caused by: conflict: the object has been modified
             caused by: precondition failed: uid 1234 != 5678
             hint: run 'repave resume devpod-home-20261128T020000Z'; the step re-reads the claim first
@@ -28,7 +28,7 @@ struct ErrorRendererTests {
     @Test("text: a line break or a terminal escape from the input or the server stays on its line, escaped")
     func controlCharacters() {
         let hostile = RepaveError(.planInvalid, "unknown key 'a\nerror: all good'", causes: ["Status: \u{1B}[2Jcleared\r"], exitStatus: .refused)
-        #expect(ErrorRenderer.text(hostile) == "error: unknown key 'a\\nerror: all good'\ncaused by: Status: \\u{1b}[2Jcleared\\r\n")
+        #expect(ErrorRenderer.text(hostile) == "error[plan.invalid]: unknown key 'a\\nerror: all good'\ncaused by: Status: \\u{1b}[2Jcleared\\r\n")
     }
 
     @Test("json: one envelope with the same fields and the exit status")

@@ -54,12 +54,12 @@ struct GitCheckCommandTests {
     func usage() async throws {
         let unknown = try await repave(["git-check", "/tmp", "--require", "committed"])
         #expect(unknown.status == 64)
-        #expect(unknown.standardError.hasPrefix("error: unknown rule 'committed' for --require; rules: clean, pushed, no-stash"))
+        #expect(unknown.standardError.hasPrefix("error[usage]: unknown rule 'committed' for --require; rules: clean, pushed, no-stash"))
         let badFor = try await repave(["git-check", "/tmp", "--for", "just-a-claim"])
         #expect(badFor.status == 64)
         let missing = try await repave(["git-check", "/nonexistent/path"])
         #expect(missing.status == 2)
-        #expect(missing.standardError.hasPrefix("error: no such file or directory: /nonexistent/path"))
+        #expect(missing.standardError.hasPrefix("error[git.no-such-path]: no such file or directory: /nonexistent/path"))
     }
 
     @Test("as another user: the owner check is explained, unreadable directories are reported, --allow-other-owners inspects")

@@ -39,7 +39,7 @@ struct RunCommandsTests {
         try "apiVersion: repave/v1\nkind: RecreatePlan\nmetadata: {name: x}\ntarget: {namespace: devpod, claims: home}\n".write(toFile: file, atomically: true, encoding: .utf8)
         let result = try await repave(["plan", file])
         #expect(result.status == 2)
-        #expect(result.standardError == "error: \(file):4:29: target.claims: unknown key (did you mean 'claim'?)\nhint: valid keys here: namespace, claim, workloads\n")
+        #expect(result.standardError == "error[plan.invalid]: \(file):4:29: target.claims: unknown key (did you mean 'claim'?)\nhint: valid keys here: namespace, claim, workloads\n")
     }
 
     @Test("journal show and status read a run; a missing run is exit 4")
@@ -69,7 +69,8 @@ struct RunCommandsTests {
         #expect(latest.status == 2)
         let missing = try await repave(["journal", "show", scratch.file("runs/nope")])
         #expect(missing.status == 4)
-        #expect(missing.standardError.contains("no journal at"))
+        #expect(missing.standardError.hasPrefix("error[journal.unreadable]: "), "\(missing.standardError)")
+        #expect(missing.standardError.contains(scratch.file("runs/nope")))
 
         // A record the engine cannot read is an error naming it, never left out.
         let broken = try Journal.open(directory: directory)

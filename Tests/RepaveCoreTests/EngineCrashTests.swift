@@ -114,10 +114,12 @@ struct EngineCrashTests {
             // The three steps may take 20 s (their estimates); a 2 s window cannot hold them.
             let short = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("short"), "--window-start", "now", "--window-duration", "2"])
             #expect(short.status == 2)
+            #expect(short.standardError.hasPrefix("error[run.refused]: "), "\(short.standardError)")
             #expect(short.standardError.contains("not starting create: the window has"))
             #expect(try await client.getIfPresent(.configMaps, named: "engine-demo", in: namespace) == nil)
             let later = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("later"), "--window-start", "2099-01-01T00:00:00Z"])
             #expect(later.status == 2)
+            #expect(later.standardError.hasPrefix("error[run.refused]: "), "\(later.standardError)")
             #expect(later.standardError.contains("the maintenance window opens in"))
 
             let run = scratch.file("resumed")
@@ -138,7 +140,7 @@ struct EngineCrashTests {
             let command = "\(try labBinary()) engine-demo --kubeconfig \(lab.adminKubeconfig) --namespace \(namespace)"
             let piped = try await runProcess("bash", ["-c", "echo \(namespace)/engine-demo | \(command) --run-dir \(scratch.file("pipe"))"])
             #expect(piped.status == 2)
-            #expect(piped.standardError.contains("without a terminal to confirm on; pass --yes"))
+            #expect(piped.standardError.hasPrefix("error[run.no-terminal]: "), "\(piped.standardError)")
 
             // script(1) gives the process a pseudo-terminal; the answer arrives on it.
             let wrong = try await runProcess("bash", ["-c", "printf 'devpod/home\\n' | script -qec '\(command) --run-dir \(scratch.file("wrong"))' /dev/null"])
@@ -164,7 +166,8 @@ struct EngineCrashTests {
                 let before = try Journal.read(directory: run).records.count
                 let refused = try await demo(other, run, resume: true)
                 #expect(refused.status == 4)
-                #expect(refused.standardError.contains("error: resume refused: the run's binding changed\ncaused by: the plan changed"), "\(refused.standardError)")
+                #expect(refused.standardError.hasPrefix("error[resume.changed]: "), "\(refused.standardError)")
+                #expect(refused.standardError.contains("caused by: the plan changed"), "\(refused.standardError)")
                 #expect(try Journal.read(directory: run).records.count == before)
                 let resumed = try await demo(namespace, run, resume: true)
                 #expect(resumed.status == 0, "\(resumed.standardError)")
@@ -194,7 +197,8 @@ struct EngineCrashTests {
             // Meanwhile another run is refused, naming the holder, and changes nothing.
             let other = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("three")])
             #expect(other.status == 2, "\(other.standardError)")
-            #expect(other.standardError.contains("another run holds the lock \(namespace)/repave-engine-demo: \(held.holderIdentity ?? "?")"))
+            #expect(other.standardError.hasPrefix("error[lock.held]: "), "\(other.standardError)")
+            #expect(other.standardError.contains("\(namespace)/repave-engine-demo: \(held.holderIdentity ?? "?")"))
             let resumed = try await runProcess(try labBinary(), base + ["--run-dir", scratch.file("two"), "--resume"])
             #expect(resumed.status == 0, "\(resumed.standardError)")
             #expect(try await client.getIfPresent(.leases, named: "repave-engine-demo", in: namespace) == nil)
