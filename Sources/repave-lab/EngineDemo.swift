@@ -112,6 +112,11 @@ struct DemoStrategy: Strategy {
 
 let demoName = "engine-demo"
 
+/// The one fact the demo journals: the uid of the ConfigMap it created.
+enum DemoFact {
+    static let uid = Fact<String>("uid")
+}
+
 struct CreateConfigMap: Step {
     let namespace: String
     let run: String
@@ -123,7 +128,7 @@ struct CreateConfigMap: Step {
 
     /// The ConfigMap this run created goes (uid-guarded).
     func undo(_ context: StepContext) async throws -> [String] {
-        guard let uid = context.facts["uid"],
+        guard let uid = context.facts[DemoFact.uid],
               let object = try await context.client.getIfPresent(.configMaps, named: demoName, in: namespace),
               ObjectMeta(object["metadata"] ?? [:]).uid == uid else { return [] }
         try await context.mutate("DELETE", ResourceType.configMaps.path(namespace: namespace, name: demoName), precondition: uid) {
@@ -135,13 +140,13 @@ struct CreateConfigMap: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         guard let object = try await context.client.getIfPresent(.configMaps, named: demoName, in: namespace) else {
             // Gone after this run created it: a later step deleted it, the goal held.
-            return context.facts["uid"] != nil
+            return context.facts[DemoFact.uid] != nil
         }
         let meta = ObjectMeta(object["metadata"] ?? [:])
         guard meta.annotations["repave/run-id"] == run else {
             throw RepaveError(.demoForeign, "configmap \(namespace)/\(demoName) was not created by this run")
         }
-        if context.facts["uid"] == nil { try await context.remember("uid", meta.uid) }
+        if context.facts[DemoFact.uid] == nil { try await context.remember(DemoFact.uid, meta.uid) }
         return true
     }
 
@@ -153,7 +158,7 @@ struct CreateConfigMap: Step {
                 "data": ["phase": "created"],
             ])
         }
-        try await context.remember("uid", ObjectMeta(created["metadata"] ?? [:]).uid)
+        try await context.remember(DemoFact.uid, ObjectMeta(created["metadata"] ?? [:]).uid)
     }
 }
 
@@ -192,7 +197,7 @@ struct DeleteConfigMap: Step {
     }
 
     func apply(_ context: StepContext) async throws {
-        guard let uid = context.facts["uid"] else {
+        guard let uid = context.facts[DemoFact.uid] else {
             throw RepaveError(.demoNoUID, "no recorded uid to delete")
         }
         try await context.crossPointOfNoReturn()

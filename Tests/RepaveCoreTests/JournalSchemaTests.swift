@@ -24,7 +24,7 @@ struct JournalSchemaTests {
         #expect(history.state.changed)
         #expect(history.state.dangling == nil)
         #expect(history.facts[ClaimFact.claimUID] == history.header.targets["persistentvolumeclaim/devpod/coder-jeda-codespace-home"])
-        #expect(history.facts[ClaimFact.replicas("Deployment/coder-jeda-codespace")] == "1")
+        #expect(history.facts[ClaimFact.replicas(Workload(kind: .deployment, name: "coder-jeda-codespace"))] == 1)
         #expect(!history.crossedPointOfNoReturn)
 
         let stored = try Data(contentsOf: URL(fileURLWithPath: Self.fixture + "/plan.json"))

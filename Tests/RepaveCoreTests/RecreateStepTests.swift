@@ -32,11 +32,24 @@ struct RecreateStepTests {
     static let longhornPath = "/apis/longhorn.io/v1beta2/namespaces/longhorn-system/volumes/pvc-old"
 
     /// What SaveManifests has journaled by the time the changing steps run.
-    static let savedFacts: [String: String] = [
-        ClaimFact.claimUID: claimUID, ClaimFact.volume: oldVolume, ClaimFact.volumeUID: volumeUID,
-        ClaimFact.reclaimPolicy: "Delete", ClaimFact.longhornUID: longhornUID,
-        ClaimFact.workloads: "Deployment/ws", ClaimFact.replicas("Deployment/ws"): "2",
-    ]
+    static let ws = Workload(kind: .deployment, name: "ws")
+    static let savedFacts: Facts = {
+        var facts = Facts()
+        facts.set(ClaimFact.claimUID, claimUID)
+        facts.set(ClaimFact.volume, oldVolume)
+        facts.set(ClaimFact.volumeUID, volumeUID)
+        facts.set(ClaimFact.reclaimPolicy, "Delete")
+        facts.set(ClaimFact.longhornUID, longhornUID)
+        facts.set(ClaimFact.workloads, [ws])
+        facts.set(ClaimFact.replicas(ws), 2)
+        return facts
+    }()
+    /// What a run knows once preflight has passed: only its workloads.
+    static let workloadsOnly: Facts = {
+        var facts = Facts()
+        facts.set(ClaimFact.workloads, [ws])
+        return facts
+    }()
 
     /// One step's world: a plan, a journal with its header, the in-memory server, and the context
     /// a runner would hand the step.
@@ -47,7 +60,7 @@ struct RecreateStepTests {
         let context: StepContext
         let run: RecreateRun
 
-        init(facts: [String: String] = RecreateStepTests.savedFacts, dryRun: Bool = false, oldVolume: String = "retain-until-verified",
+        init(facts: Facts = RecreateStepTests.savedFacts, dryRun: Bool = false, oldVolume: String = "retain-until-verified",
              permissionsChecked: Bool = true) throws {
             scratch = try ScratchDirectory()
             let header = RunHeader(strategy: "recreate", plan: "devpod-home", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"),
@@ -159,7 +172,7 @@ struct RecreateStepTests {
 
     @Test("preflight only reads: the claim, who mounts it (pods, their ReplicaSet), the class, the workload, the HPAs; it journals the workloads")
     func preflightObserve() async throws {
-        let world = try World(facts: [:])
+        let world = try World(facts: Facts())
         let server = world.server
         server.on(.get, Self.claimPath, .object(Self.oldClaim()))
         server.on(.get, Self.podsPath, .object(StubObjects.list([Self.pod])))
@@ -178,12 +191,12 @@ struct RecreateStepTests {
             "GET \(Self.deploymentPath)",
             "GET /apis/autoscaling/v1/namespaces/devpod/horizontalpodautoscalers?limit=500",
         ])
-        #expect(try world.records == [.fact(key: ClaimFact.workloads, value: "Deployment/ws")])
+        #expect(try world.records == [.fact(key: ClaimFact.workloads.key, value: "Deployment/ws")])
     }
 
     @Test("preflight, when the session has not checked permissions, asks one rules review per namespace and nothing twice")
     func preflightPermissions() async throws {
-        let world = try World(facts: [ClaimFact.workloads: "Deployment/ws"], permissionsChecked: false)
+        let world = try World(facts: Self.workloadsOnly, permissionsChecked: false)
         let server = world.server
         let everything: JSON = ["status": ["resourceRules": [["verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]]], "incomplete": false]]
         server.on(.post, "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", .object(everything, status: 201))
@@ -210,7 +223,7 @@ struct RecreateStepTests {
 
     @Test("save-manifests reads the claim, its volume, its class, the Longhorn volume and the workload, saves them raw and journals uids and replicas")
     func saveManifests() async throws {
-        let world = try World(facts: [ClaimFact.workloads: "Deployment/ws"])
+        let world = try World(facts: Self.workloadsOnly)
         let server = world.server
         let claim = Self.oldClaim()
         server.on(.get, Self.claimPath, .object(claim))
@@ -229,7 +242,7 @@ struct RecreateStepTests {
         let facts = world.context.facts
         #expect(facts[ClaimFact.claimUID] == Self.claimUID && facts[ClaimFact.volumeUID] == Self.volumeUID)
         #expect(facts[ClaimFact.longhornUID] == Self.longhornUID && facts[ClaimFact.reclaimPolicy] == "Delete")
-        #expect(facts[ClaimFact.replicas("Deployment/ws")] == "2")
+        #expect(facts[ClaimFact.replicas(Self.ws)] == 2)
         let saved = try JSON.decode(Data(contentsOf: URL(fileURLWithPath: world.scratch.file("run/manifests/persistentvolumeclaim-home.json"))))
         #expect(saved == claim, "the claim is saved as the server sent it, every field kept")
         // Done once its facts are journaled: a resumed run reads nothing again.
@@ -577,7 +590,7 @@ struct RecreateStepTests {
     @Test("scale-up PATCHes the original replicas from the facts (at least an HPA's minimum) and clears the annotation, resourceVersion-guarded")
     func scaleUp() async throws {
         var facts = Self.savedFacts
-        facts[ClaimFact.hpaMinimum("Deployment/ws")] = "3"
+        facts.set(ClaimFact.hpaMinimum(Self.ws), 3)
         let world = try World(facts: facts)
         let server = world.server
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 0, resourceVersion: "310", annotations: ["repave/original-replicas": "2"])))

@@ -71,7 +71,7 @@ struct RunnerJournalFailureTests {
         }
         let sent = Sent()
         let runner = Runner(steps: [Touch(id: "a", sent: sent), Touch(id: "b", sent: sent), Touch(id: "c", sent: sent)],
-                            journal: journal, facts: [:], client: try client(scratch), confirm: { _ in true })
+                            journal: journal, facts: Facts(), client: try client(scratch), confirm: { _ in true })
         let outcome = await runner.run(resuming: false, state: RunState(), confirmationRequired: false)
         guard case .stopped(let reason, _) = outcome else { Issue.record("expected stopped, got \(outcome)"); return }
         #expect(reason.contains("fsync failed"))
@@ -89,7 +89,7 @@ struct RunnerJournalFailureTests {
         let scratch = try ScratchDirectory()
         let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
         let step = SlowWait(left: TimeLeft(), failAfter: .milliseconds(1500))
-        let runner = Runner(steps: [step], journal: journal, facts: [:], client: try client(scratch), confirm: { _ in true })
+        let runner = Runner(steps: [step], journal: journal, facts: Facts(), client: try client(scratch), confirm: { _ in true })
         let outcome = await runner.run(resuming: false, state: RunState(), confirmationRequired: false)
         guard case .finished = outcome else { Issue.record("expected finished, got \(outcome)"); return }
         let left = step.left.values.withLock { $0 }

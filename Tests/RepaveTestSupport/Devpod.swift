@@ -120,7 +120,7 @@ extension DevpodTesting {
         let (records, torn) = try Journal.read(directory: run)
         check(torn == 0 && records.last?.kind == "finished", "journal ends with \(records.last?.kind ?? "-"), \(torn) torn bytes")
         let facts = records.filter { $0.kind == "fact" }.compactMap { try? $0.decode([String: String].self) }
-        let newClaims = Set(facts.filter { $0["key"] == RecreateFact.newClaimUID }.compactMap { $0["value"] })
+        let newClaims = Set(facts.filter { $0["key"] == RecreateFact.newClaimUID.key }.compactMap { $0["value"] })
         if let claim = try await client.getIfPresent(.persistentVolumeClaims, named: world.original.name, in: world.namespace).map(PersistentVolumeClaim.init) {
             check(claim.uid != world.original.uid && claim.storageClassName == world.newClass && claim.isBound, "claim \(claim.uid) \(claim.storageClassName ?? "-") \(claim.phase)")
             check(claim.metadata.annotations["repave/run-id"] == records.first?.run, "the claim is not this run's")

@@ -247,10 +247,10 @@ public struct RunHistory: Sendable {
     }
 
     /// The facts the run journaled; the last value of a key wins.
-    public var facts: [String: String] {
+    public var facts: Facts {
         var facts: [String: String] = [:]
         for case (_, .fact(let key, let value)) in entries { facts[key] = value }
-        return facts
+        return Facts(facts)
     }
 
     public var crossedPointOfNoReturn: Bool { entries.contains { if case .pointOfNoReturn = $0.event { true } else { false } } }

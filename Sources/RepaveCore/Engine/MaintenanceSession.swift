@@ -154,7 +154,7 @@ public struct MaintenanceSession: Sendable {
         let started = ContinuousClock.now
         let seen = FirstSeen()
         let runner = Runner(
-            steps: steps, journal: journal, facts: resuming ? history.facts : [:], client: client, interruption: interruption,
+            steps: steps, journal: journal, facts: resuming ? history.facts : Facts(), client: client, interruption: interruption,
             window: strategy.window, lock: lock, logger: logger,
             confirm: { pnr in await confirm?(pnr, summaries) ?? true },
             progress: { event in
@@ -264,7 +264,7 @@ public struct MaintenanceSession: Sendable {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("repave-dry-run-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let journal = try await offPool("journal create") { () throws(JournalError) in try Journal.create(directory: scratch + "/run", run: "dry-run", header: ["dryRun": true]) }
-        let context = StepContext(client: client, journal: journal, dryRun: true, facts: [:], logger: logger)
+        let context = StepContext(client: client, journal: journal, dryRun: true, facts: Facts(), logger: logger)
         var results: [CheckResult] = []
         for step in strategy.steps(for: RunInfo(id: "dry-run", directory: scratch + "/run")) {
             guard writes || step.id == preflightStepID else { continue }

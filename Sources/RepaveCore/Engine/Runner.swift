@@ -30,7 +30,7 @@ final class Runner {
     private let lockLost = LockLoss()
 
     init(
-        steps: [any Step], journal: Journal, facts: [String: String], client: KubeClient,
+        steps: [any Step], journal: Journal, facts: Facts, client: KubeClient,
         interruption: Interruption = Interruption(), window: PlanWindow? = nil, lock: ClusterLock? = nil,
         clock: @escaping @Sendable () -> Date = { Date() },
         logger: Logger = Logger(label: "repave.run"),

@@ -59,7 +59,7 @@ public final class StepContext: Sendable {
     /// What the runner sets as it goes and steps read; behind a lock, because a step may watch
     /// progress from a child task while the Lease renewal journals from another.
     struct State: Sendable {
-        var facts: [String: String]
+        var facts: Facts
         var currentStep = ""
         var attempt = 1
         /// When the current step's wait began in this process. A wait tried again after a
@@ -78,7 +78,7 @@ public final class StepContext: Sendable {
     }
     private let state: Mutex<State>
 
-    init(client: KubeClient, journal: Journal, dryRun: Bool, facts: [String: String], logger: Logger) {
+    init(client: KubeClient, journal: Journal, dryRun: Bool, facts: Facts, logger: Logger) {
         self.client = client
         self.journal = journal
         self.dryRun = dryRun
@@ -88,7 +88,7 @@ public final class StepContext: Sendable {
 
     func update<T>(_ body: (inout State) -> T) -> T { state.withLock { body(&$0) } }
 
-    public var facts: [String: String] { state.withLock { $0.facts } }
+    public var facts: Facts { state.withLock { $0.facts } }
     public var currentStep: String { state.withLock { $0.currentStep } }
 
     /// The deadline of the current step's wait for `timeout`, counted from the wait's first try.
@@ -102,11 +102,11 @@ public final class StepContext: Sendable {
         max(deadline(timeout) - .now, .milliseconds(1))
     }
 
-    /// Journals `key = value` (durable before returning), readable by every later step and by
-    /// a resumed run: original replicas, the uid of an object this run created.
-    public func remember(_ key: String, _ value: String) async throws {
-        try await EngineRecord.fact(key: key, value: value).append(to: journal, step: currentStep)
-        state.withLock { $0.facts[key] = value }
+    /// Journals the fact's value (durable before returning), readable by every later step and
+    /// by a resumed run: original replicas, the uid of an object this run created.
+    public func remember<Value>(_ fact: Fact<Value>, _ value: Value) async throws {
+        try await EngineRecord.fact(key: fact.key, value: value.journaled).append(to: journal, step: currentStep)
+        state.withLock { $0.facts.set(fact, value) }
     }
 
     // MARK: - reads shared between steps

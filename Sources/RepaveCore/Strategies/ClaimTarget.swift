@@ -66,14 +66,7 @@ public struct ClaimTarget: Sendable, Equatable {
 
     /// The workloads the run acts on: the plan's, or those recorded when the run started.
     func workloads(_ context: StepContext) -> [Workload] {
-        if let recorded = context.facts[ClaimFact.workloads] {
-            return recorded.split(separator: ",").compactMap { item in
-                let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
-                guard parts.count == 2, let kind = Workload.Kind(rawValue: parts[0]) else { return nil }
-                return Workload(kind: kind, name: parts[1])
-            }
-        }
-        return plannedWorkloads
+        context.facts[ClaimFact.workloads] ?? plannedWorkloads
     }
 
     /// Pods in the namespace that mount the claim (one list of the namespace's pods).
@@ -197,16 +190,33 @@ public struct ClaimTarget: Sendable, Equatable {
     }
 }
 
-/// The keys of the facts every claim strategy journals (see ``StepContext/remember(_:_:)``).
+/// The facts every claim strategy journals (see ``StepContext/remember(_:_:)``).
 public enum ClaimFact {
-    public static let claimUID = "claim.uid"
-    public static let volume = "pv.name"
-    public static let volumeUID = "pv.uid"
-    public static let reclaimPolicy = "pv.reclaimPolicy"
+    public static let claimUID = Fact<String>("claim.uid")
+    public static let volume = Fact<String>("pv.name")
+    public static let volumeUID = Fact<String>("pv.uid")
+    public static let reclaimPolicy = Fact<String>("pv.reclaimPolicy")
     /// The old Longhorn Volume, as saved.
-    public static let longhornUID = "longhorn.uid"
-    /// `kind/name,kind/name`: the workloads the run acts on, fixed at its start.
-    public static let workloads = "workloads"
-    public static func replicas(_ workload: String) -> String { "replicas.\(workload)" }
-    public static func hpaMinimum(_ workload: String) -> String { "hpa.minReplicas.\(workload)" }
+    public static let longhornUID = Fact<String>("longhorn.uid")
+    /// The workloads the run acts on, fixed at its start.
+    public static let workloads = Fact<[Workload]>("workloads")
+    /// The replicas a workload had before the run scaled it down.
+    public static func replicas(_ workload: Workload) -> Fact<Int> { Fact("replicas.\(ClaimTarget.reference(workload))") }
+    /// The `minReplicas` of the HorizontalPodAutoscaler that scales the workload.
+    public static func hpaMinimum(_ workload: Workload) -> Fact<Int> { Fact("hpa.minReplicas.\(ClaimTarget.reference(workload))") }
+}
+
+/// `kind/name,kind/name` in the journal.
+extension [Workload]: FactValue {
+    public init?(journaled: String) {
+        var workloads: [Workload] = []
+        for item in journaled.split(separator: ",") {
+            let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let kind = Workload.Kind(rawValue: parts[0]) else { return nil }
+            workloads.append(Workload(kind: kind, name: parts[1]))
+        }
+        self = workloads
+    }
+
+    public var journaled: String { map(ClaimTarget.reference).joined(separator: ",") }
 }

@@ -21,7 +21,7 @@ struct ScaleDown: Step {
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
             guard let object = try await context.client.getIfPresent(type, named: workload.name, in: recreate.namespace),
-                  let original = context.facts[ClaimFact.replicas(ClaimTarget.reference(workload))].flatMap(Int.init)
+                  let original = context.facts[ClaimFact.replicas(workload)]
             else { continue }
             let meta = ObjectMeta(object["metadata"] ?? [:])
             guard ClaimTarget.replicas(workload.kind, object) != original || meta.annotations[RecreateRun.replicasAnnotation] != nil else { continue }
@@ -53,12 +53,12 @@ struct ScaleDown: Step {
             let meta = ObjectMeta(object["metadata"] ?? [:])
             let replicas = ClaimTarget.replicas(workload.kind, object)
             guard replicas != 0 else { continue }
-            let original = context.facts[ClaimFact.replicas("\(workload.kind.rawValue)/\(workload.name)")] ?? String(replicas)
+            let original = context.facts[ClaimFact.replicas(workload)] ?? replicas
             // One merge patch, guarded by the resourceVersion just read: replicas and the note of
             // what they were, together.
             try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name), precondition: meta.resourceVersion) {
                 try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
-                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .string(original)]],
+                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .string(String(original))]],
                     "spec": ["replicas": 0],
                 ]), dryRun: context.dryRun)
             }

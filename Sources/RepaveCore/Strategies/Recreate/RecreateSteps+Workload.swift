@@ -16,9 +16,8 @@ struct ScaleUp: Step {
     /// The replicas to restore: the original count, and at least an HPA's minReplicas (which
     /// would otherwise raise it right after).
     private func original(_ workload: RecreatePlan.Workload, _ context: StepContext) -> Int {
-        let name = "\(workload.kind.rawValue)/\(workload.name)"
-        let original = Int(context.facts[ClaimFact.replicas(name)] ?? "") ?? 1
-        let minimum = Int(context.facts[ClaimFact.hpaMinimum(name)] ?? "") ?? 0
+        let original = context.facts[ClaimFact.replicas(workload)] ?? 1
+        let minimum = context.facts[ClaimFact.hpaMinimum(workload)] ?? 0
         return original > 0 ? max(original, minimum) : 0
     }
 
@@ -147,7 +146,7 @@ struct Verify: Step {
     /// The plan's replica count, and its robustness while a workload runs on the volume (a
     /// detached volume reports robustness unknown).
     private func expectation(_ context: StepContext) -> VolumeExpectation {
-        let running = recreate.target.workloads(context).contains { (Int(context.facts[ClaimFact.replicas(ClaimTarget.reference($0))] ?? "0") ?? 0) > 0 }
+        let running = recreate.target.workloads(context).contains { (context.facts[ClaimFact.replicas($0)] ?? 0) > 0 }
         return VolumeExpectation(replicas: recreate.plan.verify.replicas, robustness: running ? recreate.plan.verify.robustness : nil)
     }
 }

@@ -42,7 +42,7 @@ struct Preflight: Step {
         let workloads = findings.workloads.map(\.0)
         try await recordHPAMinimums(context, autoscalers: findings.autoscalers, workloads: workloads)
         if context.facts[ClaimFact.workloads] == nil {
-            try await context.remember(ClaimFact.workloads, workloads.map(ClaimTarget.reference).joined(separator: ","))
+            try await context.remember(ClaimFact.workloads, workloads)
         }
         return true
     }
@@ -73,11 +73,11 @@ struct Preflight: Step {
     private func recordHPAMinimums(_ context: StepContext, autoscalers: [JSON], workloads: [RecreatePlan.Workload]) async throws {
         for hpa in autoscalers {
             guard let kind = hpa[path: "spec", "scaleTargetRef", "kind"]?.stringValue, let name = hpa[path: "spec", "scaleTargetRef", "name"]?.stringValue,
-                  workloads.contains(where: { $0.kind.rawValue == kind && $0.name == name }),
+                  let workload = workloads.first(where: { $0.kind.rawValue == kind && $0.name == name }),
                   let minimum = hpa[path: "spec", "minReplicas"]?.intValue
             else { continue }
-            let key = ClaimFact.hpaMinimum("\(kind)/\(name)")
-            if context.facts[key] == nil { try await context.remember(key, String(minimum)) }
+            let fact = ClaimFact.hpaMinimum(workload)
+            if context.facts[fact] == nil { try await context.remember(fact, Int(minimum)) }
         }
     }
 
@@ -164,7 +164,7 @@ struct SaveManifests: Step {
             let replicas = ClaimTarget.replicas(workload.kind, object)
             // Already scaled down by an earlier, interrupted attempt: its annotation knows.
             let original = ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation].flatMap(Int.init) ?? replicas
-            try await context.remember(ClaimFact.replicas("\(workload.kind.rawValue)/\(workload.name)"), String(original))
+            try await context.remember(ClaimFact.replicas(workload), original)
         }
         try await context.remember(ClaimFact.claimUID, claim.uid)
         try await context.remember(ClaimFact.volume, volume.name)

@@ -138,7 +138,7 @@ struct RecreateRun: Sendable {
 
 /// The facts only recreate journals (the shared ones are ``ClaimFact``).
 public enum RecreateFact {
-    public static let newClaimUID = "newclaim.uid"
-    /// Set when the retained old volume vanished during the run (not by repave's hand).
-    public static let oldVolumeLost = "pv.lost"
+    public static let newClaimUID = Fact<String>("newclaim.uid")
+    /// Why the retained old volume is gone, when it vanished during the run (not by repave's hand).
+    public static let oldVolumeLost = Fact<String>("pv.lost")
 }
