@@ -112,8 +112,10 @@ struct RecreateStepTests {
         return object
     }
 
-    static func oldPV(reclaimPolicy: String = "Delete", uid: String = volumeUID) -> JSON {
-        StubObjects.volume(oldVolume, uid: uid, resourceVersion: "200", reclaimPolicy: reclaimPolicy, claim: (namespace, claim, claimUID))
+    static func oldPV(reclaimPolicy: String = "Delete", uid: String = volumeUID, retainedBy run: String? = nil) -> JSON {
+        var volume = StubObjects.volume(oldVolume, uid: uid, resourceVersion: "200", reclaimPolicy: reclaimPolicy, claim: (namespace, claim, claimUID))
+        if let run { volume["metadata"]?["annotations"] = ["repave/run-id": .string(run), "repave/claim": .string("\(namespace)/\(claim)")] }
+        return volume
     }
 
     static func deployment(replicas: Int, resourceVersion: String = "300", annotations: [String: String] = [:]) -> JSON {
@@ -296,12 +298,12 @@ struct RecreateStepTests {
 
     // MARK: - retain-old-volume
 
-    @Test("retain-old-volume PATCHes persistentVolumeReclaimPolicy Retain as a merge patch guarded by the resourceVersion it read")
+    @Test("retain-old-volume PATCHes persistentVolumeReclaimPolicy Retain and the run's annotations as a merge patch guarded by the resourceVersion it read")
     func retainOldVolume() async throws {
         let world = try World()
         let server = world.server
         server.on(.get, Self.volumePath, .object(Self.oldPV()))
-        server.on(.patch, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain")))
+        server.on(.patch, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain", retainedBy: Self.runID)))
         let step = RetainOldVolume(recreate: world.run)
         world.start(step)
         #expect(try await !step.observe(world.context))
@@ -310,8 +312,18 @@ struct RecreateStepTests {
         #expect(server.requests == ["GET \(Self.volumePath)", "PATCH \(Self.volumePath)"])
         let patch = try #require(server.writes.first)
         #expect(patch.contentType == "application/merge-patch+json")
-        #expect(patch.body == ["metadata": ["resourceVersion": "200"], "spec": ["persistentVolumeReclaimPolicy": "Retain"]])
+        #expect(patch.body == ["metadata": ["resourceVersion": "200", "annotations": ["repave/run-id": .string(Self.runID), "repave/claim": "devpod/home"]],
+                               "spec": ["persistentVolumeReclaimPolicy": "Retain"]])
         try expectJournaled(world, preconditions: ["200"])
+        // Done only with both: Retain without this run's annotations is patched again.
+        let after = try World()
+        after.server.on(.get, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain")))
+        after.start(step)
+        #expect(try await !step.observe(after.context))
+        let done = try World()
+        done.server.on(.get, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain", retainedBy: Self.runID)))
+        done.start(step)
+        #expect(try await step.observe(done.context))
     }
 
     @Test("retain-old-volume changes nothing on a volume that is another object now (another uid)")
@@ -336,13 +348,14 @@ struct RecreateStepTests {
         #expect(rehearsal.server.writes.map(\.description) == ["PATCH \(Self.volumePath)?dryRun=All"])
 
         let world = try World()
-        world.server.on(.get, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain")))
+        world.server.on(.get, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain", retainedBy: Self.runID)))
         world.server.on(.patch, Self.volumePath, .object(Self.oldPV()))
         world.context.update { $0.currentStep = "abort" }
         #expect(try await RetainOldVolume(recreate: world.run).undo(world.context) == ["persistentvolume pvc-old reclaim policy back to Delete"])
         let patch = try #require(world.server.writes.first)
         #expect(patch.query.isEmpty)
-        #expect(patch.body == ["metadata": ["resourceVersion": "200"], "spec": ["persistentVolumeReclaimPolicy": "Delete"]])
+        #expect(patch.body == ["metadata": ["resourceVersion": "200", "annotations": ["repave/run-id": .null, "repave/claim": .null]],
+                               "spec": ["persistentVolumeReclaimPolicy": "Delete"]])
         try expectJournaled(world, preconditions: ["200"])
     }
 

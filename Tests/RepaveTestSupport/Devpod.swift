@@ -133,6 +133,10 @@ extension DevpodTesting {
         // The old volume's data stays: its PV (Retain) and its Longhorn Volume are still there.
         let old = try await client.getIfPresent(.persistentVolumes, named: world.oldVolume).map(PersistentVolume.init)
         check(old?.reclaimPolicy == "Retain", "old PV \(old.map { $0.reclaimPolicy } ?? "gone")")
+        // Marked for `repave audit` and a person: which run kept it, for which claim.
+        let marks = old?.metadata.annotations ?? [:]
+        check(marks["repave/run-id"] == records.first?.run && marks["repave/claim"] == "\(world.namespace)/\(world.original.name)",
+              "old PV annotations \(marks.filter { $0.key.hasPrefix("repave/") })")
         check(try await client.getIfPresent(.longhornVolumes, named: world.oldVolume, in: "longhorn-system") != nil, "old Longhorn volume gone")
         check(try await client.getIfPresent(.leases, named: "repave-coder-jeda-codespace-home", in: world.namespace) == nil, "lease left")
 

@@ -190,6 +190,20 @@ public struct ClaimTarget: Sendable, Equatable {
     }
 }
 
+/// The annotations a run puts on a volume it retains, so that `repave audit` and a person can
+/// tell which run kept it, and for which claim.
+public enum RetainedVolume {
+    public static let runAnnotation = "repave/run-id"
+    /// `namespace/claim`.
+    public static let claimAnnotation = "repave/claim"
+
+    /// The merge patch's `metadata.annotations`: the run's marks (`namespace/claim`), or (both
+    /// nil) their removal.
+    static func annotations(run: String?, claim: String?) -> JSON {
+        [.init(runAnnotation): run.map(JSON.string) ?? .null, .init(claimAnnotation): claim.map(JSON.string) ?? .null]
+    }
+}
+
 /// The facts every claim strategy journals (see ``StepContext/remember(_:_:)``).
 public enum ClaimFact {
     public static let claimUID = Fact<String>("claim.uid")

@@ -236,7 +236,7 @@ struct RetainOldVolume: Step {
     let recreate: RecreateRun
     var id: String { "retain-old-volume" }
     var mutates: Bool { true }
-    var summary: String { "set the old volume's reclaim policy to Retain, so deleting the claim cannot destroy its data" }
+    var summary: String { "set the old volume's reclaim policy to Retain, so deleting the claim cannot destroy its data, and annotate it with the run and the claim" }
     var estimate: Duration { .seconds(10) }
     var permissions: [KubeClient.AccessQuestion] { [.init("get", .persistentVolumes), .init("patch", .persistentVolumes)] }
 
@@ -244,12 +244,14 @@ struct RetainOldVolume: Step {
         [await CheckResult.attempt("set the old volume's reclaim policy to Retain") { try await apply(context) }]
     }
 
-    /// The reclaim policy the volume had, if the volume is still the one the run saved.
+    /// The reclaim policy the volume had, and no run annotations, if the volume is still the one
+    /// the run saved.
     func undo(_ context: StepContext) async throws -> [String] {
         let client = context.client
         guard let name = context.facts[ClaimFact.volume], let policy = context.facts[ClaimFact.reclaimPolicy],
               let volume = try await client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init),
-              volume.uid == context.facts[ClaimFact.volumeUID], volume.reclaimPolicy != policy else { return [] }
+              volume.uid == context.facts[ClaimFact.volumeUID],
+              volume.reclaimPolicy != policy || volume.metadata.annotations[RetainedVolume.runAnnotation] == recreate.run else { return [] }
         // Released, or bound to another claim: the saved claim is gone, and Delete now would
         // destroy the data. It stays Retain.
         guard volume.phase != "Released", volume.claimRef.map({ $0.uid == context.facts[ClaimFact.claimUID] }) ?? true else {
@@ -257,7 +259,8 @@ struct RetainOldVolume: Step {
         }
         try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name), precondition: volume.resourceVersion) {
             try await client.patch(.persistentVolumes, named: name, .merge([
-                "metadata": ["resourceVersion": .string(volume.resourceVersion)],
+                "metadata": ["resourceVersion": .string(volume.resourceVersion),
+                             "annotations": RetainedVolume.annotations(run: nil, claim: nil)],
                 "spec": ["persistentVolumeReclaimPolicy": .string(policy)],
             ]))
         }
@@ -267,7 +270,8 @@ struct RetainOldVolume: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         guard let name = context.facts[ClaimFact.volume] else { return false }
         // Fresh: whether the data survives the claim's deletion is not taken from memory.
-        return PersistentVolume(try await context.readExisting(.persistentVolumes, named: name)).reclaimPolicy == "Retain"
+        let volume = PersistentVolume(try await context.readExisting(.persistentVolumes, named: name))
+        return volume.reclaimPolicy == "Retain" && volume.metadata.annotations[RetainedVolume.runAnnotation] == recreate.run
     }
 
     func apply(_ context: StepContext) async throws {
@@ -282,7 +286,8 @@ struct RetainOldVolume: Step {
         }
         try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name), precondition: volume.resourceVersion) {
             try await context.client.patch(.persistentVolumes, named: name, .merge([
-                "metadata": ["resourceVersion": .string(volume.resourceVersion)],
+                "metadata": ["resourceVersion": .string(volume.resourceVersion),
+                             "annotations": RetainedVolume.annotations(run: recreate.run, claim: "\(recreate.namespace)/\(recreate.claim)")],
                 "spec": ["persistentVolumeReclaimPolicy": "Retain"],
             ]), dryRun: context.dryRun)
         }

@@ -125,7 +125,7 @@ extension RecreateStrategy {
             "preflight": "`kubectl -n \(ns) get pvc \(claim)`, `kubectl auth can-i …`",
             "save-manifests": "`kubectl -n \(ns) get pvc \(claim) -o json > pvc.json` (and PV, class, workloads)",
             "ensure-storage-class": "`kubectl apply -f storageclass-\(plan.storageClass.name).yaml`",
-            "retain-old-volume": "`kubectl patch pv <pv> -p '{\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}'`",
+            "retain-old-volume": "`kubectl patch pv <pv> -p '{\"metadata\":{\"annotations\":{\"repave/run-id\":\"<run>\",\"repave/claim\":\"<namespace>/<claim>\"}},\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}'`",
             "scale-down": workloadRefs.map { "`kubectl -n \(ns) scale \($0) --replicas=0`" }.joined(separator: ", ") + ", then wait for the pods to be gone",
             "delete-claim": "`kubectl -n \(ns) delete pvc \(claim) --wait`",
             "create-claim": "`kubectl apply -f pvc-new.yaml` (same name, new class)",
