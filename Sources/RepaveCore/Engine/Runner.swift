@@ -120,6 +120,8 @@ final class Runner {
                     event = .observed(goalHolds: try await step.observe(context))
                 case .confirm(let pointOfNoReturn):
                     event = .confirmed(await confirm(pointOfNoReturn))
+                    // The operator may have taken minutes: the step is observed again afresh.
+                    context.forgetReads()
                     if case .confirmed(true) = event { try await EngineRecord.confirmed(by: "operator").append(to: journal, step: nil) }
                 case .gate(_, let remaining):
                     let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18

@@ -75,6 +75,7 @@ public final class StepContext: Sendable {
     /// One object as last read: nil when the server said it does not exist.
     struct ReadObject: Sendable {
         let object: JSON?
+        let type: ResourceType
     }
     private let state: Mutex<State>
 
@@ -153,12 +154,16 @@ public final class StepContext: Sendable {
     /// Keeps `object` as the object's state now: read by a wait, or the answer to this run's own
     /// write (taken after the write, so no change of ours lies between).
     public func saw(_ object: JSON?, _ type: ResourceType, named name: String, in namespace: String? = nil) {
-        state.withLock { $0.reads[Self.key(type, name, namespace)] = ReadObject(object: object) }
+        state.withLock { $0.reads[Self.key(type, name, namespace)] = ReadObject(object: object, type: type) }
     }
 
-    /// Forgets every kept read (a change is about to be made, or something failed).
-    public func forgetReads() {
-        state.withLock { $0.reads = [:] }
+    /// Forgets every kept read (a change is about to be made, or something failed); with
+    /// `types`, only the reads of those kinds of objects.
+    public func forgetReads(of types: [ResourceType]? = nil) {
+        state.withLock { state in
+            guard let types else { return state.reads = [:] }
+            state.reads = state.reads.filter { !types.contains($0.value.type) }
+        }
     }
 
     /// Every object kept now, by path, for the summary of a finished run.
@@ -173,12 +178,15 @@ public final class StepContext: Sendable {
     /// One mutating request: intent journaled and fsynced first, then the request, then its
     /// outcome journaled. (The journal's failpoints surround each record, see `Failpoints`.)
     /// What this process had read is forgotten first: after a change, every read is fresh.
+    /// - Parameter changing: the kinds of objects the request can change, when the step knows
+    ///   them all (a StorageClass created changes no claim, pod or workload): the reads of other
+    ///   kinds stay kept. Left out: every read is forgotten.
     @discardableResult
     public func mutate<Result: Sendable>(
-        _ verb: String, _ path: String, precondition: String? = nil,
+        _ verb: String, _ path: String, precondition: String? = nil, changing: [ResourceType]? = nil,
         _ request: () async throws -> Result
     ) async throws -> Result {
-        forgetReads()
+        forgetReads(of: changing)
         let (step, attempt) = state.withLock { ($0.currentStep, $0.attempt) }
         try await EngineRecord.intent(.init(verb: verb, path: path, precondition: precondition, attempt: attempt, dryRun: dryRun))
             .append(to: journal, step: step)

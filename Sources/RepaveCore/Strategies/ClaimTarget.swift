@@ -88,7 +88,8 @@ public struct ClaimTarget: Sendable, Equatable {
     func workloadsBackUp(_ context: StepContext) async throws -> [String] {
         var up: [String] = []
         for workload in workloads(context) {
-            guard let object = try await context.client.getIfPresent(Self.workloadType(workload.kind), named: workload.name, in: namespace) else { continue }
+            // Fresh, and kept for a write that follows (scale-up's patch, resourceVersion-guarded).
+            guard let object = try await context.read(Self.workloadType(workload.kind), named: workload.name, in: namespace) else { continue }
             let replicas = Self.replicas(workload.kind, object)
             guard replicas != 0 else { continue }
             let manager = Self.replicasManager(object).map { " (spec.replicas last set by \($0))" } ?? ""

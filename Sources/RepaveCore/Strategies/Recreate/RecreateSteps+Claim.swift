@@ -39,7 +39,9 @@ struct ScaleDown: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
-            let object = try await context.readExisting(type, named: workload.name, in: recreate.namespace)
+            // The preflight's read when nothing this run did since could change it: not yet
+            // scaled down is all it can say, and the patch is guarded by its resourceVersion.
+            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
             if (ClaimTarget.replicas(workload.kind, object)) != 0 { return false }
         }
         return try await recreate.target.podsMountingClaim(context.client).isEmpty
@@ -72,6 +74,7 @@ struct ScaleDown: Step {
         // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods,
         // also one its ReplicaSet made just before the scale-down took effect, as long as every
         // workload stays at 0; all within the step's one deadline.
+        let waited = !pods.isEmpty
         while !pods.isEmpty {
             let up = try await recreate.target.workloadsBackUp(context)
             if !up.isEmpty { break }
@@ -85,8 +88,9 @@ struct ScaleDown: Step {
             }
             (pods, listedAt) = try await recreate.target.podsMountingClaimListed(context.client)
         }
-        // The pods were listed a moment ago (none mount the claim); the workloads are read again.
-        try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true, listed: pods)
+        // After a wait, whether the workloads stayed down (the pods were just listed). Without
+        // one, delete-claim's last look, right after this, is the check.
+        if waited { try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true, listed: pods) }
     }
 }
 
@@ -202,7 +206,10 @@ struct CreateClaim: Step {
     func apply(_ context: StepContext) async throws {
         let saved = try JSON.decode(Data(contentsOf: URL(fileURLWithPath: recreate.runDirectory + "/manifests/persistentvolumeclaim-\(recreate.claim).json")))
         let object = Self.recreated(from: saved, storageClass: recreate.plan.storageClass.name, run: recreate.run)
-        let created = try await context.mutate("POST", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace)) {
+        // A new claim: it may be bound to a volume, and pods waiting for it may start; the
+        // workloads themselves are not changed by it.
+        let created = try await context.mutate("POST", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace),
+                                               changing: [.persistentVolumeClaims, .persistentVolumes, .pods, .longhornVolumes]) {
             try await context.client.create(.persistentVolumeClaims, in: recreate.namespace, object, dryRun: context.dryRun)
         }
         if !context.dryRun {

@@ -24,7 +24,9 @@ struct ScaleUp: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
-            let object = try await context.readExisting(type, named: workload.name, in: recreate.namespace)
+            // create-claim's last look, when nothing this run did since could change the workload
+            // (a resumed run reads afresh): the patch that follows is guarded by its resourceVersion.
+            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
             let want = original(workload, context)
             if ClaimTarget.replicas(workload.kind, object) != want || ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation] != nil { return false }
             if workload.kind == .deployment ? Deployment(object).rolloutState != .complete : StatefulSet(object).readyReplicas != want { return false }

@@ -219,7 +219,7 @@ struct EnsureStorageClass: Step {
 
     func apply(_ context: StepContext) async throws {
         let spec = recreate.plan.storageClass
-        try await context.mutate("POST", ResourceType.storageClasses.path()) {
+        try await context.mutate("POST", ResourceType.storageClasses.path(), changing: [.storageClasses]) {
             try await context.client.create(.storageClasses, [
                 "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                 "metadata": ["name": .string(spec.name), "annotations": [.init(RecreateRun.runAnnotation): .string(recreate.run)]],
@@ -284,7 +284,8 @@ struct RetainOldVolume: Step {
             throw RepaveError(.retainReplaced, "persistentvolume \(name) is another object now (uid \(uid) at the start, \(volume.uid) now)",
                               hint: "inspect it; repave does not change a volume it did not save")
         }
-        try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name), precondition: volume.resourceVersion) {
+        // The reclaim policy and annotations: nothing else reads them, so reads of other kinds stay.
+        try await context.mutate("PATCH", ResourceType.persistentVolumes.path(name: name), precondition: volume.resourceVersion, changing: [.persistentVolumes]) {
             try await context.client.patch(.persistentVolumes, named: name, .merge([
                 "metadata": ["resourceVersion": .string(volume.resourceVersion),
                              "annotations": RetainedVolume.annotations(run: recreate.run, claim: "\(recreate.namespace)/\(recreate.claim)")],
