@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import KubeAPI
 
@@ -177,7 +178,7 @@ struct CreateClaim: Step {
     func rehearse(_ context: StepContext) async throws -> [CheckResult] {
         let plan = recreate.plan
         return [await CheckResult.attempt("create the claim on \(plan.storageClass.name) (checked as \(plan.target.claim)-dry-run: the claim still exists)") {
-            let saved = try JSON.decode(Data(contentsOf: URL(fileURLWithPath: recreate.runDirectory + "/manifests/persistentvolumeclaim-\(plan.target.claim).json")))
+            let saved = try await recreate.savedClaim()
             var object = CreateClaim.recreated(from: saved, storageClass: plan.storageClass.name, run: "dry-run")
             object["metadata"]?["name"] = .string(String((plan.target.claim + "-dry-run").prefix(253)))
             try await context.client.create(.persistentVolumeClaims, in: recreate.namespace, object, dryRun: true)
@@ -204,7 +205,7 @@ struct CreateClaim: Step {
     }
 
     func apply(_ context: StepContext) async throws {
-        let saved = try JSON.decode(Data(contentsOf: URL(fileURLWithPath: recreate.runDirectory + "/manifests/persistentvolumeclaim-\(recreate.claim).json")))
+        let saved = try await recreate.savedClaim()
         let object = Self.recreated(from: saved, storageClass: recreate.plan.storageClass.name, run: recreate.run)
         // A new claim: it may be bound to a volume, and pods waiting for it may start; the
         // workloads themselves are not changed by it.

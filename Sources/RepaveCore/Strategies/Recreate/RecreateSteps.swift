@@ -64,7 +64,7 @@ struct Preflight: Step {
         }
     }
 
-    var gitReportPassed: PreflightCheck { PreflightCheck("git-report-passed") { _, _ in try checkGitReport() } }
+    var gitReportPassed: PreflightCheck { PreflightCheck("git-report-passed") { _, _ in try await checkGitReport() } }
     var gitPathsPassed: PreflightCheck { PreflightCheck("git-paths-passed") { _, _ in try await checkGitPaths() } }
 
     func apply(_ context: StepContext) async throws {}
@@ -95,11 +95,11 @@ struct Preflight: Step {
     }
 
     /// A `repave git-check --report` must have passed, be young enough, and name this claim.
-    private func checkGitReport() throws {
+    private func checkGitReport() async throws {
         guard let git = recreate.plan.gitPreflight, let file = git.report else { return }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: file))
+            data = try await offPool("git report read") { try Data(contentsOf: URL(fileURLWithPath: file)) }
         } catch {
             throw recreate.refuse(.gitReportMissing, "cannot read the git report \(file)", hint: "make it where the data lives: repave git-check PATH --report \(file) --for \(recreate.namespace)/\(recreate.claim)")
         }

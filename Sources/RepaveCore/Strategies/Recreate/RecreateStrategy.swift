@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import Journal
 import KubeAPI
@@ -129,6 +130,12 @@ struct RecreateRun: Sendable {
     var namespace: String { plan.target.namespace }
     var claim: String { plan.target.claim }
     static let runAnnotation = "repave/run-id"
+
+    /// The claim as save-manifests saved it (read off the cooperative pool).
+    func savedClaim() async throws -> JSON {
+        let file = runDirectory + "/manifests/persistentvolumeclaim-\(claim).json"
+        return try JSON.decode(try await offPool("saved claim read") { try Data(contentsOf: URL(fileURLWithPath: file)) })
+    }
     static let replicasAnnotation = "repave/original-replicas"
 
     func refuse(_ code: ErrorCode, _ message: String, hint: String) -> RepaveError {
