@@ -39,7 +39,72 @@ extension RecreatePlan {
                                        hint: "use strategy: recreate, or a repave that has \(strategy.rawValue)")
         }
         let top = try root.mapping(PlanStrategy.keys(of: .recreate), elsewhere: PlanStrategy.owners(outside: .recreate))
+        let sections = try PlanSections.read(top, root: root)
+        let oldVolume = OldVolumePolicy(rawValue: try PlanSections.oneOf(top["oldVolume"], OldVolumePolicy.allCases.map(\.rawValue), default: "retain-until-verified"))!
+        var timeouts = Timeouts()
+        try PlanSections.durations(top["timeouts"], into: &timeouts, PlanSections.claimTimeouts())
+        return RecreatePlan(
+            name: sections.name, context: sections.context, target: sections.target, acknowledge: sections.acknowledge,
+            storageClass: sections.storageClass, oldVolume: oldVolume, gitPreflight: sections.gitPreflight,
+            window: sections.window, timeouts: timeouts, verify: sections.verify)
+    }
+}
 
+/// The waits of every plan that replaces a claim.
+protocol ClaimTimeouts {
+    var scaleDown: PlanDuration { get set }
+    var claimDeletion: PlanDuration { get set }
+    var bind: PlanDuration { get set }
+    var rollout: PlanDuration { get set }
+    var verify: PlanDuration { get set }
+}
+
+extension RecreatePlan.Timeouts: ClaimTimeouts {}
+
+/// The parts every plan that replaces a claim (recreate, migrate) shares, read the same way for
+/// each, and the typed reads both use.
+struct PlanSections {
+    typealias Workload = RecreatePlan.Workload
+    typealias Reconciler = RecreatePlan.Reconciler
+    typealias GitPreflight = RecreatePlan.GitPreflight
+    typealias Target = RecreatePlan.Target
+    typealias StorageClassSpec = RecreatePlan.StorageClassSpec
+    typealias LonghornCheck = RecreatePlan.LonghornCheck
+    typealias Window = PlanWindow
+
+    var name: String
+    var context: String?
+    var target: Target
+    var acknowledge: [Reconciler]
+    var storageClass: StorageClassSpec
+    var gitPreflight: GitPreflight?
+    var window: Window?
+    var verify: LonghornCheck
+
+    /// The `timeouts` keys of recreate, which migrate has too.
+    static func claimTimeouts<T: ClaimTimeouts>() -> [(String, WritableKeyPath<T, PlanDuration>)] {
+        [("scaleDown", \.scaleDown), ("claimDeletion", \.claimDeletion), ("bind", \.bind), ("rollout", \.rollout), ("verify", \.verify)]
+    }
+
+    /// Sorted keys, no insignificant whitespace, dates in RFC 3339 UTC.
+    static func canonicalJSON(_ plan: some Encodable) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        // Every field of a plan is a string, number, bool, list or map: encoding cannot fail.
+        return (try? encoder.encode(plan)) ?? Data()
+    }
+
+    /// Reads `keys` of the `timeouts` mapping into `value`; absent keys keep their defaults.
+    static func durations<T>(_ reader: PlanReader?, into value: inout T, _ keys: [(String, WritableKeyPath<T, PlanDuration>)]) throws(PlanError) {
+        guard let reader, !reader.isNull else { return }
+        let fields = try reader.mapping(keys.map(\.0))
+        for (key, path) in keys {
+            if let field = fields[key] { value[keyPath: path] = try duration(field) }
+        }
+    }
+
+    static func read(_ top: [String: PlanReader], root: PlanReader) throws(PlanError) -> PlanSections {
         let metadataReader = try required(top, "metadata", in: root)
         let metadata = try metadataReader.mapping(["name"])
         let name = try dnsLabel(try required(metadata, "name", in: metadataReader))
@@ -89,8 +154,6 @@ extension RecreatePlan {
             volumeBindingMode: try oneOf(classMap["volumeBindingMode"], ["Immediate", "WaitForFirstConsumer"], default: "Immediate"),
             allowVolumeExpansion: try classMap["allowVolumeExpansion"]?.bool() ?? true)
 
-        let oldVolume = OldVolumePolicy(rawValue: try oneOf(top["oldVolume"], OldVolumePolicy.allCases.map(\.rawValue), default: "retain-until-verified"))!
-
         var gitPreflight: GitPreflight?
         if let reader = top["gitPreflight"], !reader.isNull {
             let fields = try reader.mapping(["paths", "report", "maxReportAge", "require", "ignore"])
@@ -132,16 +195,6 @@ extension RecreatePlan {
             window = Window(start: start, duration: try duration(try required(fields, "duration", in: reader)))
         }
 
-        var timeouts = Timeouts()
-        if let reader = top["timeouts"], !reader.isNull {
-            let fields = try reader.mapping(["scaleDown", "claimDeletion", "bind", "rollout", "verify"])
-            if let value = fields["scaleDown"] { timeouts.scaleDown = try duration(value) }
-            if let value = fields["claimDeletion"] { timeouts.claimDeletion = try duration(value) }
-            if let value = fields["bind"] { timeouts.bind = try duration(value) }
-            if let value = fields["rollout"] { timeouts.rollout = try duration(value) }
-            if let value = fields["verify"] { timeouts.verify = try duration(value) }
-        }
-
         let classReplicas = Int(parameters["numberOfReplicas"] ?? "") ?? 3
         var verify = LonghornCheck(replicas: classReplicas)
         if let reader = top["verify"], !reader.isNull {
@@ -157,20 +210,20 @@ extension RecreatePlan {
             throw classMap["parameters"]!.fail("numberOfReplicas '\(value)' is not a whole number from 1 to 10")
         }
 
-        return RecreatePlan(
+        return PlanSections(
             name: name, context: context, target: target, acknowledge: acknowledge, storageClass: storageClass,
-            oldVolume: oldVolume, gitPreflight: gitPreflight, window: window, timeouts: timeouts, verify: verify)
+            gitPreflight: gitPreflight, window: window, verify: verify)
     }
 
-    private static func required(_ fields: [String: PlanReader], _ key: String, in parent: PlanReader) throws(PlanError) -> PlanReader {
+    static func required(_ fields: [String: PlanReader], _ key: String, in parent: PlanReader, hint: String? = nil) throws(PlanError) -> PlanReader {
         guard let value = fields[key], !value.isNull else {
             throw PlanError(file: parent.file, line: parent.node.mark?.line, column: parent.node.mark?.column,
-                            key: parent.path.isEmpty ? key : parent.path + "." + key, problem: "required key is missing")
+                            key: parent.path.isEmpty ? key : parent.path + "." + key, problem: "required key is missing", hint: hint)
         }
         return value
     }
 
-    private static func oneOf(_ reader: PlanReader?, _ allowed: [String], default value: String) throws(PlanError) -> String {
+    static func oneOf(_ reader: PlanReader?, _ allowed: [String], default value: String) throws(PlanError) -> String {
         guard let reader, !reader.isNull else { return value }
         let text = try reader.string()
         guard allowed.contains(text) else {
@@ -180,7 +233,7 @@ extension RecreatePlan {
         return text
     }
 
-    private static func duration(_ reader: PlanReader) throws(PlanError) -> PlanDuration {
+    static func duration(_ reader: PlanReader) throws(PlanError) -> PlanDuration {
         let text = try reader.string()
         guard let value = PlanDuration(parsing: text), value.milliseconds > 0 else {
             throw reader.fail("'\(text)' is not a duration", hint: "write durations like 90s, 5m or 1h30m (whole milliseconds, at most 168h)")
@@ -189,7 +242,7 @@ extension RecreatePlan {
     }
 
     /// DNS-1123 label: namespaces and plan names.
-    private static func dnsLabel(_ reader: PlanReader) throws(PlanError) -> String {
+    static func dnsLabel(_ reader: PlanReader) throws(PlanError) -> String {
         let text = try reader.string()
         guard text.count <= 63, isDNSLabel(text) else {
             throw reader.fail("'\(text)' is not a valid name", hint: "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit")
@@ -198,7 +251,7 @@ extension RecreatePlan {
     }
 
     /// DNS-1123 subdomain: claims, workloads, storage classes.
-    private static func dnsSubdomain(_ reader: PlanReader) throws(PlanError) -> String {
+    static func dnsSubdomain(_ reader: PlanReader) throws(PlanError) -> String {
         let text = try reader.string()
         guard text.count <= 253, text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({ isDNSLabel(String($0)) }) else {
             throw reader.fail("'\(text)' is not a valid object name", hint: "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
@@ -206,7 +259,7 @@ extension RecreatePlan {
         return text
     }
 
-    private static func isDNSLabel(_ text: String) -> Bool {
+    static func isDNSLabel(_ text: String) -> Bool {
         guard let first = text.first, let last = text.last, text.count <= 63 else { return false }
         let allowed = text.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
         return allowed && first != "-" && last != "-"
