@@ -74,7 +74,7 @@ public struct MigratePlan: Sendable, Codable, Equatable {
                     return ("--rsh is refused: the copy runs inside one pod, with no remote shell", "remove it")
                 case "files-from":
                     return ("--files-from is refused: the copy must be the whole volume", "remove it")
-                case _ where name.hasPrefix("del"):
+                case _ where name == "del" || name.hasPrefix("delete"):
                     return ("--\(name) is refused: repave passes --delete itself, so that every pass converges on the source", "remove it")
                 default:
                     return nil
