@@ -129,9 +129,12 @@ struct CopyPodRealNodeTests {
 
         // The verify pass and the copy's manifest, side by side.
         let verifyPod = CopyPod(pass: .verify, namespace: namespace, sourceClaim: "source", stagingClaim: "staging", runID: "test-\(namespace)", copy: Self.copy)
+        var verifyControl = verifyPod
+        verifyControl.stagingClaim = "nolinks"
         async let verified = run(verifyPod.manifest, in: namespace)
+        async let verifiedControl = run(verifyControl.manifest, in: namespace)
         async let copyManifest = manifest(of: "staging", in: namespace, pod: "staging-manifest")
-        let (verify, destination) = try await (verified, copyManifest)
+        let (verify, verifyWithoutLinks, destination) = try await (verified, verifiedControl, copyManifest)
         var verifyLog = RsyncLog()
         for line in verify.log { verifyLog.read(line) }
         #expect(CopyVerdict(pass: .verify, exitCode: verify.exitCode, log: verifyLog) == .accepted(code: 0, namedFiles: []), "\(verify.text)")
@@ -145,5 +148,13 @@ struct CopyPodRealNodeTests {
         #expect(differences.contains("hard links ./files/second-name = ./links/first are not one file in the copy"), "\(differences)")
         #expect(differences.contains("./links/first: link count 2 became 1"), "\(differences)")
         #expect(differences.count == 3, "only the hard links differ: \(differences)")
+        // The verify pass catches it too: rsync -H itemizes the pair.
+        var controlLog = RsyncLog()
+        for line in verifyWithoutLinks.log { controlLog.read(line) }
+        let verdict = CopyVerdict(pass: .verify, exitCode: verifyWithoutLinks.exitCode, log: controlLog)
+        #expect(verdict == .differs(itemized: controlLog.itemized) && controlLog.itemized.contains { $0.hasSuffix("links/first") || $0.hasSuffix("files/second-name") },
+                "\(verdict)")
+        print("copy pod: \(copyLog.stats.map { "\($0.files) entries, \($0.transferredSize) bytes" } ?? "no stats"), rsync \(copyLog.version ?? "?"), "
+              + "\(progressLines) progress lines; without -H: \(differences.count) differences, verify itemized \(controlLog.itemized)")
     }
 }

@@ -208,24 +208,10 @@ struct MigratePlanTests {
         try MigratePlan.parse(Data(text.utf8), file: "m.yaml")
     }
 
-    /// A minimal valid migrate plan; `edit` swaps one line for the malformed cases.
-    static let minimal = """
-        apiVersion: repave/v1
-        kind: Plan
-        strategy: migrate
-        metadata: {name: devpod-home}
-        target:
-          namespace: devpod
-          claim: home
-        storageClass:
-          name: longhorn-3r
-          provisioner: driver.longhorn.io
-          parameters: {numberOfReplicas: "3"}
-        copy:
-          image: lab/mover:1
-        timeouts:
-          scaleDown: 5m
-        """
+    /// Recreate's minimal plan as a migrate plan: the same lines, with `strategy` and `copy`.
+    static let minimal = PlanTests.minimal
+        .replacingOccurrences(of: "kind: RecreatePlan", with: "kind: Plan\nstrategy: migrate")
+        .replacingOccurrences(of: "timeouts:", with: "copy:\n  image: lab/mover:1\ntimeouts:")
 
     @Test("plans/devpod-home-migrate.yaml parses as a migrate plan, and the release still refuses to run it")
     func devpodPlan() throws {
