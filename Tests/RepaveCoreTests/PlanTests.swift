@@ -216,7 +216,7 @@ struct MigratePlanTests {
     @Test("plans/devpod-home-migrate.yaml parses as a migrate plan, and the release still refuses to run it")
     func devpodPlan() throws {
         let path = PlanTests.repositoryRoot + "/plans/devpod-home-migrate.yaml"
-        let plan = try MigratePlan.parse(try Data(contentsOf: URL(fileURLWithPath: path)), file: path)
+        let plan = try MigratePlan.load(contentsOf: path)
         #expect(plan.strategy == .migrate && plan.name == "devpod-home-migrate")
         #expect(plan.target.claim == "coder-jeda-codespace-home")
         #expect(plan.copy.image == "lab/mover:1")

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// A migrate plan (`apiVersion: repave/v1`, `kind: Plan`, `strategy: migrate`) parsed and
 /// validated, with every default explicit: the claim's data is copied by rsync pods onto a
@@ -137,6 +138,11 @@ public struct MigratePlan: Sendable, Codable, Equatable {
 }
 
 extension MigratePlan {
+    /// Reads and validates a plan file, as ``RecreatePlan/load(contentsOf:logger:)`` does.
+    public static func load(contentsOf path: String, logger: Logger = Logger(label: "repave")) throws(PlanError) -> MigratePlan {
+        try PlanSections.load(contentsOf: path, logger: logger, parse: parse)
+    }
+
     public static func parse(_ data: Data, file: String) throws(PlanError) -> MigratePlan {
         let root = try PlanReader.parse(data, file: file)
         let (strategy, named) = try PlanStrategy.read(root)

@@ -8,27 +8,7 @@ extension RecreatePlan {
     /// from its size, unread. A plan that others may write is warned about on `logger`: whoever
     /// can edit it chooses what is deleted.
     public static func load(contentsOf path: String, logger: Logger = Logger(label: "repave")) throws(PlanError) -> RecreatePlan {
-        let data: Data
-        let mode: mode_t
-        do {
-            (data, mode) = try SmallFile.read(path, limit: PlanReader.maxBytes)
-        } catch {
-            switch error {
-            case .tooLarge(let size):
-                throw PlanError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(PlanReader.maxBytes) bytes"); a plan is at most \(PlanReader.maxBytes) bytes (1 MiB)",
-                                hint: "check that this is a plan file")
-            case .missing:
-                throw PlanError(file: path, problem: "no such file", hint: "give the path of a plan file, e.g. plans/devpod-home.yaml")
-            case .unreadable(let reason):
-                throw PlanError(file: path, problem: "cannot read the file: \(reason)")
-            }
-        }
-        let plan = try parse(data, file: path)
-        // Plans hold no secrets and live in git checkouts (0644), so only writers are warned about.
-        if let exposure = SmallFile.exposure(of: mode, readable: false) {
-            logger.warning("\(path) is \(exposure) (mode \(String(format: "%04o", mode & 0o7777))); anyone who can edit a plan chooses what repave deletes: chmod go-w \(path)")
-        }
-        return plan
+        try PlanSections.load(contentsOf: path, logger: logger, parse: parse)
     }
 
     public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
@@ -84,6 +64,31 @@ struct PlanSections {
     /// The `timeouts` keys of recreate, which migrate has too.
     static func claimTimeouts<T: ClaimTimeouts>() -> [(String, WritableKeyPath<T, PlanDuration>)] {
         [("scaleDown", \.scaleDown), ("claimDeletion", \.claimDeletion), ("bind", \.bind), ("rollout", \.rollout), ("verify", \.verify)]
+    }
+
+    /// Reads and validates a plan file (see ``RecreatePlan/load(contentsOf:logger:)``).
+    static func load<Plan>(contentsOf path: String, logger: Logger, parse: (Data, String) throws(PlanError) -> Plan) throws(PlanError) -> Plan {
+        let data: Data
+        let mode: mode_t
+        do {
+            (data, mode) = try SmallFile.read(path, limit: PlanReader.maxBytes)
+        } catch {
+            switch error {
+            case .tooLarge(let size):
+                throw PlanError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(PlanReader.maxBytes) bytes"); a plan is at most \(PlanReader.maxBytes) bytes (1 MiB)",
+                                hint: "check that this is a plan file")
+            case .missing:
+                throw PlanError(file: path, problem: "no such file", hint: "give the path of a plan file, e.g. plans/devpod-home.yaml")
+            case .unreadable(let reason):
+                throw PlanError(file: path, problem: "cannot read the file: \(reason)")
+            }
+        }
+        let plan = try parse(data, path)
+        // Plans hold no secrets and live in git checkouts (0644), so only writers are warned about.
+        if let exposure = SmallFile.exposure(of: mode, readable: false) {
+            logger.warning("\(path) is \(exposure) (mode \(String(format: "%04o", mode & 0o7777))); anyone who can edit a plan chooses what repave deletes: chmod go-w \(path)")
+        }
+        return plan
     }
 
     /// Sorted keys, no insignificant whitespace, dates in RFC 3339 UTC.
