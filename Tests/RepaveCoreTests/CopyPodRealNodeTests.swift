@@ -59,6 +59,32 @@ struct CopyPodRealNodeTests {
     static let copy = MigratePlan.Copy(image: "lab/mover:1", warm: true, verify: .checksum, imagePullPolicy: "Never", nodeSelector: [:],
                                        tolerations: [], resources: .init(requests: [:], limits: [:]), extraArgs: [])
 
+    @Test("a copy pod with every plan setting is valid to the API server (dryRun=All), and it keeps them")
+    func everySettingIsValid() async throws {
+        let copy = MigratePlan.Copy(
+            image: "lab/mover:1", warm: true, verify: .checksum, imagePullPolicy: "IfNotPresent", nodeSelector: ["kubernetes.io/hostname": "lab-node-1"],
+            tolerations: [.init(key: "dedicated", operator: "Equal", value: "storage", effect: "NoSchedule", tolerationSeconds: nil),
+                          .init(key: nil, operator: "Exists", value: nil, effect: "NoExecute", tolerationSeconds: 30)],
+            resources: .init(requests: ["cpu": "100m", "memory": "64Mi"], limits: ["memory": "1Gi", "ephemeral-storage": "1.5Gi"]),
+            extraArgs: ["--exclude=lost+found", "-v"])
+        try await withTestNamespace(client, prefix: "copy-dry") { namespace in
+            for pass in CopyPod.Pass.allCases {
+                let pod = CopyPod(pass: pass, namespace: namespace, sourceClaim: "home", stagingClaim: StagingClaim.name(claim: "home", runID: "0123abcd-run"),
+                                  runID: "0123abcd-run", node: "lab-node-1", copy: copy)
+                let created = try await client.create(.pods, in: namespace, pod.manifest, dryRun: true)
+                #expect(created[path: "metadata", "name"]?.stringValue == "home-repave-0123abcd-\(pass.rawValue)")
+                #expect(created[path: "spec", "tolerations"]?.arrayValue?.count == 2)
+                // The server writes quantities its own way, and a limit without a request is the request too.
+                #expect(created[path: "spec", "containers"]?[0]?["resources"] == [
+                    "requests": ["cpu": "100m", "memory": "64Mi", "ephemeral-storage": "1536Mi"],
+                    "limits": ["memory": "1Gi", "ephemeral-storage": "1536Mi"],
+                ])
+                #expect(created[path: "spec", "volumes"]?[0]?[path: "persistentVolumeClaim", "readOnly"] == true)
+                #expect(try await client.getIfPresent(.pods, named: pod.name, in: namespace) == nil, "a dry run creates nothing")
+            }
+        }
+    }
+
     @Test("a tree written in a pod is copied by the copy pod, the verify pod itemizes nothing, the manifests agree; a copy without -H is caught")
     func copyKeepsEveryFile() async throws {
         let id = String(UInt32.random(in: 0...UInt32.max), radix: 36), className = "longhorn-copy-\(id)"

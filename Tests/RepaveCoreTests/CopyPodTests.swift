@@ -252,3 +252,14 @@ extension CopyPodTests {
             == "final-copy: rsync exited 11 (error in file I/O); rsync named /source/1, /source/2, /source/3, /source/4, /source/5, /source/6, /source/7, /source/8, /source/9, /source/10 and 2 more")
     }
 }
+
+extension CopyPodTests {
+    @Test("the staging claim: <claim>-repave-<8 characters of the run id>, at most 253 characters, never ending in '-' or '.'")
+    func stagingName() {
+        let run = "0123abcd-4567-89ef-0123-456789abcdef"
+        #expect(StagingClaim.name(claim: "coder-jeda-codespace-home", runID: run) == "coder-jeda-codespace-home-repave-0123abcd")
+        let long = StagingClaim.name(claim: String(repeating: "a", count: 236) + ".b" + String(repeating: "c", count: 15), runID: run)
+        #expect(long.count <= 253 && long.hasSuffix("a-repave-0123abcd"), "\(long)")
+        #expect(StagingClaim.name(claim: String(repeating: "d", count: 253), runID: run).count == 253)
+    }
+}

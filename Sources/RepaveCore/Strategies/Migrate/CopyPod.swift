@@ -49,9 +49,11 @@ public struct CopyPod: Sendable, Equatable {
 
     /// `<staging>-warm`, `-final`, `-verify`; the staging name is shortened so that the pod's
     /// name stays within 253 characters.
-    public var name: String {
-        let suffix = "-" + pass.rawValue
-        var base = String(stagingClaim.prefix(253 - suffix.count))
+    public var name: String { Self.name(stagingClaim, suffix: "-" + pass.rawValue) }
+
+    /// `base` shortened so that `base + suffix` is a valid name of at most 253 characters.
+    static func name(_ base: String, suffix: String) -> String {
+        var base = String(base.prefix(253 - suffix.count))
         while base.hasSuffix("-") || base.hasSuffix(".") { base.removeLast() }
         return base + suffix
     }
