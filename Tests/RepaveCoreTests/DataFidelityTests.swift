@@ -12,8 +12,9 @@ struct DataFidelityTests {
     static func toolbox(in scratch: ScratchDirectory) throws -> String {
         let bin = scratch.file("bin")
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        for tool in ["getfattr", "setfattr", "getfacl", "setfacl", "rsync"] {
-            try FileManager.default.createSymbolicLink(atPath: bin + "/" + tool, withDestinationPath: "/usr/bin/" + tool)
+        for tool in ["getfattr", "setfattr", "getfacl", "setfacl", "rsync", "busybox"] {
+            try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/" + tool), "/usr/bin/\(tool) is needed (the lab's image recipe copies it too)")
+            if tool != "busybox" { try FileManager.default.createSymbolicLink(atPath: bin + "/" + tool, withDestinationPath: "/usr/bin/" + tool) }
         }
         return bin
     }

@@ -8,17 +8,18 @@ public struct RsyncProgress: Sendable, Equatable {
     public var percent: Int
     /// Bytes per second (rsync's kB, MB and GB are 1024-based).
     public var bytesPerSecond: Double
-    /// Seconds left, as rsync estimates them; nil when it prints `??:??:??`. On the line that
-    /// ends a file, the time that file took instead.
+    /// Seconds left, as rsync estimates them; nil when it prints `??:??:??`. On the lines that
+    /// end a file (with `xfr#`), rsync prints the time elapsed instead: read it as the ETA only
+    /// when `transferred` is nil.
     public var eta: Int?
     /// Files transferred so far (`xfr#`), on the line that ends a file.
     public var transferred: Int?
     /// Files still to check and the list's size (`to-chk=34/36`).
-    public var toCheck: (remaining: Int, total: Int)?
+    public var toCheck: ToCheck?
 
-    public static func == (a: RsyncProgress, b: RsyncProgress) -> Bool {
-        a.bytes == b.bytes && a.percent == b.percent && a.bytesPerSecond == b.bytesPerSecond && a.eta == b.eta
-            && a.transferred == b.transferred && a.toCheck?.remaining == b.toCheck?.remaining && a.toCheck?.total == b.toCheck?.total
+    public struct ToCheck: Sendable, Equatable {
+        public var remaining: Int
+        public var total: Int
     }
 
     /// Nil for any line that is not a progress line.
@@ -46,7 +47,7 @@ public struct RsyncProgress: Sendable, Equatable {
         }
         if let range = tail.range(of: "-chk=") {
             let numbers = tail[range.upperBound...].prefix { $0.isNumber || $0 == "/" }.split(separator: "/").compactMap { Int($0) }
-            if numbers.count == 2 { toCheck = (numbers[0], numbers[1]) }
+            if numbers.count == 2 { toCheck = ToCheck(remaining: numbers[0], total: numbers[1]) }
         }
     }
 
