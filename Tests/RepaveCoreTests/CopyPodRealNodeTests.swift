@@ -85,7 +85,7 @@ struct CopyPodRealNodeTests {
         }
     }
 
-    @Test("a tree written in a pod is copied by the copy pod, the verify pod itemizes nothing, the manifests agree; a copy without -H is caught")
+    @Test("a tree written in a pod is copied by the copy pod, the verify pod itemizes nothing, the manifests agree, a final pass converges on a changed source; a copy without -H is caught")
     func copyKeepsEveryFile() async throws {
         let id = String(UInt32.random(in: 0...UInt32.max), radix: 36), className = "longhorn-copy-\(id)"
         try await client.create(.storageClasses, LabFixtures.storageClass(className, replicas: 1))
@@ -180,7 +180,36 @@ struct CopyPodRealNodeTests {
         let verdict = CopyVerdict(pass: .verify, exitCode: verifyWithoutLinks.exitCode, log: controlLog)
         #expect(verdict == .differs(itemized: controlLog.itemized) && controlLog.itemized.contains { $0.hasSuffix("links/first") || $0.hasSuffix("files/second-name") },
                 "\(verdict)")
+
+        // A second pass converges on a changed source: the final copy sends only what changed
+        // and deletes what went, and a second verify pass (its pod of the first one deleted, as
+        // a copy step does) proves it.
+        let changer = try await run(Self.moverPod("changer", claim: "source", script: """
+            cd /data && printf more >> files/random-3 && rm files/nested/random-1 && printf new > added && setfattr -n user.repave -v changed xattr-file
+            sh -s -- /data <<'EOF'
+            \(DataFidelity.manifestScript)
+            EOF
+            """), in: namespace)
+        #expect(changer.exitCode == 0, "changer: \(changer.text)")
+        let changed = try FidelityManifest(log: changer.text)
+        #expect(changed.differences(from: source).count >= 4)
+        let final = try await run(CopyPod(pass: .final, namespace: namespace, sourceClaim: "source", stagingClaim: "staging", runID: "test-\(namespace)", copy: Self.copy).manifest, in: namespace)
+        var finalLog = RsyncLog()
+        for line in final.log { finalLog.read(line) }
+        #expect(CopyVerdict(pass: .final, exitCode: final.exitCode, log: finalLog) == .accepted(code: 0, namedFiles: []), "\(final.text)")
+        #expect(finalLog.stats?.transferredFiles == 2 && finalLog.stats?.deletedFiles == 1, "\(String(describing: finalLog.stats))")
+        let firstVerify = Pod(try await client.get(.pods, named: verifyPod.name, in: namespace))
+        try await client.delete(.pods, named: verifyPod.name, in: namespace, uid: firstVerify.uid)
+        try await client.wait(for: .pods, named: verifyPod.name, in: namespace, timeout: .seconds(60), describedAs: "the first verify pod gone") { $0 == nil }
+        async let verifiedAgain = run(verifyPod.manifest, in: namespace)
+        async let copyManifestAgain = manifest(of: "staging", in: namespace, pod: "staging-manifest-2")
+        let (secondVerify, secondDestination) = try await (verifiedAgain, copyManifestAgain)
+        var secondLog = RsyncLog()
+        for line in secondVerify.log { secondLog.read(line) }
+        #expect(CopyVerdict(pass: .verify, exitCode: secondVerify.exitCode, log: secondLog) == .accepted(code: 0, namedFiles: []), "\(secondVerify.text)")
+        #expect(secondDestination.differences(from: changed) == [])
+
         print("copy pod: \(copyLog.stats.map { "\($0.files) entries, \($0.transferredSize) bytes" } ?? "no stats"), rsync \(copyLog.version ?? "?"), "
-              + "\(progressLines) progress lines; without -H: \(differences.count) differences, verify itemized \(controlLog.itemized)")
+              + "\(progressLines) progress lines; final pass \(finalLog.stats.map { "\($0.transferredFiles) sent, \($0.deletedFiles) deleted" } ?? "no stats"); without -H: \(differences.count) differences, verify itemized \(controlLog.itemized)")
     }
 }
