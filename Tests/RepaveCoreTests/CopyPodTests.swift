@@ -229,27 +229,30 @@ struct CopyPodTests {
 }
 
 extension CopyPodTests {
-    @Test("a verdict that stops the run is one error with its code, the files rsync named, and what to do")
+    @Test("a verdict that stops the run is one error with its code, the step, rsync's code, the files it named, and the pod's log to read")
     func verdictErrors() throws {
         let version = ["rsync  version 3.5.0  protocol version 32", "Capabilities:", "    ACLs, xattrs"]
         let partial = Self.read(version + (try Self.fixture("partial23.txt")))
         let final = try #require(CopyVerdict(pass: .final, exitCode: 23, log: partial).error(pass: .final, log: partial, pod: "home-repave-1-final", namespace: "devpod"))
         #expect(final.errorCode == .copyFailed)
-        #expect(final.message == "final-copy: rsync exited 23 (partial transfer due to error) on a volume that must not change; rsync named /dest/., /source/d/locked")
+        for name in ["final-copy", "23", "/dest/.", "/source/d/locked"] { #expect(final.message.contains(name), "\(name): \(final.message)") }
         #expect(final.hint?.contains("kubectl logs -n devpod home-repave-1-final") == true)
         #expect(CopyVerdict(pass: .warm, exitCode: 23, log: partial).error(pass: .warm, log: partial, pod: "p", namespace: "n") == nil)
 
         let dirty = Self.read(version + (try Self.fixture("verify-dirty.txt")))
         let differs = try #require(CopyVerdict(pass: .verify, exitCode: 0, log: dirty).error(pass: .verify, log: dirty, pod: "p", namespace: "n"))
         #expect(differs.errorCode == .copyDiffers)
-        #expect(differs.message.hasPrefix("verify-copy: the copy differs from the source in 8 entries: .d..t...... ./, >f+++++++++ new"))
+        for name in ["verify-copy", " 8 ", ">f+++++++++ new", ">fc........ a/f9"] { #expect(differs.message.contains(name), "\(name): \(differs.message)") }
 
         let old = Self.read(["rsync  version 3.0.9  protocol version 30", "Capabilities:", "    ACLs, xattrs"])
         let image = try #require(CopyVerdict(pass: .warm, exitCode: 0, log: old).error(pass: .warm, log: old, pod: "p", namespace: "n"))
-        #expect(image.errorCode == .copyImageUnsuitable && image.message == "warm-copy: the copy image's rsync is 3.0.9; migrate needs 3.1 or later")
-        #expect(CopyVerdict.refused(code: 11, meaning: "error in file I/O", namedFiles: (1...12).map { "/source/\($0)" })
-            .error(pass: .final, log: Self.read(version), pod: "p", namespace: "n")?.message
-            == "final-copy: rsync exited 11 (error in file I/O); rsync named /source/1, /source/2, /source/3, /source/4, /source/5, /source/6, /source/7, /source/8, /source/9, /source/10 and 2 more")
+        #expect(image.errorCode == .copyImageUnsuitable && image.message.contains("3.0.9"), "\(image.message)")
+
+        // Many files: the first ten, and how many more.
+        let many = try #require(CopyVerdict.refused(code: 11, meaning: "error in file I/O", namedFiles: (1...12).map { "/source/f\($0)" })
+            .error(pass: .final, log: Self.read(version), pod: "p", namespace: "n"))
+        #expect(many.errorCode == .copyFailed && many.message.contains("/source/f10") && !many.message.contains("/source/f11") && many.message.contains("2 more"),
+                "\(many.message)")
     }
 }
 
