@@ -144,13 +144,9 @@ extension MigratePlan {
     }
 
     public static func parse(_ data: Data, file: String) throws(PlanError) -> MigratePlan {
-        let root = try PlanReader.parse(data, file: file)
-        let (strategy, named) = try PlanStrategy.read(root)
-        guard strategy == .migrate else {
-            throw (named ?? root).fail("this is a \(strategy.rawValue) plan, not a migrate plan", hint: "write strategy: migrate")
+        let (root, top, sections) = try PlanSections.read(data, file: file, as: .migrate) { other in
+            ("this is a \(other.rawValue) plan, not a migrate plan", "write strategy: migrate")
         }
-        let top = try root.mapping(PlanStrategy.keys(of: .migrate), elsewhere: PlanStrategy.owners(outside: .migrate))
-        let sections = try PlanSections.read(top, root: root)
         let copy = try readCopy(try PlanSections.required(top, "copy", in: root,
                                                           hint: "add copy: {image: IMAGE}, an image with /bin/sh, tr and rsync ≥ 3.1 (ACL and xattr support)"))
 

@@ -12,14 +12,9 @@ extension RecreatePlan {
     }
 
     public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
-        let root = try PlanReader.parse(data, file: file)
-        let (strategy, named) = try PlanStrategy.read(root)
-        guard strategy == .recreate else {
-            throw (named ?? root).fail("strategy '\(strategy.rawValue)' is not available in this release of repave",
-                                       hint: "use strategy: recreate, or a repave that has \(strategy.rawValue)")
+        let (_, top, sections) = try PlanSections.read(data, file: file, as: .recreate) { other in
+            ("strategy '\(other.rawValue)' is not available in this release of repave", "use strategy: recreate, or a repave that has \(other.rawValue)")
         }
-        let top = try root.mapping(PlanStrategy.keys(of: .recreate), elsewhere: PlanStrategy.owners(outside: .recreate))
-        let sections = try PlanSections.read(top, root: root)
         let oldVolume = OldVolumePolicy(rawValue: try PlanSections.oneOf(top["oldVolume"], OldVolumePolicy.allCases.map(\.rawValue), default: "retain-until-verified"))!
         var timeouts = Timeouts()
         try PlanSections.durations(top["timeouts"], into: &timeouts, PlanSections.claimTimeouts())
@@ -107,6 +102,21 @@ struct PlanSections {
         for (key, path) in keys {
             if let field = fields[key] { value[keyPath: path] = try duration(field) }
         }
+    }
+
+    /// The plan in `data`, once it names `strategy` (else `refusal` says what to say where it
+    /// names another): its root, its top-level keys as `strategy` has them, and the sections.
+    static func read(
+        _ data: Data, file: String, as strategy: PlanStrategy, refusal: (PlanStrategy) -> (problem: String, hint: String)
+    ) throws(PlanError) -> (root: PlanReader, top: [String: PlanReader], sections: PlanSections) {
+        let root = try PlanReader.parse(data, file: file)
+        let (named, at) = try PlanStrategy.read(root)
+        guard named == strategy else {
+            let (problem, hint) = refusal(named)
+            throw (at ?? root).fail(problem, hint: hint)
+        }
+        let top = try root.mapping(PlanStrategy.keys(of: strategy), elsewhere: PlanStrategy.owners(outside: strategy))
+        return (root, top, try read(top, root: root))
     }
 
     static func read(_ top: [String: PlanReader], root: PlanReader) throws(PlanError) -> PlanSections {
