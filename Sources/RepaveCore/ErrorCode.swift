@@ -68,6 +68,11 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let createForeign = ErrorCode("create-claim.foreign", .stoppedMidRun)
     public static let scaleUpFailed = ErrorCode("scale-up.failed", .stoppedMidRun)
     public static let verifyFailed = ErrorCode("verify.failed", .stoppedMidRun)
+    /// Migrate's copy pods: an image without what they need, a refused rsync exit, a verify pass
+    /// that found differences.
+    public static let copyImageUnsuitable = ErrorCode("copy.image-unsuitable", .stoppedMidRun)
+    public static let copyFailed = ErrorCode("copy.failed", .stoppedMidRun)
+    public static let copyDiffers = ErrorCode("copy.differs", .stoppedMidRun)
     /// The engine demo's (`repave-lab engine-demo`, tests only).
     public static let demoForeign = ErrorCode("demo.foreign", .stoppedMidRun)
     public static let demoNoUID = ErrorCode("demo.no-uid", .stoppedMidRun)
@@ -97,7 +102,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         permissions, noClaim, claimNotBound, foreignPod, foreignWorkload, noWorkload, classMismatch, noClass, reconcilers,
         insideThePod, runDirectoryOnClaim, git, gitDirty, gitReportMissing, gitReportInvalid, gitReportForeign, gitReportStale,
         runRefused, runStopped, runInterrupted, lockHeld, manifestsWrite, writeUnsettled, claimInUse, scaledUp, retainNoVolume, retainReplaced,
-        deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, demoForeign, demoNoUID,
+        deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
         abortPastPointOfNoReturn, abortEnded, statusNoRuns, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
     ]

@@ -201,3 +201,148 @@ struct PlanTests {
         #expect(error?.message == "/nonexistent/plan.yaml: no such file")
     }
 }
+
+@Suite("migrate plan files")
+struct MigratePlanTests {
+    func parse(_ text: String) throws(PlanError) -> MigratePlan {
+        try MigratePlan.parse(Data(text.utf8), file: "m.yaml")
+    }
+
+    /// Recreate's minimal plan as a migrate plan: the same lines, with `strategy` and `copy`.
+    static let minimal = PlanTests.minimal
+        .replacingOccurrences(of: "kind: RecreatePlan", with: "kind: Plan\nstrategy: migrate")
+        .replacingOccurrences(of: "timeouts:", with: "copy:\n  image: lab/mover:1\ntimeouts:")
+
+    @Test("plans/devpod-home-migrate.yaml parses as a migrate plan, and the release still refuses to run it")
+    func devpodPlan() throws {
+        let path = PlanTests.repositoryRoot + "/plans/devpod-home-migrate.yaml"
+        let plan = try MigratePlan.load(contentsOf: path)
+        #expect(plan.strategy == .migrate && plan.name == "devpod-home-migrate")
+        #expect(plan.target.claim == "coder-jeda-codespace-home")
+        #expect(plan.copy.image == "lab/mover:1")
+        #expect(plan.copy.resources.requests == ["cpu": "100m", "memory": "128Mi"] && plan.copy.resources.limits == ["memory": "1Gi"])
+        #expect(plan.timeouts.warmCopy.seconds == 6 * 3600 && plan.timeouts.rollout.seconds == 600)
+        #expect(plan.gitPreflight == nil)
+        let refused = #expect(throws: PlanError.self) { try PlanFile.load(contentsOf: path) }
+        #expect(refused?.message == "\(path):7:11: strategy: strategy 'migrate' is not available in this release of repave", "\(refused?.message ?? "")")
+    }
+
+    @Test("defaults are explicit: warm, checksum, IfNotPresent, no extra options, the copy timeouts, the old volume kept")
+    func defaults() throws {
+        let plan = try parse(Self.minimal)
+        #expect(plan.copy == MigratePlan.Copy(image: "lab/mover:1", warm: true, verify: .checksum, imagePullPolicy: "IfNotPresent",
+                                              nodeSelector: [:], tolerations: [], resources: .init(requests: [:], limits: [:]), extraArgs: []))
+        #expect(plan.oldVolume == .retainUntilVerified)
+        #expect(plan.timeouts.warmCopy.description == "6h" && plan.timeouts.finalCopy.description == "2h" && plan.timeouts.verifyCopy.description == "2h")
+        #expect(plan.timeouts.scaleDown.description == "5m" && plan.timeouts.verify.description == "10m")
+        #expect(plan.verify.replicas == 3)
+        let json = String(decoding: plan.canonicalJSON(), as: UTF8.self)
+        #expect(json.contains("\"strategy\":\"migrate\""))
+        #expect(json.contains("\"copy\":{\"extraArgs\":[],\"image\":\"lab/mover:1\",\"imagePullPolicy\":\"IfNotPresent\""), "\(json)")
+        // Comments and formatting leave the digest alone; a copy setting changes it.
+        #expect(try parse("# a comment\n" + Self.minimal).digest == plan.digest)
+        #expect(try parse(Self.minimal.replacingOccurrences(of: "  image: lab/mover:1", with: "  image: lab/mover:1\n  warm: false")).digest != plan.digest)
+        // The same sections as recreate, read by the same code.
+        let recreate = try RecreatePlan.parse(Data(Self.minimal.replacingOccurrences(of: "strategy: migrate", with: "strategy: recreate")
+            .replacingOccurrences(of: "copy:\n  image: lab/mover:1\n", with: "").utf8), file: "r.yaml")
+        #expect(recreate.target == plan.target && recreate.storageClass == plan.storageClass && recreate.verify == plan.verify)
+    }
+
+    @Test("every copy key is read")
+    func everyCopyKey() throws {
+        let plan = try parse(Self.minimal.replacingOccurrences(of: "  image: lab/mover:1", with: """
+              image: registry.example/mover@sha256:0123
+              warm: false
+              verify: none
+              imagePullPolicy: Always
+              nodeSelector: {kubernetes.io/hostname: k3s-dell-micro, disk: "true"}
+              tolerations:
+                - {key: dedicated, operator: Equal, value: storage, effect: NoSchedule}
+                - {operator: Exists, effect: NoExecute, tolerationSeconds: 60}
+              resources: {requests: {cpu: 1, memory: 256Mi}, limits: {ephemeral-storage: 1.5Gi}}
+              extraArgs: [--exclude=lost+found, -v, --bwlimit=50m, "--exclude=a b"]
+            """))
+        #expect(plan.copy.image == "registry.example/mover@sha256:0123")
+        #expect(!plan.copy.warm && plan.copy.verify == .none && plan.copy.imagePullPolicy == "Always")
+        #expect(plan.copy.nodeSelector == ["kubernetes.io/hostname": "k3s-dell-micro", "disk": "true"])
+        #expect(plan.copy.tolerations == [
+            .init(key: "dedicated", operator: "Equal", value: "storage", effect: "NoSchedule", tolerationSeconds: nil),
+            .init(key: nil, operator: "Exists", value: nil, effect: "NoExecute", tolerationSeconds: 60),
+        ])
+        #expect(plan.copy.resources == .init(requests: ["cpu": "1", "memory": "256Mi"], limits: ["ephemeral-storage": "1.5Gi"]))
+        #expect(plan.copy.extraArgs == ["--exclude=lost+found", "-v", "--bwlimit=50m", "--exclude=a b"])
+        let timeouts = try parse(Self.minimal.replacingOccurrences(of: "  scaleDown: 5m", with: "  warmCopy: 30m\n  finalCopy: 1h\n  verifyCopy: 45m\n  bind: 1m"))
+            .timeouts
+        #expect(timeouts.warmCopy.seconds == 1800 && timeouts.finalCopy.seconds == 3600 && timeouts.verifyCopy.seconds == 2700 && timeouts.bind.seconds == 60)
+    }
+
+    /// rsync options that would change what is copied or kept: each refused where it is written.
+    @Test("extraArgs refuses options that change what is copied or kept, at file:line:col with what to do", arguments: [
+        ("--inplace", "--inplace is refused", "--partial"),
+        ("--remove-source-files", "deletes files from the old volume", "repave finalize"),
+        ("-n", "-n (--dry-run) is refused", "--server-dry-run"),
+        ("-avn", "-n (--dry-run) is refused in '-avn'", "remove it"),
+        ("--dry-run", "--dry-run is refused", "remove it"),
+        ("--delete", "--delete is refused", "remove it"),
+        ("--delete-after", "--delete-after is refused", "remove it"),
+        ("--delete-excluded", "--delete-excluded is refused", "remove it"),
+        ("--del", "--del is refused", "remove it"),
+        ("-e", "-e (--rsh) is refused", "remove it"),
+        ("-ve", "-e (--rsh) is refused in '-ve'", "remove it"),
+        ("--rsh=ssh", "--rsh is refused", "remove it"),
+        ("--files-from=/tmp/list", "--files-from is refused", "remove it"),
+        ("/etc", "'/etc' is not an rsync option", "--exclude=lost+found"),
+        ("--", "'--' is not an rsync option", "one item"),
+    ])
+    func refusedExtraArgs(_ argument: String, _ fragment: String, _ hint: String) throws {
+        let text = Self.minimal.replacingOccurrences(of: "  image: lab/mover:1", with: "  image: lab/mover:1\n  extraArgs:\n    - --stats\n    - \"\(argument)\"")
+        let error = #expect(throws: PlanError.self) { try parse(text) }
+        #expect(error?.line == 16 && error?.column == 7, "\(error?.message ?? "")")
+        #expect(error?.key == "copy.extraArgs[1]")
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
+        #expect(error?.hint?.contains(hint) == true, "\(error?.hint ?? "")")
+    }
+
+    @Test("options that only look like refused ones pass: -f's value, --delay-updates, -v")
+    func lookalikes() {
+        for argument in ["-f- *.tmp", "--delay-updates", "-v", "-z", "--exclude=node_modules", "-T/tmp", "--no-inc-recursive"] {
+            #expect(MigratePlan.Copy.refusal(of: argument) == nil, "\(argument)")
+        }
+    }
+
+    static let badPlans: [PlanTests.Bad] = [
+        .init(name: "copy missing", replace: "copy:\n  image: lab/mover:1\n", with: "", line: 1, fragment: "copy: required key is missing"),
+        .init(name: "image missing", replace: "  image: lab/mover:1", with: "  warm: true", line: 13, fragment: "copy.image: required key is missing"),
+        .init(name: "image with a space", replace: "  image: lab/mover:1", with: "  image: lab/mover 1", line: 13, fragment: "'lab/mover 1' is not an image reference"),
+        .init(name: "typo in copy", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  imagePulPolicy: Never", line: 14, fragment: "copy.imagePulPolicy: unknown key (did you mean 'imagePullPolicy'?)"),
+        .init(name: "bad pull policy", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  imagePullPolicy: Sometimes", line: 14, fragment: "'Sometimes' is not allowed"),
+        .init(name: "bad verify", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  verify: sha256", line: 14, fragment: "'sha256' is not allowed"),
+        .init(name: "warm not a bool", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  warm: yes", line: 14, fragment: "expected true or false"),
+        .init(name: "unquoted selector value", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  nodeSelector: {ssd: true}", line: 14, fragment: "node selector values are strings; 'true' must be quoted"),
+        .init(name: "Exists with a value", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  tolerations: [{key: a, operator: Exists, value: b}]", line: 14, fragment: "operator Exists takes no value"),
+        .init(name: "keyless Equal", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  tolerations: [{value: b}]", line: 14, fragment: "without a key must have operator Exists"),
+        .init(name: "seconds without NoExecute", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  tolerations: [{key: a, tolerationSeconds: 5}]", line: 14, fragment: "tolerationSeconds applies only to effect NoExecute"),
+        .init(name: "bad effect", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  tolerations: [{key: a, effect: NoScheduel}]", line: 14, fragment: "'NoScheduel' is not allowed (did you mean 'NoSchedule'?)"),
+        .init(name: "bad quantity", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  resources: {limits: {memory: 1 GB}}", line: 14, fragment: "'1 GB' is not a quantity"),
+        .init(name: "unknown resource", replace: "  image: lab/mover:1", with: "  image: lab/mover:1\n  resources: {limits: {gpu: 1}}", line: 14, fragment: "copy.resources.limits.gpu: unknown key"),
+        .init(name: "oldVolume delete", replace: "copy:", with: "oldVolume: delete\ncopy:", line: 12, fragment: "migrate keeps the old volume until 'repave finalize'; 'delete' is not allowed"),
+        .init(name: "bad copy timeout", replace: "  scaleDown: 5m", with: "  warmCopy: forever", line: 15, fragment: "timeouts.warmCopy: 'forever' is not a duration"),
+        .init(name: "typo in a copy timeout", replace: "  scaleDown: 5m", with: "  finalCpy: 1h", line: 15, fragment: "timeouts.finalCpy: unknown key (did you mean 'finalCopy'?)"),
+        .init(name: "a replicas key", replace: "copy:", with: "whenDetached: wait\ncopy:", line: 12, fragment: "whenDetached: this key belongs to strategy replicas, not migrate"),
+        .init(name: "a recreate plan", replace: "strategy: migrate", with: "strategy: recreate", line: 3, fragment: "this is a recreate plan, not a migrate plan"),
+        .init(name: "shared section still checked", replace: "  claim: home", with: "  claim: my_home", line: 7, fragment: "'my_home' is not a valid object name"),
+    ]
+
+    @Test("malformed migrate plans get one line naming line, column and key", arguments: badPlans)
+    func malformed(_ bad: PlanTests.Bad) throws {
+        let text = bad.replace.map { Self.minimal.replacingOccurrences(of: $0, with: bad.with) } ?? bad.with
+        if let replace = bad.replace { #expect(text != Self.minimal, "fixture '\(replace)' not found") }
+        let error = #expect(throws: PlanError.self) { try parse(text) }
+        guard let error else { return }
+        #expect(error.message.contains(bad.fragment), "\(error.message)")
+        #expect(error.line == bad.line, "\(error.message)")
+        #expect(error.column != nil, "\(error.message)")
+        #expect(!error.message.contains("\n"), "one line: \(error.message)")
+        #expect(error.message.hasPrefix("m.yaml"))
+    }
+}

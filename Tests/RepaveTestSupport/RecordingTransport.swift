@@ -18,6 +18,8 @@ public final class RecordingTransport: HTTPTransport {
         /// A watch stream: a `200` head, then one line per event (`ADDED`, `MODIFIED`, …), then
         /// the server closes it.
         case events([(type: String, object: JSON)])
+        /// A streamed text answer (a pod's log): a `200` head, then these lines.
+        case text([String])
     }
 
     /// One request as the client sent it.
@@ -28,6 +30,7 @@ public final class RecordingTransport: HTTPTransport {
         /// Decoded query items in order: `[("limit", "500"), ("fieldSelector", "metadata.name=home")]`.
         public let query: [(name: String, value: String)]
         public let contentType: String?
+        public let accept: String?
         /// The body as JSON (nil when there was none, or it was not JSON).
         public let body: JSON?
         /// How many journal records existed when the request was sent (see `journalLength`).
@@ -99,6 +102,9 @@ public final class RecordingTransport: HTTPTransport {
         case .object(let object, let status)?:
             continuation.yield(.head(status: status, headers: [:]))
             continuation.yield(.line(object.encoded()))
+        case .text(let lines)?:
+            continuation.yield(.head(status: 200, headers: [:]))
+            for line in lines { continuation.yield(.line(Data(line.utf8))) }
         case .failure(let code, let reason, let message)?:
             continuation.yield(.head(status: code, headers: [:]))
             continuation.yield(.line(Self.status(code, reason: reason, message: message).encoded()))
@@ -114,7 +120,7 @@ public final class RecordingTransport: HTTPTransport {
         switch route(request, streamed: streamed) {
         case .object(let object, let status)?: (status, object.encoded())
         case .failure(let code, let reason, let message)?: (code, Self.status(code, reason: reason, message: message).encoded())
-        case .events?: (599, Self.status(599, reason: "Unknown", message: "a watch route answered a plain request: \(request.url)").encoded())
+        case .events?, .text?: (599, Self.status(599, reason: "Unknown", message: "a streaming route answered a plain request: \(request.url)").encoded())
         case nil: (599, Self.status(599, reason: "Unknown", message: "no route for \(request.method.rawValue) \(request.url)").encoded())
         }
     }
@@ -126,6 +132,7 @@ public final class RecordingTransport: HTTPTransport {
         let sent = Sent(
             method: request.method, path: components?.path ?? request.url, query: query,
             contentType: request.headers.first { $0.name.lowercased() == "content-type" }?.value,
+            accept: request.headers.first { $0.name.lowercased() == "accept" }?.value,
             body: request.body.flatMap { try? JSON.decode($0) }, journalLength: journalLength(), streamed: streamed)
         let reply: Reply? = state.withLock { state in
             state.sent.append(sent)

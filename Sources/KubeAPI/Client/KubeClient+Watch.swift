@@ -36,7 +36,17 @@ extension KubeClient {
         if let labelSelector { query.append(("labelSelector", labelSelector)) }
         if let fieldSelector { query.append(("fieldSelector", fieldSelector)) }
         let request = Request(.get, type.path(namespace: namespace), query: query)
-        let (stream, continuation) = AsyncThrowingStream<WatchEvent, any Error>.makeStream()
+        return streamed(request, verb: "WATCH") { line throws in try Self.decodeWatchLine(line, verb: "WATCH", path: request.path) }
+    }
+
+    /// A GET whose answer arrives line by line (a watch, a followed log), each line turned into
+    /// an element by `element` as it arrives. A non-200 answer throws ``KubeAPIError`` from its
+    /// Status body once the server has closed it; a dropped connection throws `CurlError`.
+    /// Not retried: the caller knows where to resume from.
+    func streamed<Element: Sendable>(
+        _ request: Request, verb: String, _ element: @escaping @Sendable (Data) throws -> Element
+    ) -> AsyncThrowingStream<Element, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<Element, any Error>.makeStream()
         let task = Task {
             do {
                 let authorization = try await credentials.authorization()
@@ -51,12 +61,12 @@ extension KubeClient {
                             failure!.body.append(line)
                             continue
                         }
-                        continuation.yield(try Self.decodeWatchLine(line, verb: "WATCH", path: request.path))
+                        continuation.yield(try element(line))
                     }
                 }
                 if let failure {
                     let response = HTTPResponse(status: failure.status, headers: failure.headers, body: failure.body, newConnections: 0, httpVersion: "")
-                    throw KubeAPIError(response: response, verb: "WATCH", path: request.path)
+                    throw KubeAPIError(response: response, verb: verb, path: request.path)
                 }
                 continuation.finish()
             } catch {

@@ -53,6 +53,8 @@ public final class KubeClient: Sendable {
         public var timeout: Duration?
         /// A POST that changes nothing (an access or rules review): retried like a read.
         public var readOnly: Bool
+        /// What the answer may be: JSON, except for a pod's log.
+        public var accept = "application/json"
 
         public init(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil,
                     contentType: String = "application/json", timeout: Duration? = nil, readOnly: Bool = false) {
@@ -85,7 +87,7 @@ public final class KubeClient: Sendable {
     }
 
     func httpRequest(_ request: Request, authorization: HTTPAuthorization?) -> HTTPRequest {
-        var headers: [(name: String, value: String)] = [("Accept", "application/json")]
+        var headers: [(name: String, value: String)] = [("Accept", request.accept)]
         if request.body != nil { headers.append(("Content-Type", request.contentType)) }
         if let user = connection.impersonateUser { headers.append(("Impersonate-User", user)) }
         for group in connection.impersonateGroups { headers.append(("Impersonate-Group", group)) }

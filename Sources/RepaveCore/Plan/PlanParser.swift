@@ -8,6 +8,61 @@ extension RecreatePlan {
     /// from its size, unread. A plan that others may write is warned about on `logger`: whoever
     /// can edit it chooses what is deleted.
     public static func load(contentsOf path: String, logger: Logger = Logger(label: "repave")) throws(PlanError) -> RecreatePlan {
+        try PlanSections.load(contentsOf: path, logger: logger, parse: parse)
+    }
+
+    public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
+        let (_, top, sections) = try PlanSections.read(data, file: file, as: .recreate) { other in
+            ("strategy '\(other.rawValue)' is not available in this release of repave", "use strategy: recreate, or a repave that has \(other.rawValue)")
+        }
+        let oldVolume = OldVolumePolicy(rawValue: try PlanSections.oneOf(top["oldVolume"], OldVolumePolicy.allCases.map(\.rawValue), default: "retain-until-verified"))!
+        var timeouts = Timeouts()
+        try PlanSections.durations(top["timeouts"], into: &timeouts, PlanSections.claimTimeouts())
+        return RecreatePlan(
+            name: sections.name, context: sections.context, target: sections.target, acknowledge: sections.acknowledge,
+            storageClass: sections.storageClass, oldVolume: oldVolume, gitPreflight: sections.gitPreflight,
+            window: sections.window, timeouts: timeouts, verify: sections.verify)
+    }
+}
+
+/// The waits of every plan that replaces a claim.
+protocol ClaimTimeouts {
+    var scaleDown: PlanDuration { get set }
+    var claimDeletion: PlanDuration { get set }
+    var bind: PlanDuration { get set }
+    var rollout: PlanDuration { get set }
+    var verify: PlanDuration { get set }
+}
+
+extension RecreatePlan.Timeouts: ClaimTimeouts {}
+
+/// The parts every plan that replaces a claim (recreate, migrate) shares, read the same way for
+/// each, and the typed reads both use.
+struct PlanSections {
+    typealias Workload = RecreatePlan.Workload
+    typealias Reconciler = RecreatePlan.Reconciler
+    typealias GitPreflight = RecreatePlan.GitPreflight
+    typealias Target = RecreatePlan.Target
+    typealias StorageClassSpec = RecreatePlan.StorageClassSpec
+    typealias LonghornCheck = RecreatePlan.LonghornCheck
+    typealias Window = PlanWindow
+
+    var name: String
+    var context: String?
+    var target: Target
+    var acknowledge: [Reconciler]
+    var storageClass: StorageClassSpec
+    var gitPreflight: GitPreflight?
+    var window: Window?
+    var verify: LonghornCheck
+
+    /// The `timeouts` keys of recreate, which migrate has too.
+    static func claimTimeouts<T: ClaimTimeouts>() -> [(String, WritableKeyPath<T, PlanDuration>)] {
+        [("scaleDown", \.scaleDown), ("claimDeletion", \.claimDeletion), ("bind", \.bind), ("rollout", \.rollout), ("verify", \.verify)]
+    }
+
+    /// Reads and validates a plan file (see ``RecreatePlan/load(contentsOf:logger:)``).
+    static func load<Plan>(contentsOf path: String, logger: Logger, parse: (Data, String) throws(PlanError) -> Plan) throws(PlanError) -> Plan {
         let data: Data
         let mode: mode_t
         do {
@@ -23,7 +78,7 @@ extension RecreatePlan {
                 throw PlanError(file: path, problem: "cannot read the file: \(reason)")
             }
         }
-        let plan = try parse(data, file: path)
+        let plan = try parse(data, path)
         // Plans hold no secrets and live in git checkouts (0644), so only writers are warned about.
         if let exposure = SmallFile.exposure(of: mode, readable: false) {
             logger.warning("\(path) is \(exposure) (mode \(String(format: "%04o", mode & 0o7777))); anyone who can edit a plan chooses what repave deletes: chmod go-w \(path)")
@@ -31,15 +86,40 @@ extension RecreatePlan {
         return plan
     }
 
-    public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
-        let root = try PlanReader.parse(data, file: file)
-        let (strategy, named) = try PlanStrategy.read(root)
-        guard strategy == .recreate else {
-            throw (named ?? root).fail("strategy '\(strategy.rawValue)' is not available in this release of repave",
-                                       hint: "use strategy: recreate, or a repave that has \(strategy.rawValue)")
-        }
-        let top = try root.mapping(PlanStrategy.keys(of: .recreate), elsewhere: PlanStrategy.owners(outside: .recreate))
+    /// Sorted keys, no insignificant whitespace, dates in RFC 3339 UTC.
+    static func canonicalJSON(_ plan: some Encodable) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        // Every field of a plan is a string, number, bool, list or map: encoding cannot fail.
+        return (try? encoder.encode(plan)) ?? Data()
+    }
 
+    /// Reads `keys` of the `timeouts` mapping into `value`; absent keys keep their defaults.
+    static func durations<T>(_ reader: PlanReader?, into value: inout T, _ keys: [(String, WritableKeyPath<T, PlanDuration>)]) throws(PlanError) {
+        guard let reader, !reader.isNull else { return }
+        let fields = try reader.mapping(keys.map(\.0))
+        for (key, path) in keys {
+            if let field = fields[key] { value[keyPath: path] = try duration(field) }
+        }
+    }
+
+    /// The plan in `data`, once it names `strategy` (else `refusal` says what to say where it
+    /// names another): its root, its top-level keys as `strategy` has them, and the sections.
+    static func read(
+        _ data: Data, file: String, as strategy: PlanStrategy, refusal: (PlanStrategy) -> (problem: String, hint: String)
+    ) throws(PlanError) -> (root: PlanReader, top: [String: PlanReader], sections: PlanSections) {
+        let root = try PlanReader.parse(data, file: file)
+        let (named, at) = try PlanStrategy.read(root)
+        guard named == strategy else {
+            let (problem, hint) = refusal(named)
+            throw (at ?? root).fail(problem, hint: hint)
+        }
+        let top = try root.mapping(PlanStrategy.keys(of: strategy), elsewhere: PlanStrategy.owners(outside: strategy))
+        return (root, top, try read(top, root: root))
+    }
+
+    static func read(_ top: [String: PlanReader], root: PlanReader) throws(PlanError) -> PlanSections {
         let metadataReader = try required(top, "metadata", in: root)
         let metadata = try metadataReader.mapping(["name"])
         let name = try dnsLabel(try required(metadata, "name", in: metadataReader))
@@ -89,8 +169,6 @@ extension RecreatePlan {
             volumeBindingMode: try oneOf(classMap["volumeBindingMode"], ["Immediate", "WaitForFirstConsumer"], default: "Immediate"),
             allowVolumeExpansion: try classMap["allowVolumeExpansion"]?.bool() ?? true)
 
-        let oldVolume = OldVolumePolicy(rawValue: try oneOf(top["oldVolume"], OldVolumePolicy.allCases.map(\.rawValue), default: "retain-until-verified"))!
-
         var gitPreflight: GitPreflight?
         if let reader = top["gitPreflight"], !reader.isNull {
             let fields = try reader.mapping(["paths", "report", "maxReportAge", "require", "ignore"])
@@ -132,16 +210,6 @@ extension RecreatePlan {
             window = Window(start: start, duration: try duration(try required(fields, "duration", in: reader)))
         }
 
-        var timeouts = Timeouts()
-        if let reader = top["timeouts"], !reader.isNull {
-            let fields = try reader.mapping(["scaleDown", "claimDeletion", "bind", "rollout", "verify"])
-            if let value = fields["scaleDown"] { timeouts.scaleDown = try duration(value) }
-            if let value = fields["claimDeletion"] { timeouts.claimDeletion = try duration(value) }
-            if let value = fields["bind"] { timeouts.bind = try duration(value) }
-            if let value = fields["rollout"] { timeouts.rollout = try duration(value) }
-            if let value = fields["verify"] { timeouts.verify = try duration(value) }
-        }
-
         let classReplicas = Int(parameters["numberOfReplicas"] ?? "") ?? 3
         var verify = LonghornCheck(replicas: classReplicas)
         if let reader = top["verify"], !reader.isNull {
@@ -157,20 +225,20 @@ extension RecreatePlan {
             throw classMap["parameters"]!.fail("numberOfReplicas '\(value)' is not a whole number from 1 to 10")
         }
 
-        return RecreatePlan(
+        return PlanSections(
             name: name, context: context, target: target, acknowledge: acknowledge, storageClass: storageClass,
-            oldVolume: oldVolume, gitPreflight: gitPreflight, window: window, timeouts: timeouts, verify: verify)
+            gitPreflight: gitPreflight, window: window, verify: verify)
     }
 
-    private static func required(_ fields: [String: PlanReader], _ key: String, in parent: PlanReader) throws(PlanError) -> PlanReader {
+    static func required(_ fields: [String: PlanReader], _ key: String, in parent: PlanReader, hint: String? = nil) throws(PlanError) -> PlanReader {
         guard let value = fields[key], !value.isNull else {
             throw PlanError(file: parent.file, line: parent.node.mark?.line, column: parent.node.mark?.column,
-                            key: parent.path.isEmpty ? key : parent.path + "." + key, problem: "required key is missing")
+                            key: parent.path.isEmpty ? key : parent.path + "." + key, problem: "required key is missing", hint: hint)
         }
         return value
     }
 
-    private static func oneOf(_ reader: PlanReader?, _ allowed: [String], default value: String) throws(PlanError) -> String {
+    static func oneOf(_ reader: PlanReader?, _ allowed: [String], default value: String) throws(PlanError) -> String {
         guard let reader, !reader.isNull else { return value }
         let text = try reader.string()
         guard allowed.contains(text) else {
@@ -180,7 +248,7 @@ extension RecreatePlan {
         return text
     }
 
-    private static func duration(_ reader: PlanReader) throws(PlanError) -> PlanDuration {
+    static func duration(_ reader: PlanReader) throws(PlanError) -> PlanDuration {
         let text = try reader.string()
         guard let value = PlanDuration(parsing: text), value.milliseconds > 0 else {
             throw reader.fail("'\(text)' is not a duration", hint: "write durations like 90s, 5m or 1h30m (whole milliseconds, at most 168h)")
@@ -189,7 +257,7 @@ extension RecreatePlan {
     }
 
     /// DNS-1123 label: namespaces and plan names.
-    private static func dnsLabel(_ reader: PlanReader) throws(PlanError) -> String {
+    static func dnsLabel(_ reader: PlanReader) throws(PlanError) -> String {
         let text = try reader.string()
         guard text.count <= 63, isDNSLabel(text) else {
             throw reader.fail("'\(text)' is not a valid name", hint: "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit")
@@ -198,7 +266,7 @@ extension RecreatePlan {
     }
 
     /// DNS-1123 subdomain: claims, workloads, storage classes.
-    private static func dnsSubdomain(_ reader: PlanReader) throws(PlanError) -> String {
+    static func dnsSubdomain(_ reader: PlanReader) throws(PlanError) -> String {
         let text = try reader.string()
         guard text.count <= 253, text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({ isDNSLabel(String($0)) }) else {
             throw reader.fail("'\(text)' is not a valid object name", hint: "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
@@ -206,7 +274,7 @@ extension RecreatePlan {
         return text
     }
 
-    private static func isDNSLabel(_ text: String) -> Bool {
+    static func isDNSLabel(_ text: String) -> Bool {
         guard let first = text.first, let last = text.last, text.count <= 63 else { return false }
         let allowed = text.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
         return allowed && first != "-" && last != "-"

@@ -119,8 +119,8 @@ struct PlanReader {
         return result
     }
 
-    /// A mapping of string keys to string values (StorageClass parameters).
-    func stringMap() throws(PlanError) -> [String: String] {
+    /// A mapping of string keys to string values (StorageClass parameters, a node selector).
+    func stringMap(of what: String = "StorageClass parameters") throws(PlanError) -> [String: String] {
         guard let mapping = node.mapping else { throw fail("expected a mapping of strings") }
         var result: [String: String] = [:]
         for (keyNode, value) in mapping {
@@ -129,7 +129,7 @@ struct PlanReader {
             guard result[key.string] == nil else { throw PlanReader(file: file, node: keyNode, path: reader.path).fail("duplicate key") }
             guard case .scalar(let scalar) = value, !reader.isNull else { throw reader.fail("expected a string value (an empty or null parameter is not allowed)") }
             if scalar.style == .plain && (Int(scalar.string) != nil || ["true", "false"].contains(scalar.string)) {
-                throw reader.fail("StorageClass parameters are strings; '\(scalar.string)' must be quoted", hint: "write \(key.string): \"\(scalar.string)\"")
+                throw reader.fail("\(what) are strings; '\(scalar.string)' must be quoted", hint: "write \(key.string): \"\(scalar.string)\"")
             }
             result[key.string] = scalar.string
         }

@@ -87,13 +87,7 @@ public struct RecreatePlan: Sendable, Codable, Equatable {
     public var verify: LonghornCheck
 
     /// Canonical JSON: sorted keys, no insignificant whitespace, dates in RFC 3339 UTC.
-    public func canonicalJSON() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        // Every field is a string, number, bool, list or map: encoding cannot fail.
-        return (try? encoder.encode(self)) ?? Data()
-    }
+    public func canonicalJSON() -> Data { PlanSections.canonicalJSON(self) }
 
     /// SHA-256 of the canonical JSON, lowercase hex: comments and formatting do not change it.
     public var digest: String { SHA256.hex(of: canonicalJSON()) }
