@@ -8,46 +8,17 @@ extension RecreatePlan {
     /// from its size, unread. A plan that others may write is warned about on `logger`: whoever
     /// can edit it chooses what is deleted.
     public static func load(contentsOf path: String, logger: Logger = Logger(label: "repave")) throws(PlanError) -> RecreatePlan {
-        let data: Data
-        let mode: mode_t
-        do {
-            (data, mode) = try SmallFile.read(path, limit: PlanReader.maxBytes)
-        } catch {
-            switch error {
-            case .tooLarge(let size):
-                throw PlanError(file: path, problem: "the file is \(size.map { "\($0) bytes" } ?? "over \(PlanReader.maxBytes) bytes"); a plan is at most \(PlanReader.maxBytes) bytes (1 MiB)",
-                                hint: "check that this is a plan file")
-            case .missing:
-                throw PlanError(file: path, problem: "no such file", hint: "give the path of a plan file, e.g. plans/devpod-home.yaml")
-            case .unreadable(let reason):
-                throw PlanError(file: path, problem: "cannot read the file: \(reason)")
-            }
-        }
-        let plan = try parse(data, file: path)
-        // Plans hold no secrets and live in git checkouts (0644), so only writers are warned about.
-        if let exposure = SmallFile.exposure(of: mode, readable: false) {
-            logger.warning("\(path) is \(exposure) (mode \(String(format: "%04o", mode & 0o7777))); anyone who can edit a plan chooses what repave deletes: chmod go-w \(path)")
-        }
-        return plan
+        try PlanFile.read(path, logger: logger) { data throws(PlanError) in try parse(data, file: path) }
     }
 
     public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
         let root = try PlanReader.parse(data, file: file)
         let (strategy, named) = try PlanStrategy.read(root)
-        guard strategy == .recreate else {
-            throw (named ?? root).fail("strategy '\(strategy.rawValue)' is not available in this release of repave",
-                                       hint: "use strategy: recreate, or a repave that has \(strategy.rawValue)")
-        }
+        guard strategy == .recreate else { throw PlanStrategy.notRecreate(strategy, named ?? root) }
         let top = try root.mapping(PlanStrategy.keys(of: .recreate), elsewhere: PlanStrategy.owners(outside: .recreate))
 
-        let metadataReader = try required(top, "metadata", in: root)
-        let metadata = try metadataReader.mapping(["name"])
-        let name = try dnsLabel(try required(metadata, "name", in: metadataReader))
-
-        var context: String?
-        if let cluster = top["cluster"], !cluster.isNull {
-            context = try cluster.mapping(["context"])["context"]?.string()
-        }
+        let name = try planName(top, in: root)
+        let context = try Self.context(top)
 
         let targetReader = try required(top, "target", in: root)
         let targetMap = try targetReader.mapping(["namespace", "claim", "workloads"])
@@ -121,16 +92,7 @@ extension RecreatePlan {
             gitPreflight = preflight
         }
 
-        var window: Window?
-        if let reader = top["window"], !reader.isNull {
-            let fields = try reader.mapping(["start", "duration"])
-            let startReader = try required(fields, "start", in: reader)
-            let startText = try startReader.string()
-            guard let start = try? Date(startText, strategy: .iso8601) else {
-                throw startReader.fail("'\(startText)' is not an RFC 3339 UTC timestamp", hint: "write it like 2026-11-28T02:00:00Z")
-            }
-            window = Window(start: start, duration: try duration(try required(fields, "duration", in: reader)))
-        }
+        let window = try Self.window(top)
 
         var timeouts = Timeouts()
         if let reader = top["timeouts"], !reader.isNull {
@@ -142,17 +104,7 @@ extension RecreatePlan {
             if let value = fields["verify"] { timeouts.verify = try duration(value) }
         }
 
-        let classReplicas = Int(parameters["numberOfReplicas"] ?? "") ?? 3
-        var verify = LonghornCheck(replicas: classReplicas)
-        if let reader = top["verify"], !reader.isNull {
-            let outer = try reader.mapping(["longhorn"])
-            if let longhorn = outer["longhorn"], !longhorn.isNull {
-                let fields = try longhorn.mapping(["namespace", "replicas", "robustness"])
-                if let value = fields["namespace"] { verify.namespace = try dnsLabel(value) }
-                if let value = fields["replicas"] { verify.replicas = try value.int(in: 1...10) }
-                verify.robustness = try oneOf(fields["robustness"], ["healthy", "degraded"], default: "healthy")
-            }
-        }
+        let verify = try longhornCheck(top, replicas: Int(parameters["numberOfReplicas"] ?? "") ?? 3)
         if let value = parameters["numberOfReplicas"], !(Int(value).map { (1...10).contains($0) } ?? false) {
             throw classMap["parameters"]!.fail("numberOfReplicas '\(value)' is not a whole number from 1 to 10")
         }
@@ -162,7 +114,48 @@ extension RecreatePlan {
             oldVolume: oldVolume, gitPreflight: gitPreflight, window: window, timeouts: timeouts, verify: verify)
     }
 
-    private static func required(_ fields: [String: PlanReader], _ key: String, in parent: PlanReader) throws(PlanError) -> PlanReader {
+    // MARK: what every strategy's plan shares
+
+    /// `metadata.name`.
+    static func planName(_ top: [String: PlanReader], in root: PlanReader) throws(PlanError) -> String {
+        let metadataReader = try required(top, "metadata", in: root)
+        let metadata = try metadataReader.mapping(["name"])
+        return try dnsLabel(try required(metadata, "name", in: metadataReader))
+    }
+
+    /// `cluster.context`.
+    static func context(_ top: [String: PlanReader]) throws(PlanError) -> String? {
+        guard let cluster = top["cluster"], !cluster.isNull else { return nil }
+        return try cluster.mapping(["context"])["context"]?.string()
+    }
+
+    /// `window: {start, duration}`.
+    static func window(_ top: [String: PlanReader]) throws(PlanError) -> PlanWindow? {
+        guard let reader = top["window"], !reader.isNull else { return nil }
+        let fields = try reader.mapping(["start", "duration"])
+        let startReader = try required(fields, "start", in: reader)
+        let startText = try startReader.string()
+        guard let start = try? Date(startText, strategy: .iso8601) else {
+            throw startReader.fail("'\(startText)' is not an RFC 3339 UTC timestamp", hint: "write it like 2026-11-28T02:00:00Z")
+        }
+        return PlanWindow(start: start, duration: try duration(try required(fields, "duration", in: reader)))
+    }
+
+    /// `verify.longhorn`, its replica count defaulting to `replicas`.
+    static func longhornCheck(_ top: [String: PlanReader], replicas: Int) throws(PlanError) -> LonghornCheck {
+        var verify = LonghornCheck(replicas: replicas)
+        guard let reader = top["verify"], !reader.isNull else { return verify }
+        let outer = try reader.mapping(["longhorn"])
+        if let longhorn = outer["longhorn"], !longhorn.isNull {
+            let fields = try longhorn.mapping(["namespace", "replicas", "robustness"])
+            if let value = fields["namespace"] { verify.namespace = try dnsLabel(value) }
+            if let value = fields["replicas"] { verify.replicas = try value.int(in: 1...10) }
+            verify.robustness = try oneOf(fields["robustness"], ["healthy", "degraded"], default: "healthy")
+        }
+        return verify
+    }
+
+    static func required(_ fields: [String: PlanReader], _ key: String, in parent: PlanReader) throws(PlanError) -> PlanReader {
         guard let value = fields[key], !value.isNull else {
             throw PlanError(file: parent.file, line: parent.node.mark?.line, column: parent.node.mark?.column,
                             key: parent.path.isEmpty ? key : parent.path + "." + key, problem: "required key is missing")
@@ -170,7 +163,7 @@ extension RecreatePlan {
         return value
     }
 
-    private static func oneOf(_ reader: PlanReader?, _ allowed: [String], default value: String) throws(PlanError) -> String {
+    static func oneOf(_ reader: PlanReader?, _ allowed: [String], default value: String) throws(PlanError) -> String {
         guard let reader, !reader.isNull else { return value }
         let text = try reader.string()
         guard allowed.contains(text) else {
@@ -180,7 +173,7 @@ extension RecreatePlan {
         return text
     }
 
-    private static func duration(_ reader: PlanReader) throws(PlanError) -> PlanDuration {
+    static func duration(_ reader: PlanReader) throws(PlanError) -> PlanDuration {
         let text = try reader.string()
         guard let value = PlanDuration(parsing: text), value.milliseconds > 0 else {
             throw reader.fail("'\(text)' is not a duration", hint: "write durations like 90s, 5m or 1h30m (whole milliseconds, at most 168h)")
@@ -189,7 +182,7 @@ extension RecreatePlan {
     }
 
     /// DNS-1123 label: namespaces and plan names.
-    private static func dnsLabel(_ reader: PlanReader) throws(PlanError) -> String {
+    static func dnsLabel(_ reader: PlanReader) throws(PlanError) -> String {
         let text = try reader.string()
         guard text.count <= 63, isDNSLabel(text) else {
             throw reader.fail("'\(text)' is not a valid name", hint: "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit")
@@ -198,7 +191,7 @@ extension RecreatePlan {
     }
 
     /// DNS-1123 subdomain: claims, workloads, storage classes.
-    private static func dnsSubdomain(_ reader: PlanReader) throws(PlanError) -> String {
+    static func dnsSubdomain(_ reader: PlanReader) throws(PlanError) -> String {
         let text = try reader.string()
         guard text.count <= 253, text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({ isDNSLabel(String($0)) }) else {
             throw reader.fail("'\(text)' is not a valid object name", hint: "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")

@@ -69,6 +69,19 @@ public enum PlanStrategy: String, CaseIterable, Sendable, Codable {
     }
 }
 
+extension PlanStrategy {
+    /// Recreate's parser met another strategy's plan: migrate is not in this release; replicas
+    /// has its own parser (``PlanFile/load(contentsOf:windowStart:logger:)`` picks it).
+    static func notRecreate(_ strategy: PlanStrategy, _ named: PlanReader) -> PlanError {
+        switch strategy {
+        case .migrate:
+            named.fail("strategy 'migrate' is not available in this release of repave", hint: "use strategy: recreate or replicas, or a repave that has migrate")
+        case .recreate, .replicas:
+            named.fail("strategy '\(strategy.rawValue)' is not a recreate plan", hint: "load it with PlanFile.load, which reads every strategy")
+        }
+    }
+}
+
 extension PlanError {
     /// The same error about a key that is missing from the mapping it was raised for.
     func at(_ key: String) -> PlanError {
