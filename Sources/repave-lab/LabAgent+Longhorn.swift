@@ -178,7 +178,9 @@ extension LabAgent {
         let offlineRebuild = attachedTo == nil && offline && !healthy.isEmpty && healthy.count < desired && schedulingFailure == nil
         let engineUp = attachedTo != nil || offlineRebuild
 
-        if engineUp, healthy.count < desired {
+        // A rebuild under way finishes even if the count was lowered meanwhile (as Longhorn's
+        // does); a new one starts only while replicas are missing.
+        if engineUp, !rebuilding.isEmpty || healthy.count < desired {
             if let replica = rebuilding.first {
                 let delay = annotation("rebuild-delay", knobs).flatMap(parseDuration) ?? .zero
                 if due("rebuild/\(replica.uid)", after: delay), claimAction("rebuilt/\(replica.uid)") {

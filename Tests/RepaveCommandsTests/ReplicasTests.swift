@@ -20,6 +20,13 @@ struct ReplicasTests: DevpodTesting {
     }
 
     static let claim = "coder-jeda-codespace-home"
+
+    /// An intent record, as the journal has it.
+    struct Intent: Decodable {
+        let verb: String
+        let path: String
+        let precondition: String?
+    }
     /// Each rebuild takes a moment, so the run waits through both and its progress shows them.
     static let rebuildDelay = ["lab.repave/rebuild-delay": "700ms"]
 
@@ -68,8 +75,8 @@ struct ReplicasTests: DevpodTesting {
         check(claimPatches.filter { $0 == 200 }.count == 1 && claimPatches.allSatisfy { $0 == 200 || $0 == 409 }, "claim patches reaching the server: \(claimPatches)")
         let others = writes.filter { !["volumes", "persistentvolumeclaims", "leases"].contains($0.objectRef?.resource ?? "") || (["create", "delete"].contains($0.verb) && $0.objectRef?.resource != "leases") }
         check(others.isEmpty, "also wrote \(others.map { "\($0.verb) \($0.objectRef?.resource ?? "")/\($0.objectRef?.name ?? "")" })")
-        let patchIntents = records.filter { $0.kind == "intent" }.compactMap { try? $0.decode([String: String].self) }.filter { $0["verb"] == "PATCH" }
-        check(!patchIntents.isEmpty && patchIntents.allSatisfy { !($0["precondition"] ?? "").isEmpty }, "patch intents \(patchIntents)")
+        let patchIntents = records.filter { $0.kind == "intent" }.compactMap { try? $0.decode(Intent.self) }.filter { $0.verb == "PATCH" }
+        check(patchIntents.count >= 2 && patchIntents.allSatisfy { !($0.precondition ?? "").isEmpty }, "patch intents \(patchIntents)")
         return problems
     }
 
@@ -101,7 +108,8 @@ struct ReplicasTests: DevpodTesting {
             watcher.cancel()
             #expect(result.status == 0, "\(result.standardError)")
             #expect(seen.withLock { $0 }.isEmpty, "\(seen.withLock { $0 })")
-            #expect(try await divergence(world, pod: pod, run: try world.runDirectory(), since: mark).isEmpty)
+            let problems = try await divergence(world, pod: pod, run: try world.runDirectory(), since: mark)
+            #expect(problems.isEmpty, "\(problems)")
             for step in ["preflight", "save-manifests", "patch-replicas", "await-rebuild"] {
                 #expect(result.standardError.contains("] \(step): "), "no progress line for \(step)")
             }
@@ -162,18 +170,21 @@ struct ReplicasTests: DevpodTesting {
     func notEnoughNodes() async throws {
         try await withDevpod(claimAnnotations: Self.rebuildDelay.merging(["lab.repave/schedulable-nodes": "2"]) { a, _ in a }) { world in
             let plan = try replicasPlan(world)
-            let stopped = try await start(world, plan: plan)
+            let stopped = try await repave(world, ["run", plan, "--yes", "--state-dir", world.scratch.file("runs"), "-o", "json"])
             #expect(stopped.status == 3, "\(stopped.standardError)")
-            #expect(stopped.standardError.contains("await-rebuild.unschedulable"), "\(stopped.standardError)")
-            #expect(stopped.standardError.contains("Longhorn cannot schedule the volume's replicas: precheck new replica failed"), "\(stopped.standardError)")
-            #expect(stopped.standardError.contains("2 schedulable node(s)"), "\(stopped.standardError)")
+            #expect(stopped.standardOutput.contains("\"await-rebuild.unschedulable\""), "\(stopped.standardOutput)")
+            #expect(stopped.standardOutput.contains("Longhorn cannot schedule the volume's replicas: precheck new replica failed"), "\(stopped.standardOutput)")
+            #expect(stopped.standardOutput.contains("2 schedulable node(s)"), "\(stopped.standardOutput)")
             #expect(LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")).numberOfReplicas == 3)
+            // The second replica, already placed, finishes its rebuild.
+            #expect(try await poll(attempts: 100, every: .milliseconds(100), until: { try await replicas(of: world.oldVolume).filter { $0.isHealthy }.count == 2 }))
 
             let aborted = try await repave(world, ["abort", try world.runDirectory()])
             #expect(aborted.status == 0, "\(aborted.standardError)")
             #expect(aborted.standardOutput.contains("numberOfReplicas back to 1. Longhorn keeps the replicas it already built (2 healthy now)"), "\(aborted.standardOutput)")
             let longhorn = LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system"))
             #expect(longhorn.numberOfReplicas == 1)
+            #expect(try await replicas(of: world.oldVolume).filter(\.isHealthy).count == 2)
             let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: Self.claim, in: world.namespace))
             #expect(claim.uid == world.original.uid)
             #expect(claim.metadata.annotations["repave/replicas"] == nil)
@@ -194,7 +205,7 @@ struct ReplicasTests: DevpodTesting {
             #expect(offline.status == 2, "\(offline.standardError)")
             let refused = try await start(world, plan: plan)
             #expect(refused.status == 2, "\(refused.standardError)")
-            #expect(refused.standardError.contains("preflight.volume-detached"), "\(refused.standardError)")
+            #expect(try await repave(world, ["plan", plan, "-o", "json"]).standardOutput.contains("\"preflight.volume-detached\""))
             #expect(refused.standardError.contains("is detached, and Longhorn rebuilds replicas only while a volume is attached"), "\(refused.standardError)")
             #expect(refused.standardError.contains("start the workload that mounts the claim; or enable offline rebuilding"), "\(refused.standardError)")
             #expect(refused.standardError.contains("whenDetached: wait"), "\(refused.standardError)")
