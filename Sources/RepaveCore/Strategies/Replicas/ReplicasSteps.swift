@@ -261,10 +261,16 @@ struct AwaitRebuild: Step {
                 throw RepaveError(.replicasUnschedulable, "Longhorn cannot schedule the volume's replicas: \(failure)", causes: state.problems,
                                   hint: "give Longhorn room (schedulable nodes or disks, or replica-soft-anti-affinity: true), then 'repave resume'; or 'repave abort' to put the count back")
             }
-            if state.progress != said {
-                said = state.progress
-                context.waiting(said)
+            if said.isEmpty {
+                context.waiting(state.progress)
+            } else if state.progress != said {
+                // Each later change only redraws the line: how often Longhorn's progress changes
+                // is its own timing, and the wait's failpoint (`in-wait:await-rebuild`) must be
+                // passed the same number of times in every run (ReplicasTests' crash matrix).
+                let (step, progress) = context.update { ($0.currentStep, $0.progress) }
+                progress(.waiting(step: step, for: state.progress, since: .now))
             }
+            said = state.progress
             let left = deadline - .now
             guard left > .zero else {
                 throw RepaveError(.rebuildTimeout, "the Longhorn volume did not finish rebuilding within \(replicas.plan.timeouts.rebuild)", causes: state.problems,
