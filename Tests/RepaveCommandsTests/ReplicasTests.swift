@@ -85,6 +85,16 @@ struct ReplicasTests: DevpodTesting {
         try await withDevpod(claimAnnotations: Self.rebuildDelay) { world in
             let pod = try await workspacePod(world)
             let plan = try replicasPlan(world)
+            // plan --offline, the runbook, and the server dry run of every step change nothing.
+            let offline = try await repave(world, ["plan", plan, "--offline"])
+            #expect(offline.status == 0 && offline.standardOutput.contains("replicas:      3"), "\(offline.standardOutput)\(offline.standardError)")
+            let runbook = try await repave(world, ["runbook", plan, "--offline"])
+            #expect(runbook.status == 0 && runbook.standardOutput.contains("# Runbook: 3 Longhorn replicas for \(world.namespace)/\(Self.claim), in place"), "\(runbook.standardOutput)")
+            let dryRun = try await repave(world, ["plan", plan, "--server-dry-run"])
+            #expect(dryRun.status == 0, "\(dryRun.standardError)")
+            #expect(dryRun.standardOutput.contains("ok   attached to lab-node-"), "\(dryRun.standardOutput)")
+            #expect(dryRun.standardOutput.contains("ok   patch the Longhorn volume's numberOfReplicas to 3 and annotate the claim"), "\(dryRun.standardOutput)")
+            #expect(LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")).numberOfReplicas == 1)
             // Every change to the workload's pods while the run goes: none may stop or restart.
             let seen = Mutex<[String]>([])
             let watcher = Task {
