@@ -232,4 +232,30 @@ struct ReplicasTests: DevpodTesting {
             #expect(try await replicas(of: world.oldVolume).filter(\.isHealthy).count == 2)
         }
     }
+
+    @Test("whenDetached: wait: the count is patched, nothing is rebuilt while detached, and the run finishes once the workload attaches the volume again")
+    func waitForAttach() async throws {
+        try await withDevpod { world in
+            try await client.patch(.deployments, named: "coder-jeda-codespace", in: world.namespace, .merge(["spec": ["replicas": 0]]))
+            try await client.wait(for: .longhornVolumes, named: world.oldVolume, in: "longhorn-system", timeout: .seconds(30), describedAs: "detached") {
+                $0.map { LonghornVolume($0).state == "detached" } ?? false
+            }
+            let plan = try replicasPlan(world, replicas: 2, extra: "whenDetached: wait")
+            let run = Task { try await start(world, plan: plan) }
+            let patched = try await poll(attempts: 150, every: .milliseconds(100), until: {
+                LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")).numberOfReplicas == 2
+            })
+            #expect(patched)
+            try await Task.sleep(for: .seconds(1))
+            // Detached, without offline rebuilding: Longhorn rebuilds nothing, the run waits.
+            #expect(try await replicas(of: world.oldVolume).filter { $0.isHealthy }.count == 1)
+            try await client.patch(.deployments, named: "coder-jeda-codespace", in: world.namespace, .merge(["spec": ["replicas": 1]]))
+            let result = try await run.value
+            #expect(result.status == 0, "\(result.standardError)")
+            #expect(result.standardError.contains("await-rebuild: waiting for the volume to be attached: Longhorn rebuilds only then (1 of 2 healthy)"), "\(result.standardError)")
+            #expect(try await replicas(of: world.oldVolume).filter { $0.isHealthy }.count == 2)
+            #expect(LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")).robustness == "healthy")
+        }
+    }
 }
+
