@@ -26,6 +26,7 @@ extension LabAgent {
     func installLonghornCRDs() async throws {
         try await installCRD(.longhornVolumes, singular: "volume", shortNames: ["lhv"], statusSubresource: true)
         try await installCRD(.longhornReplicas, singular: "replica", shortNames: ["lhr"], statusSubresource: false)
+        try await installCRD(.longhornEngines, singular: "engine", shortNames: ["lhe"], statusSubresource: false)
         try await installCRD(.longhornNodes, singular: "node", shortNames: ["lhn"], statusSubresource: false)
         try await installCRD(.longhornSettings, singular: "setting", shortNames: ["lhs"], statusSubresource: false)
     }
@@ -95,6 +96,7 @@ extension LabAgent {
     /// What the agent reads to play Longhorn's manager in one pass.
     struct LonghornWorld {
         var replicas: [String: [LonghornReplica]]   // volume name → its replicas
+        var engines: [String: LonghornEngine]       // volume name → its engine
         var nodes: [LonghornNode]                   // schedulable, by name
         var settings: [String: String]
 
@@ -106,7 +108,10 @@ extension LabAgent {
         let replicas = await self.replicas.objects.map(LonghornReplica.init)
         let nodes = await longhornNodes.objects.map(LonghornNode.init).filter(\.isSchedulable).sorted { $0.name < $1.name }
         let settings = Dictionary(await longhornSettings.objects.map { (LonghornSetting($0).name, LonghornSetting($0).value) }, uniquingKeysWith: { a, _ in a })
-        return LonghornWorld(replicas: Dictionary(grouping: replicas, by: \.volumeName), nodes: nodes, settings: settings)
+        let engines = await self.engines.objects.map(LonghornEngine.init)
+        return LonghornWorld(replicas: Dictionary(grouping: replicas, by: \.volumeName),
+                             engines: Dictionary(engines.map { ($0.metadata.labels["longhornvolume"] ?? "", $0) }, uniquingKeysWith: { a, _ in a }),
+                             nodes: nodes, settings: settings)
     }
 
     /// Attached and healthy (or the claim's or class's `lab.repave/robustness`) while a running
@@ -178,11 +183,11 @@ extension LabAgent {
         let offlineRebuild = attachedTo == nil && offline && !healthy.isEmpty && healthy.count < desired && schedulingFailure == nil
         let engineUp = attachedTo != nil || offlineRebuild
 
+        let delay = annotation("rebuild-delay", knobs).flatMap(parseDuration) ?? .zero
         // A rebuild under way finishes even if the count was lowered meanwhile (as Longhorn's
         // does); a new one starts only while replicas are missing.
         if engineUp, !rebuilding.isEmpty || healthy.count < desired {
             if let replica = rebuilding.first {
-                let delay = annotation("rebuild-delay", knobs).flatMap(parseDuration) ?? .zero
                 if due("rebuild/\(replica.uid)", after: delay), claimAction("rebuilt/\(replica.uid)") {
                     try await client.patch(.longhornReplicas, named: replica.name, in: Self.longhornNamespace,
                                            .merge(["spec": ["healthyAt": .string(timestamp())], "status": ["currentState": "running", "mode": "RW"]]))
@@ -194,6 +199,9 @@ extension LabAgent {
                 logger.info("replica rebuilding", metadata: ["volume": "\(name)", "replica": "\(replica.name)", "node": "\(node.name)"])
             }
         }
+
+        try await reconcileEngine(of: volume, engine: world.engines[name], up: engineUp, live: live,
+                                  rebuilding: rebuilding.first.map { ($0, delay) })
 
         // Replicas run while the engine does.
         let replicaState = engineUp ? "running" : "stopped"
@@ -236,6 +244,40 @@ extension LabAgent {
                                subresource: "status")
     }
 
+    /// The volume's engine `<volume>-e-0`: the replicas it writes to (`RW`, `WO` while rebuilt)
+    /// and, for the replica being rebuilt, its progress in `rebuildStatus` (by the replica's
+    /// address), in steps of 10 %, as the rebuild's delay passes.
+    private func reconcileEngine(of volume: LonghornVolume, engine: LonghornEngine?, up: Bool, live: [LonghornReplica],
+                                 rebuilding: (replica: LonghornReplica, delay: Duration)?) async throws {
+        var modes: [String: JSON] = [:], rebuildStatus: [String: JSON] = [:]
+        if up {
+            for replica in live { modes[replica.name] = .string(replica.isHealthy ? "RW" : "WO") }
+            if let (replica, delay) = rebuilding, let address = replica.address {
+                let elapsed = eligible("rebuild/\(replica.uid)")
+                let fraction = delay > .zero ? min(0.99, elapsed / delay) : 0
+                rebuildStatus[address] = ["isRebuilding": true, "progress": .integer(Int64(fraction * 10) * 10), "state": "in_progress",
+                                          "error": "", "fromReplicaAddress": ""]
+            }
+        }
+        let status: JSON = ["currentState": .string(up ? "running" : "stopped"), "replicaModeMap": .object(modes), "rebuildStatus": .object(rebuildStatus)]
+        guard let engine else {
+            guard claimAction("engine/\(volume.uid)") else { return }
+            try await client.create(.longhornEngines, in: Self.longhornNamespace, [
+                "apiVersion": "longhorn.io/v1beta2", "kind": "Engine",
+                "metadata": [
+                    "name": .string("\(volume.name)-e-0"), "labels": ["longhornvolume": .string(volume.name)],
+                    "ownerReferences": [["apiVersion": "longhorn.io/v1beta2", "kind": "Volume", "name": .string(volume.name), "uid": .string(volume.uid)]],
+                ],
+                "spec": ["volumeName": .string(volume.name)],
+                "status": status,
+            ])
+            return
+        }
+        guard engine.raw["status"] != status, claimAction("engine/\(engine.uid)/\(String(decoding: status.encoded(), as: UTF8.self))") else { return }
+        // Replaced whole: a merge patch would keep the keys of a finished rebuild.
+        try await client.patch(.longhornEngines, named: engine.name, in: Self.longhornNamespace, .json([["op": "replace", "path": "/status", "value": status]]))
+    }
+
     /// A replica owned by its volume, so deleting the volume deletes it (as Longhorn's do).
     private func createReplica(of volume: LonghornVolume, on node: String, healthy: Bool) async throws -> LonghornReplica {
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -247,7 +289,8 @@ extension LabAgent {
             ],
             "spec": ["volumeName": .string(volume.name), "nodeID": .string(node), "healthyAt": .string(healthy ? timestamp() : ""), "failedAt": "",
                      "volumeSize": .string(volume.size ?? "0"), "desireState": "running"],
-            "status": ["currentState": "stopped", "mode": .string(healthy ? "RW" : "WO")],
+            "status": ["currentState": "stopped", "mode": .string(healthy ? "RW" : "WO"), "port": 10000,
+                       "ip": .string("10.42.\(UInt8.random(in: 0...255)).\(UInt8.random(in: 1...254))")],
         ])
         return LonghornReplica(created)
     }

@@ -52,6 +52,7 @@ final class LabAgent: Sendable {
     let classes: Informer
     let longhorn: Informer
     let replicas: Informer
+    let engines: Informer
     let longhornNodes: Informer
     let longhornSettings: Informer
     let attachments: Informer?
@@ -78,12 +79,13 @@ final class LabAgent: Sendable {
         classes = Informer(.storageClasses, client: client, logger: logger, bell: ring)
         longhorn = Informer(.longhornVolumes, client: client, logger: logger, bell: ring)
         replicas = Informer(.longhornReplicas, client: client, logger: logger, bell: ring)
+        engines = Informer(.longhornEngines, client: client, logger: logger, bell: ring)
         longhornNodes = Informer(.longhornNodes, client: client, logger: logger, bell: ring)
         longhornSettings = Informer(.longhornSettings, client: client, logger: logger, bell: ring)
         attachments = settings.real ? Informer(.volumeAttachments, client: client, logger: logger, bell: ring) : nil
     }
 
-    private var informers: [Informer] { [pods, claims, volumes, classes, longhorn, replicas, longhornNodes, longhornSettings] + (attachments.map { [$0] } ?? []) }
+    private var informers: [Informer] { [pods, claims, volumes, classes, longhorn, replicas, engines, longhornNodes, longhornSettings] + (attachments.map { [$0] } ?? []) }
 
     // MARK: - start-up
 
@@ -230,14 +232,17 @@ final class LabAgent: Sendable {
     }
 
     /// True once `delay` has passed since `key` first became eligible.
-    func due(_ key: String, after delay: Duration) -> Bool {
+    func due(_ key: String, after delay: Duration) -> Bool { eligible(key) >= delay }
+
+    /// How long `key` has been eligible (zero the first time it is asked about).
+    func eligible(_ key: String) -> Duration {
         let now = clock.now
         let since = firstEligible.withLock { seen in
             if let first = seen[key] { return first }
             seen[key] = now
             return now
         }
-        return now - since >= delay
+        return now - since
     }
 
     /// True unless `key` was done within the last two seconds (the informer may not show it yet).

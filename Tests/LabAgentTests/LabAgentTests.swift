@@ -225,10 +225,16 @@ struct LabAgentTests {
                 try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["numberOfReplicas": 3]]))
                 var sawDegraded = false
                 var mostRebuilding = 0
+                var sawProgress = false
                 let deadline = ContinuousClock.now + .seconds(20)
                 while ContinuousClock.now < deadline {
                     let replicas = try await replicasOf(volume)
                     mostRebuilding = max(mostRebuilding, replicas.count(where: { $0.isRebuilding }))
+                    if let rebuilt = replicas.first(where: { $0.isRebuilding }), let address = rebuilt.address,
+                       let engine = try await client.list(.longhornEngines, in: "longhorn-system", labelSelector: "longhornvolume=\(volume)").items.first,
+                       (LonghornEngine(engine).rebuildProgress(of: address) ?? 0) > 0 {
+                        sawProgress = true
+                    }
                     let lh = LonghornVolume(try await client.get(.longhornVolumes, named: volume, in: "longhorn-system"))
                     if lh.robustness == "degraded" { sawDegraded = true }
                     if replicas.count(where: { $0.isHealthy }) == 3 && lh.robustness == "healthy" { break }
@@ -239,6 +245,9 @@ struct LabAgentTests {
                 #expect(Set(replicas.map(\.nodeID)).count == 3)
                 #expect(sawDegraded)
                 #expect(mostRebuilding == 1)
+                #expect(sawProgress, "the engine never reported a rebuild's progress")
+                let engine = try #require(try await client.list(.longhornEngines, in: "longhorn-system", labelSelector: "longhornvolume=\(volume)").items.first.map(LonghornEngine.init))
+                #expect(Set(engine.replicaModes.values) == ["RW"] && engine.replicaModes.count == 3)
             }
         }
     }

@@ -65,7 +65,7 @@ struct LeastPrivilegeTests: DevpodTesting {
         try await withDevpod { world in
             let plan = try replicasPlan(world)
             let variants = try await exercise(world, roles: "repave-replicas", longhornRole: "repave-replicas-longhorn", plan: plan)
-            #expect(variants >= 14)
+            #expect(variants >= 17)
             let longhorn = LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system"))
             #expect(longhorn.numberOfReplicas == 3 && longhorn.robustness == "healthy")
             let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace))

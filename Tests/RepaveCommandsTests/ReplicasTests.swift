@@ -82,7 +82,8 @@ struct ReplicasTests: DevpodTesting {
 
     @Test("1 → 3 replicas on an attached volume: the pod keeps its uid and never stops, the claim keeps its uid; progress shows the rebuilds; the summary names the class")
     func attached() async throws {
-        try await withDevpod(claimAnnotations: Self.rebuildDelay) { world in
+        // Rebuilds long enough for the progress to be looked at in the middle of one.
+        try await withDevpod(claimAnnotations: ["lab.repave/rebuild-delay": "2500ms"]) { world in
             let pod = try await workspacePod(world)
             let plan = try replicasPlan(world)
             // plan --offline, the runbook, and the server dry run of every step change nothing.
@@ -124,6 +125,8 @@ struct ReplicasTests: DevpodTesting {
                 #expect(result.standardError.contains("] \(step): "), "no progress line for \(step)")
             }
             #expect(result.standardError.contains("rebuilding on lab-node-"), "\(result.standardError)")
+            // The percent, as the volume's engine reports it.
+            #expect(result.standardError.contains(/rebuilding on lab-node-\d [1-9]0% \(/), "\(result.standardError)")
             #expect(result.standardOutput.contains("keeps storageclass longhorn-1r-\(world.id) (numberOfReplicas 1)"), "\(result.standardOutput)")
             #expect(result.standardOutput.contains("unchanged: yes"), "\(result.standardOutput)")
         }

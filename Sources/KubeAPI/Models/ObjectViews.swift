@@ -240,6 +240,24 @@ public struct LonghornReplica: ObjectView {
     public var isHealthy: Bool { failedAt.isEmpty && !healthyAt.isEmpty }
     /// Being rebuilt: not yet healthy, not failed.
     public var isRebuilding: Bool { failedAt.isEmpty && healthyAt.isEmpty && !metadata.isTerminating }
+    /// `tcp://ip:port`, as its engine's `rebuildStatus` names it (nil until it has an address).
+    public var address: String? {
+        guard let ip = raw[path: "status", "ip"]?.stringValue, !ip.isEmpty, let port = raw[path: "status", "port"]?.intValue else { return nil }
+        return "tcp://\(ip):\(port)"
+    }
+}
+
+/// Longhorn's `engines.longhorn.io/v1beta2` Engine: the replicas a volume writes to and their rebuilds.
+public struct LonghornEngine: ObjectView {
+    public let raw: JSON
+    public init(_ raw: JSON) { self.raw = raw }
+    /// Replica name → `RW`, or `WO` while it is rebuilt.
+    public var replicaModes: [String: String] { stringMap(raw[path: "status", "replicaModeMap"]) }
+    /// A rebuild's progress (0–100) by the replica's address, while it is rebuilt.
+    public func rebuildProgress(of address: String) -> Int? {
+        guard let status = raw[path: "status", "rebuildStatus"]?[address], status["isRebuilding"]?.boolValue == true else { return nil }
+        return status["progress"]?.intValue.map { Int($0) }
+    }
 }
 
 /// Longhorn's `nodes.longhorn.io/v1beta2` Node.

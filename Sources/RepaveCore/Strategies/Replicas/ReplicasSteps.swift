@@ -242,7 +242,8 @@ struct AwaitRebuild: Step {
     var estimate: Duration { replicas.plan.timeouts.rebuild.duration }
     var permissions: [KubeClient.AccessQuestion] {
         let longhorn = replicas.longhornNamespace
-        return ["get", "list", "watch"].map { .init($0, .longhornVolumes, namespace: longhorn) } + [.init("list", .longhornReplicas, namespace: longhorn)]
+        return ["get", "list", "watch"].map { .init($0, .longhornVolumes, namespace: longhorn) }
+            + [.init("list", .longhornReplicas, namespace: longhorn), .init("list", .longhornEngines, namespace: longhorn)]
     }
 
     func observe(_ context: StepContext) async throws -> Bool {
@@ -254,6 +255,9 @@ struct AwaitRebuild: Step {
     func await(_ context: StepContext) async throws {
         let deadline = context.deadline(estimate)
         var said = ""
+        // How long to wait for the volume to change before looking at the replicas again:
+        // short while the progress moves, longer while it does not.
+        var interval = Duration.seconds(1)
         while true {
             let state = try await rebuild(context)
             if state.problems.isEmpty { return }
@@ -263,7 +267,10 @@ struct AwaitRebuild: Step {
             }
             if said.isEmpty {
                 context.waiting(state.progress)
-            } else if state.progress != said {
+            } else if state.progress == said {
+                interval = min(interval * 2, .seconds(5))
+            } else {
+                interval = .seconds(1)
                 // Each later change only redraws the line: how often Longhorn's progress changes
                 // is its own timing, and the wait's failpoint (`in-wait:await-rebuild`) must be
                 // passed the same number of times in every run (ReplicasTests' crash matrix).
@@ -277,11 +284,11 @@ struct AwaitRebuild: Step {
                                   hint: "Longhorn goes on rebuilding by itself: run 'repave resume' to wait again, or 'repave abort' to put the count back")
             }
             // Woken by the volume's changes (robustness, conditions), and every few seconds to
-            // look at the replicas too.
+            // look at the replicas and the engine's progress too.
             let seen = state.object
             do {
                 try await context.client.wait(for: .longhornVolumes, named: state.volume, in: replicas.longhornNamespace, from: seen,
-                                              timeout: min(left, .seconds(3)), describedAs: "Longhorn volume \(state.volume) to change") { $0 != seen }
+                                              timeout: min(left, interval), describedAs: "Longhorn volume \(state.volume) to change") { $0 != seen }
             } catch is WaitTimedOut {}
         }
     }
@@ -329,7 +336,7 @@ struct AwaitRebuild: Step {
         if !attached, !rebuilding.isEmpty || nodes.count < verify.replicas, !longhorn.conditions.contains(where: { $0.type == "OfflineRebuilding" && $0.status == "True" }) {
             state.progress = "the volume to be attached: Longhorn rebuilds only then (\(nodes.count) of \(verify.replicas) healthy)"
         } else if let replica = rebuilding.first {
-            let percent = replica.raw[path: "status", "rebuildProgress"]?.intValue.map { " \($0)%" } ?? ""
+            let percent = try await ReplicasRun.rebuildProgress(of: replica, volume: name, context, in: replicas.longhornNamespace).map { " \($0)%" } ?? ""
             state.progress = "replica \(replica.name) rebuilding on \(replica.nodeID)\(percent) (\(nodes.count) of \(verify.replicas) healthy)"
         } else {
             state.progress = "Longhorn to rebuild (\(nodes.count) of \(verify.replicas) healthy, \(longhorn.robustness.isEmpty ? "robustness unknown" : longhorn.robustness))"
@@ -351,6 +358,19 @@ extension ReplicasRun {
     static func replicas(of volume: String, _ context: StepContext, in namespace: String) async throws -> [LonghornReplica] {
         try await context.client.list(.longhornReplicas, in: namespace, labelSelector: "longhornvolume=\(volume)").items.map(LonghornReplica.init)
             .filter { $0.volumeName == volume }
+    }
+
+    /// A replica's rebuild progress as its volume's engine reports it (`status.rebuildStatus`,
+    /// by the replica's address); nil when Longhorn reports none (or has no engines CRD).
+    static func rebuildProgress(of replica: LonghornReplica, volume: String, _ context: StepContext, in namespace: String) async throws -> Int? {
+        guard let address = replica.address else { return nil }
+        let engines: [JSON]
+        do {
+            engines = try await context.client.list(.longhornEngines, in: namespace, labelSelector: "longhornvolume=\(volume)").items
+        } catch let error as KubeAPIError where error.reason == .notFound {
+            return nil
+        }
+        return engines.lazy.compactMap { LonghornEngine($0).rebuildProgress(of: address) }.first
     }
 
     /// A merge patch guarded by the object's resourceVersion, each try its own journaled
