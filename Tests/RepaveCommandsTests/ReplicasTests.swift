@@ -35,6 +35,14 @@ struct ReplicasTests: DevpodTesting {
         return try #require(pods.count == 1 ? pods.first : nil, "pods: \(pods.map(\.name))")
     }
 
+    /// The workspace scaled to 0, its volume detached.
+    func detach(_ world: World) async throws {
+        try await client.patch(.deployments, named: "coder-jeda-codespace", in: world.namespace, .merge(["spec": ["replicas": 0]]))
+        try await client.wait(for: .longhornVolumes, named: world.oldVolume, in: "longhorn-system", timeout: .seconds(30), describedAs: "detached") {
+            $0.map { LonghornVolume($0).state == "detached" } ?? false
+        }
+    }
+
     func replicas(of volume: String) async throws -> [LonghornReplica] {
         try await client.list(.longhornReplicas, in: "longhorn-system", labelSelector: "longhornvolume=\(volume)").items.map(LonghornReplica.init)
     }
@@ -208,10 +216,7 @@ struct ReplicasTests: DevpodTesting {
     @Test("detached, no offline rebuilding, whenDetached: refuse: refused with what to do, nothing changed; with offline rebuilding on the volume it goes ahead")
     func detached() async throws {
         try await withDevpod { world in
-            try await client.patch(.deployments, named: "coder-jeda-codespace", in: world.namespace, .merge(["spec": ["replicas": 0]]))
-            try await client.wait(for: .longhornVolumes, named: world.oldVolume, in: "longhorn-system", timeout: .seconds(30), describedAs: "detached") {
-                $0.map { LonghornVolume($0).state == "detached" } ?? false
-            }
+            try await detach(world)
             let plan = try replicasPlan(world, replicas: 2, extra: "whenDetached: refuse")
             let mark = try lab.auditMark()
             let offline = try await repave(world, ["plan", plan])
@@ -239,10 +244,7 @@ struct ReplicasTests: DevpodTesting {
     @Test("whenDetached: wait: the count is patched, nothing is rebuilt while detached, and the run finishes once the workload attaches the volume again")
     func waitForAttach() async throws {
         try await withDevpod { world in
-            try await client.patch(.deployments, named: "coder-jeda-codespace", in: world.namespace, .merge(["spec": ["replicas": 0]]))
-            try await client.wait(for: .longhornVolumes, named: world.oldVolume, in: "longhorn-system", timeout: .seconds(30), describedAs: "detached") {
-                $0.map { LonghornVolume($0).state == "detached" } ?? false
-            }
+            try await detach(world)
             let plan = try replicasPlan(world, replicas: 2, extra: "whenDetached: wait")
             let run = Task { try await start(world, plan: plan) }
             let patched = try await poll(attempts: 150, every: .milliseconds(100), until: {
