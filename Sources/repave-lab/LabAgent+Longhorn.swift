@@ -15,7 +15,9 @@ import KubeAPI
 /// Knobs on the claim or its class: `lab.repave/rebuild-delay` (how long one replica's rebuild
 /// takes, default 0s) and `lab.repave/schedulable-nodes: N` (Longhorn finds room for this volume
 /// on only the first N nodes, as if the others' disks were full: preflight sees the nodes, the
-/// rebuild does not).
+/// rebuild does not). On the Longhorn Volume itself, `lab.repave/replicas: manual` leaves its
+/// replicas and engine to the test that made it (a volume made without a claim, with replicas of
+/// its own): the agent then only reports the volume's status from them.
 extension LabAgent {
     static let longhornSettingDefaults: [(String, String)] = [
         ("default-replica-count", "3"), ("replica-soft-anti-affinity", "false"), ("offline-replica-rebuilding", "false"),
@@ -171,7 +173,8 @@ extension LabAgent {
                 + "\(nodes.count) schedulable node(s) under \(world.softAntiAffinity ? "soft" : "hard") node anti-affinity (replica-soft-anti-affinity=\(world.softAntiAffinity))"
             : nil
 
-        if replicas.isEmpty, desired > 0 {
+        let managed = volume.metadata.annotations[Self.annotationPrefix + "replicas"] != "manual"
+        if managed, replicas.isEmpty, desired > 0 {
             // A new volume: all its replicas at once, healthy (there is nothing to copy yet).
             for node in candidates.prefix(desired) {
                 replicas.append(try await createReplica(of: volume, on: node.name, healthy: true))
@@ -186,7 +189,7 @@ extension LabAgent {
         let delay = annotation("rebuild-delay", knobs).flatMap(parseDuration) ?? .zero
         // A rebuild under way finishes even if the count was lowered meanwhile (as Longhorn's
         // does); a new one starts only while replicas are missing.
-        if engineUp, !rebuilding.isEmpty || healthy.count < desired {
+        if managed, engineUp, !rebuilding.isEmpty || healthy.count < desired {
             if let replica = rebuilding.first {
                 if due("rebuild/\(replica.uid)", after: delay), claimAction("rebuilt/\(replica.uid)") {
                     try await client.patch(.longhornReplicas, named: replica.name, in: Self.longhornNamespace,
@@ -200,12 +203,14 @@ extension LabAgent {
             }
         }
 
-        try await reconcileEngine(of: volume, engine: world.engines[name], up: engineUp, live: live,
-                                  rebuilding: rebuilding.first.map { ($0, delay) })
+        if managed {
+            try await reconcileEngine(of: volume, engine: world.engines[name], up: engineUp, live: live,
+                                      rebuilding: rebuilding.first.map { ($0, delay) })
+        }
 
         // Replicas run while the engine does.
         let replicaState = engineUp ? "running" : "stopped"
-        for replica in live where replica.currentState != replicaState && claimAction("replica/\(replica.uid)/\(replicaState)") {
+        for replica in live where managed && replica.currentState != replicaState && claimAction("replica/\(replica.uid)/\(replicaState)") {
             try await client.patch(.longhornReplicas, named: replica.name, in: Self.longhornNamespace, .merge(["status": ["currentState": .string(replicaState)]]))
         }
 

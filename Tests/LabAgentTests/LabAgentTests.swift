@@ -301,4 +301,22 @@ struct LabAgentTests {
             }
         }
     }
+
+    @Test("lab.repave/replicas: manual on a Longhorn Volume: the agent makes no replica or engine for it")
+    func manualReplicas() async throws {
+        let name = "manual-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+        let created = LonghornVolume(try await client.create(.longhornVolumes, in: "longhorn-system", [
+            "apiVersion": "longhorn.io/v1beta2", "kind": "Volume",
+            "metadata": ["name": .string(name), "annotations": ["lab.repave/replicas": "manual"]],
+            "spec": ["numberOfReplicas": 3, "size": "1073741824"],
+        ]))
+        // The agent reports its status (it has seen the volume) and makes nothing for it.
+        try await client.wait(for: .longhornVolumes, named: name, in: "longhorn-system", timeout: .seconds(10), describedAs: "status") {
+            $0.map { LonghornVolume($0).scheduled != nil } ?? false
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await replicasOf(name).isEmpty)
+        #expect(try await client.list(.longhornEngines, in: "longhorn-system", labelSelector: "longhornvolume=\(name)").items.isEmpty)
+        try await client.delete(.longhornVolumes, named: name, in: "longhorn-system", uid: created.uid)
+    }
 }
