@@ -24,16 +24,14 @@ struct RunCommand: AsyncParsableCommand {
     var windowStart: String?
 
     func run() async throws {
-        var parsed = try RecreatePlan.load(contentsOf: plan)
+        var start: Date?
         if let windowStart {
-            let start: Date
             if windowStart == "now" { start = Date() } else {
                 guard let date = try? Date(windowStart, strategy: .iso8601) else { throw ValidationError("--window-start: '\(windowStart)' is not 'now' or an RFC 3339 time") }
                 start = date
             }
-            parsed.window = .init(start: start, duration: parsed.window?.duration ?? PlanDuration(minutes: 45))
         }
-        let strategy = RecreateStrategy(plan: parsed)
+        let strategy = try PlanFile.load(contentsOf: plan, windowStart: start)
         guard yes || Confirmation.isInteractive else {
             throw RepaveError(.noTerminal, "refusing to change the cluster without a terminal to confirm on", hint: "run it on a terminal, or pass --yes")
         }

@@ -51,6 +51,11 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let gitReportInvalid = ErrorCode("preflight.git-report-invalid", .refused)
     public static let gitReportForeign = ErrorCode("preflight.git-report-foreign", .refused)
     public static let gitReportStale = ErrorCode("preflight.git-report-stale", .refused)
+    /// The replicas strategy's preflight.
+    public static let notLonghorn = ErrorCode("preflight.not-longhorn", .refused)
+    public static let volumeFaulted = ErrorCode("preflight.volume-faulted", .refused)
+    public static let volumeDetached = ErrorCode("preflight.volume-detached", .refused)
+    public static let notEnoughNodes = ErrorCode("preflight.not-enough-nodes", .refused)
 
     // MARK: a run that stopped (resume is safe)
     public static let runRefused = ErrorCode("run.refused", .refused)
@@ -73,6 +78,10 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let copyImageUnsuitable = ErrorCode("copy.image-unsuitable", .stoppedMidRun)
     public static let copyFailed = ErrorCode("copy.failed", .stoppedMidRun)
     public static let copyDiffers = ErrorCode("copy.differs", .stoppedMidRun)
+    public static let replicasReplaced = ErrorCode("patch-replicas.replaced", .stoppedMidRun)
+    public static let replicasConflict = ErrorCode("patch-replicas.conflict", .stoppedMidRun)
+    public static let replicasUnschedulable = ErrorCode("await-rebuild.unschedulable", .stoppedMidRun)
+    public static let rebuildTimeout = ErrorCode("await-rebuild.timeout", .stoppedMidRun)
     /// The engine demo's (`repave-lab engine-demo`, tests only).
     public static let demoForeign = ErrorCode("demo.foreign", .stoppedMidRun)
     public static let demoNoUID = ErrorCode("demo.no-uid", .stoppedMidRun)
@@ -105,5 +114,6 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
         abortPastPointOfNoReturn, abortEnded, statusNoRuns, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
+        notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, replicasConflict, replicasUnschedulable, rebuildTimeout,
     ]
 }

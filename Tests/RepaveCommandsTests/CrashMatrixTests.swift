@@ -24,56 +24,13 @@ struct CrashMatrixTests: DevpodTesting {
         client = try lab.adminClient(userAgent: "repave-test/crash-matrix")
     }
 
-    func repave(_ world: World, _ arguments: [String], failpoints: String? = nil, trace: String? = nil) async throws -> ProcessResult {
-        var environment: [String: String?] = ["REPAVE_FAILPOINTS": failpoints]
-        if let trace { environment["REPAVE_FAILPOINT_TRACE"] = trace }
-        return try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", lab.adminKubeconfig], environment: environment)
-    }
-
-    /// `repave resume RUN`; for a run stopped before its first change and before the operator's
-    /// consent was journaled (resume then asks again), `repave resume RUN --yes`, as the operator would.
-    func resume(_ world: World, _ run: String, failpoints: String? = nil) async throws -> ProcessResult {
-        let resumed = try await repave(world, ["resume", run], failpoints: failpoints)
-        guard resumed.status == 2, resumed.standardError.contains("error[run.no-terminal]: ") else { return resumed }
-        return try await repave(world, ["resume", run, "--yes"], failpoints: failpoints)
-    }
-
-    func start(_ world: World, failpoints: String? = nil, trace: String? = nil) async throws -> ProcessResult {
-        try await repave(world, ["run", world.planFile, "--yes", "--state-dir", world.scratch.file("runs")], failpoints: failpoints, trace: trace)
-    }
-
     /// A fresh devpod world, the run crashed at `point`, resumed (crashed again at `second`
     /// inside the resume, and resumed again), and what differs from the converged state.
-    func crashCase(_ point: String, second: String?) async throws -> (reached: Bool, secondCrashed: Bool, problems: [String]) {
-        var outcome = (reached: true, secondCrashed: false, problems: [String]())
+    func crashCase(_ point: String, second: String?) async throws -> CrashOutcome {
+        var outcome = CrashOutcome()
         try await withDevpod(claimAnnotations: Self.provisionDelay) { world in
             let mark = try lab.auditMark()
-            let crashed = try await start(world, failpoints: point)
-            guard crashed.status == 137 && crashed.standardError.contains("failpoint \(point):") else {
-                outcome.reached = false
-                if crashed.status != 0 { outcome.problems.append("the run failed (exit \(crashed.status)): \(crashed.standardError)") }
-                return
-            }
-            var run = try world.runDirectory()
-            // The second crash: the resume's n-th failpoint, early in it (the lock, the settling
-            // of what was in flight, the first step it redoes).
-            var resumed = try await resume(world, run, failpoints: second)
-            if resumed.status == 137 {
-                outcome.secondCrashed = true
-                resumed = try await resume(world, run)
-            }
-            if point == "after-header:run" {
-                // Stopped before anything: resume says so, and a new run does the work.
-                if resumed.status != 4 || !resumed.standardError.contains("error[run.not-started]: ") {
-                    outcome.problems.append("resume of a run stopped before it started: exit \(resumed.status): \(resumed.standardError)")
-                }
-                let again = try await repave(world, ["run", world.planFile, "--yes", "--state-dir", world.scratch.file("again")])
-                if again.status != 0 { outcome.problems.append("the new run: exit \(again.status): \(again.standardError)") }
-                run = world.scratch.file("again/" + (try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("again"))[0]))
-            } else if resumed.status != 0 {
-                outcome.problems.append("resume: exit \(resumed.status): \(resumed.standardError)")
-            }
-            outcome.problems += try await divergence(world, run: run, since: mark)
+            outcome = try await crashAndResume(world, at: point, second: second) { run in try await divergence(world, run: run, since: mark) }
         }
         return outcome
     }
@@ -91,10 +48,7 @@ struct CrashMatrixTests: DevpodTesting {
             let trace = world.scratch.file("trace")
             let result = try await start(world, trace: trace)
             #expect(result.status == 0, "\(result.standardError)")
-            // A Lease renewal falls every 20 s whatever the run does: a slow machine's trace may
-            // hold one, a replay may not reach it. Renewals are tested by ClusterLockTests.
-            points = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init)
-                .filter { !$0.hasSuffix(":lease-renewal") }
+            points = try failpoints(inTrace: trace)
             let problems = try await divergence(world, run: try world.runDirectory(), since: mark)
             #expect(problems.isEmpty, "uninterrupted: \(problems)")
         }
@@ -213,10 +167,7 @@ struct CrashMatrixTests: DevpodTesting {
             let trace = world.scratch.file("trace")
             let aborted = try await repave(world, ["abort", try world.runDirectory()], trace: trace)
             #expect(aborted.status == 0, "\(aborted.standardError)")
-            // A Lease renewal falls every 20 s whatever the run does: a slow machine's trace may
-            // hold one, a replay may not reach it. Renewals are tested by ClusterLockTests.
-            points = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init)
-                .filter { !$0.hasSuffix(":lease-renewal") }
+            points = try failpoints(inTrace: trace)
             let problems = try await abortDivergence(world, run: try world.runDirectory())
             #expect(problems.isEmpty, "uninterrupted abort: \(problems)")
         }

@@ -62,7 +62,7 @@ struct PlanTests {
         ("kind: Plan", 2, "p.yaml:1:1: strategy: required key is missing"),
         ("kind: Plan\nstrategy: recreat", 3, "strategy: unknown strategy 'recreat' (did you mean 'recreate'?)"),
         ("kind: Plan\nstrategy: migrate", 3, "strategy: strategy 'migrate' is not available in this release of repave"),
-        ("kind: Plan\nstrategy: replicas", 3, "strategy: strategy 'replicas' is not available in this release of repave"),
+        ("kind: Plan\nstrategy: replicas", 3, "strategy: strategy 'replicas' is not a recreate plan"),
         ("kind: RecreatePlan\nstrategy: migrate", 3, "strategy: kind RecreatePlan is always strategy recreate"),
         ("kind: Plan\nstrategy: recreate\ncopy: {image: lab/mover:1}", 4, "copy: this key belongs to strategy migrate, not recreate"),
         ("kind: Plan\nstrategy: recreate\nwhenDetached: refuse", 4, "whenDetached: this key belongs to strategy replicas, not recreate"),

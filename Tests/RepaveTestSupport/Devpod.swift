@@ -56,6 +56,23 @@ extension DevpodTesting {
         """
     }
 
+    /// A replicas plan (`strategy: replicas`) for the world's claim, written next to its
+    /// recreate plan; returns its path.
+    public func replicasPlan(_ world: DevpodWorld, replicas: Int = 3, extra: String = "") throws -> String {
+        let file = world.scratch.file("replicas.yaml")
+        try """
+            apiVersion: repave/v1
+            kind: Plan
+            strategy: replicas
+            metadata: {name: devpod-home-replicas}
+            target: {namespace: \(world.namespace), claim: \(world.original.name)}
+            replicas: \(replicas)
+            timeouts: {rebuild: 60s}
+            \(extra)
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
     /// The devpod's world: a 1-replica Longhorn class, the 60Gi home claim on it, the workspace
     /// Deployment mounting it, available.
     public func devpodWorld(_ namespace: String, oldClass: String, claimAnnotations: [String: String] = [:]) async throws -> PersistentVolumeClaim {

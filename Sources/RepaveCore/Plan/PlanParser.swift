@@ -12,9 +12,7 @@ extension RecreatePlan {
     }
 
     public static func parse(_ data: Data, file: String) throws(PlanError) -> RecreatePlan {
-        let (_, top, sections) = try PlanSections.read(data, file: file, as: .recreate) { other in
-            ("strategy '\(other.rawValue)' is not available in this release of repave", "use strategy: recreate, or a repave that has \(other.rawValue)")
-        }
+        let (_, top, sections) = try PlanSections.read(data, file: file, as: .recreate, refusal: PlanStrategy.notRecreate)
         let oldVolume = OldVolumePolicy(rawValue: try PlanSections.oneOf(top["oldVolume"], OldVolumePolicy.allCases.map(\.rawValue), default: "retain-until-verified"))!
         var timeouts = Timeouts()
         try PlanSections.durations(top["timeouts"], into: &timeouts, PlanSections.claimTimeouts())
@@ -120,14 +118,8 @@ struct PlanSections {
     }
 
     static func read(_ top: [String: PlanReader], root: PlanReader) throws(PlanError) -> PlanSections {
-        let metadataReader = try required(top, "metadata", in: root)
-        let metadata = try metadataReader.mapping(["name"])
-        let name = try dnsLabel(try required(metadata, "name", in: metadataReader))
-
-        var context: String?
-        if let cluster = top["cluster"], !cluster.isNull {
-            context = try cluster.mapping(["context"])["context"]?.string()
-        }
+        let name = try planName(top, in: root)
+        let context = try Self.context(top)
 
         let targetReader = try required(top, "target", in: root)
         let targetMap = try targetReader.mapping(["namespace", "claim", "workloads"])
@@ -199,28 +191,8 @@ struct PlanSections {
             gitPreflight = preflight
         }
 
-        var window: Window?
-        if let reader = top["window"], !reader.isNull {
-            let fields = try reader.mapping(["start", "duration"])
-            let startReader = try required(fields, "start", in: reader)
-            let startText = try startReader.string()
-            guard let start = try? Date(startText, strategy: .iso8601) else {
-                throw startReader.fail("'\(startText)' is not an RFC 3339 UTC timestamp", hint: "write it like 2026-11-28T02:00:00Z")
-            }
-            window = Window(start: start, duration: try duration(try required(fields, "duration", in: reader)))
-        }
-
-        let classReplicas = Int(parameters["numberOfReplicas"] ?? "") ?? 3
-        var verify = LonghornCheck(replicas: classReplicas)
-        if let reader = top["verify"], !reader.isNull {
-            let outer = try reader.mapping(["longhorn"])
-            if let longhorn = outer["longhorn"], !longhorn.isNull {
-                let fields = try longhorn.mapping(["namespace", "replicas", "robustness"])
-                if let value = fields["namespace"] { verify.namespace = try dnsLabel(value) }
-                if let value = fields["replicas"] { verify.replicas = try value.int(in: 1...10) }
-                verify.robustness = try oneOf(fields["robustness"], ["healthy", "degraded"], default: "healthy")
-            }
-        }
+        let window = try Self.window(top)
+        let verify = try longhornCheck(top, replicas: Int(parameters["numberOfReplicas"] ?? "") ?? 3)
         if let value = parameters["numberOfReplicas"], !(Int(value).map { (1...10).contains($0) } ?? false) {
             throw classMap["parameters"]!.fail("numberOfReplicas '\(value)' is not a whole number from 1 to 10")
         }
@@ -228,6 +200,47 @@ struct PlanSections {
         return PlanSections(
             name: name, context: context, target: target, acknowledge: acknowledge, storageClass: storageClass,
             gitPreflight: gitPreflight, window: window, verify: verify)
+    }
+
+    // MARK: what every strategy's plan has (replicas too, which replaces no claim)
+
+    /// `metadata.name`.
+    static func planName(_ top: [String: PlanReader], in root: PlanReader) throws(PlanError) -> String {
+        let metadataReader = try required(top, "metadata", in: root)
+        let metadata = try metadataReader.mapping(["name"])
+        return try dnsLabel(try required(metadata, "name", in: metadataReader))
+    }
+
+    /// `cluster.context`.
+    static func context(_ top: [String: PlanReader]) throws(PlanError) -> String? {
+        guard let cluster = top["cluster"], !cluster.isNull else { return nil }
+        return try cluster.mapping(["context"])["context"]?.string()
+    }
+
+    /// `window: {start, duration}`.
+    static func window(_ top: [String: PlanReader]) throws(PlanError) -> PlanWindow? {
+        guard let reader = top["window"], !reader.isNull else { return nil }
+        let fields = try reader.mapping(["start", "duration"])
+        let startReader = try required(fields, "start", in: reader)
+        let startText = try startReader.string()
+        guard let start = try? Date(startText, strategy: .iso8601) else {
+            throw startReader.fail("'\(startText)' is not an RFC 3339 UTC timestamp", hint: "write it like 2026-11-28T02:00:00Z")
+        }
+        return PlanWindow(start: start, duration: try duration(try required(fields, "duration", in: reader)))
+    }
+
+    /// `verify.longhorn`, its replica count defaulting to `replicas`.
+    static func longhornCheck(_ top: [String: PlanReader], replicas: Int) throws(PlanError) -> LonghornCheck {
+        var verify = LonghornCheck(replicas: replicas)
+        guard let reader = top["verify"], !reader.isNull else { return verify }
+        let outer = try reader.mapping(["longhorn"])
+        if let longhorn = outer["longhorn"], !longhorn.isNull {
+            let fields = try longhorn.mapping(["namespace", "replicas", "robustness"])
+            if let value = fields["namespace"] { verify.namespace = try dnsLabel(value) }
+            if let value = fields["replicas"] { verify.replicas = try value.int(in: 1...10) }
+            verify.robustness = try oneOf(fields["robustness"], ["healthy", "degraded"], default: "healthy")
+        }
+        return verify
     }
 
     static func required(_ fields: [String: PlanReader], _ key: String, in parent: PlanReader, hint: String? = nil) throws(PlanError) -> PlanReader {

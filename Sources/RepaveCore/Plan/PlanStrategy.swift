@@ -69,6 +69,20 @@ public enum PlanStrategy: String, CaseIterable, Sendable, Codable {
     }
 }
 
+extension PlanStrategy {
+    /// Recreate's parser met another strategy's plan: what to say, and what to do. Migrate is
+    /// not in this release; replicas has its own parser (``PlanFile/load(contentsOf:windowStart:logger:)``
+    /// picks it).
+    static func notRecreate(_ strategy: PlanStrategy) -> (problem: String, hint: String) {
+        switch strategy {
+        case .migrate:
+            ("strategy 'migrate' is not available in this release of repave", "use strategy: recreate or replicas, or a repave that has migrate")
+        case .recreate, .replicas:
+            ("strategy '\(strategy.rawValue)' is not a recreate plan", "load it with PlanFile.load, which reads every strategy")
+        }
+    }
+}
+
 extension PlanError {
     /// The same error about a key that is missing from the mapping it was raised for.
     func at(_ key: String) -> PlanError {

@@ -3,7 +3,7 @@ import Foundation
 /// A recreate plan (`apiVersion: repave/v1`, `kind: Plan`, `strategy: recreate`, or the first
 /// spelling `kind: RecreatePlan`) parsed and validated, with every default explicit. Encodes to
 /// the canonical JSON whose SHA-256 is the plan digest: both spellings give the same one.
-public struct RecreatePlan: Sendable, Codable, Equatable {
+public struct RecreatePlan: Sendable, Codable, Equatable, CanonicalPlan {
     public struct Workload: Sendable, Codable, Equatable {
         public enum Kind: String, Sendable, Codable, CaseIterable {
             case deployment = "Deployment"
@@ -85,7 +85,12 @@ public struct RecreatePlan: Sendable, Codable, Equatable {
     public var window: Window?
     public var timeouts: Timeouts
     public var verify: LonghornCheck
+}
 
+/// A parsed plan of any strategy: its canonical JSON and digest.
+public protocol CanonicalPlan: Encodable {}
+
+extension CanonicalPlan {
     /// Canonical JSON: sorted keys, no insignificant whitespace, dates in RFC 3339 UTC.
     public func canonicalJSON() -> Data { PlanSections.canonicalJSON(self) }
 

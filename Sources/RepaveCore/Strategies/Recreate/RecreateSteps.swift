@@ -126,10 +126,7 @@ struct SaveManifests: Step {
     var mutates: Bool { false }
     var summary: String { "save the claim, volume, class and workloads as they are (raw JSON) into the run directory" }
     var estimate: Duration { .seconds(10) }
-    var permissions: [KubeClient.AccessQuestion] {
-        [.init("get", .persistentVolumeClaims, namespace: recreate.namespace), .init("get", .persistentVolumes), .init("get", .storageClasses),
-         .init("get", .longhornVolumes, namespace: recreate.plan.verify.namespace)] + recreate.target.workloadQuestions(["get"])
-    }
+    var permissions: [KubeClient.AccessQuestion] { recreate.manifests.permissions + recreate.target.workloadQuestions(["get"]) }
 
     /// The later rehearsals need the saved claim (create-claim re-creates it from there).
     func rehearse(_ context: StepContext) async throws -> [CheckResult] {
@@ -138,54 +135,24 @@ struct SaveManifests: Step {
     }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        if context.facts[ClaimFact.volumeUID] != nil { return true }
-        let client = context.client
-        let directory = recreate.runDirectory + "/manifests"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        // As the preflight read them a moment ago, when nothing has changed since: the saved
-        // claim's uid guards its deletion, the workloads' resourceVersion their scale-down.
-        let claimObject = try await context.recentExisting(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
-        let claim = PersistentVolumeClaim(claimObject)
-        let volumeObject = try await client.get(.persistentVolumes, named: claim.volumeName ?? "")
-        let volume = PersistentVolume(volumeObject)
-        try await save(claimObject, "persistentvolumeclaim-\(recreate.claim).json")
-        try await save(volumeObject, "persistentvolume-\(volume.name).json")
-        if let className = claim.storageClassName, let storageClass = try await client.getIfPresent(.storageClasses, named: className) {
-            try await save(storageClass, "storageclass-\(className).json")
-        }
-        if let longhorn = try await client.getIfPresent(.longhornVolumes, named: volume.name, in: recreate.plan.verify.namespace) {
-            try await save(longhorn, "longhorn-volume-\(volume.name).json")
-            try await context.remember(ClaimFact.longhornUID, LonghornVolume(longhorn).uid)
-        }
+        if ClaimManifests.saved(context) { return true }
+        let manifests = recreate.manifests
+        let (claim, volume, _) = try await manifests.saveClaim(context)
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
+            // As the preflight read it: its resourceVersion guards the scale-down.
             let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
-            try await save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
+            try await manifests.save(object, "\(workload.kind.rawValue.lowercased())-\(workload.name).json")
             let replicas = ClaimTarget.replicas(workload.kind, object)
             // Already scaled down by an earlier, interrupted attempt: its annotation knows.
             let original = ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation].flatMap(Int.init) ?? replicas
             try await context.remember(ClaimFact.replicas(workload), original)
         }
-        try await context.remember(ClaimFact.claimUID, claim.uid)
-        try await context.remember(ClaimFact.volume, volume.name)
-        try await context.remember(ClaimFact.reclaimPolicy, volume.reclaimPolicy)
-        try await context.remember(ClaimFact.volumeUID, volume.uid)
+        try await manifests.remember(context, claim: claim, volume: volume)
         return true
     }
 
     func apply(_ context: StepContext) async throws {}
-
-    /// A manifest is whole or absent (see `RunDirectory.writeAtomically`). A failure is this
-    /// step's, not the journal's: the run stops before any change, and releases its lock.
-    private func save(_ object: JSON, _ name: String) async throws {
-        do {
-            let path = recreate.runDirectory + "/manifests/" + name, data = object.encoded()
-            try await offPool("manifest write") { () throws(JournalError) in try RunDirectory.writeAtomically(data, to: path) }
-        } catch {
-            throw RepaveError(.manifestsWrite, "cannot save \(name) in the run directory", causes: [error.description],
-                              hint: "check the space and permissions of \(recreate.runDirectory)")
-        }
-    }
 }
 
 struct EnsureStorageClass: Step {

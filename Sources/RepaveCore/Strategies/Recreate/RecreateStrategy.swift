@@ -45,14 +45,7 @@ public struct RecreateStrategy: Strategy {
         } else {
             lines.append("git preflight: none (nothing on the volume is checked)")
         }
-        if let window = plan.window {
-            let now = Date()
-            let state = now < window.start ? "opens in \(PlanDuration.rounded(seconds: window.start.timeIntervalSince(now)))"
-                : now < window.end ? "open, \(PlanDuration.rounded(seconds: window.end.timeIntervalSince(now))) left" : "closed"
-            lines.append("window:        \(window.start.formatted(.iso8601)) for \(window.duration) (\(state))")
-        } else {
-            lines.append("window:        none (run refuses nothing on time)")
-        }
+        lines.append(PlanWindow.describe(plan.window, none: "none (run refuses nothing on time)"))
         let t = plan.timeouts
         lines.append("timeouts:      scaleDown \(t.scaleDown), claimDeletion \(t.claimDeletion), bind \(t.bind), rollout \(t.rollout), verify \(t.verify)")
         lines.append("verify:        Longhorn volume in \(plan.verify.namespace) with \(plan.verify.replicas) replicas, \(plan.verify.robustness)")
@@ -129,6 +122,7 @@ struct RecreateRun: Sendable {
 
     var namespace: String { plan.target.namespace }
     var claim: String { plan.target.claim }
+    var manifests: ClaimManifests { ClaimManifests(target: target, runDirectory: runDirectory, longhornNamespace: plan.verify.namespace) }
     static let runAnnotation = "repave/run-id"
 
     /// The claim as save-manifests saved it (read off the cooperative pool).

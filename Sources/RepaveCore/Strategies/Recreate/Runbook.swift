@@ -40,6 +40,15 @@ public struct RunbookEvidence: Sendable {
     }
 }
 
+extension RunbookEvidence.Preflight {
+    /// The live preflight's paragraph: GO with what `go` says was checked, or NO-GO with the
+    /// refusal and what to do.
+    func verdict(go: String) -> String {
+        "\nLive preflight against \(server) (context `\(context)`) at \(at.formatted(.iso8601)): "
+            + (refusal.map { "**NO-GO** — \($0.message)." + ($0.hint.map { " To do: \($0)." } ?? "") } ?? "**GO** — \(go).") + "\n"
+    }
+}
+
 extension RecreateStrategy {
     /// The maintenance-window runbook for this plan, in Markdown. Without evidence it is
     /// deterministic: the same plan gives the same text (`repave runbook --offline`).
@@ -101,14 +110,7 @@ extension RecreateStrategy {
             4. Nothing else mounts the claim: `kubectl -n \(ns) get pods -o json | jq -r '.items[] | select(.spec.volumes[]?.persistentVolumeClaim.claimName=="\(claim)") | .metadata.name'` lists only the workload's pods.
 
             """
-        if let live = evidence?.preflight {
-            text += "\nLive preflight against \(live.server) (context `\(live.context)`) at \(live.at.formatted(.iso8601)): "
-            if let refusal = live.refusal {
-                text += "**NO-GO** — \(refusal.message)." + (refusal.hint.map { " To do: \($0)." } ?? "") + "\n"
-            } else {
-                text += "**GO** — claim Bound, mounted only by the plan's workloads, reconcilers dealt with, class compatible, git check passed, permissions present.\n"
-            }
-        }
+        text += evidence?.preflight?.verdict(go: "claim Bound, mounted only by the plan's workloads, reconcilers dealt with, class compatible, git check passed, permissions present") ?? ""
         text += """
 
             ## Run
