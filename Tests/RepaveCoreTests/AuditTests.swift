@@ -1,4 +1,5 @@
 import Foundation
+import Curl
 import KubeAPI
 @testable import RepaveCore
 import RepaveTestSupport
@@ -40,10 +41,12 @@ struct AuditTests {
         let server = RecordingTransport()
         let client: KubeClient
 
-        init(replicasServed: Bool = true) throws {
+        /// - Parameter forbidden: paths answered 403 instead.
+        init(replicasServed: Bool = true, forbidden: Set<String> = []) throws {
             scratch = try ScratchDirectory()
             client = try KubeClient(connection: try scratch.unreachableConnection(), userAgent: "repave-test/audit",
                                     transport: server, retryPolicy: RetryPolicy(maxRetries: 0, maxConnectionRetries: 0))
+            let server = ForbiddingRoutes(server: server, forbidden: forbidden)
             server.on(.get, AuditTests.longhorn, .object(["kind": "APIResourceList", "resources": .array(
                 ["volumes", "nodes", "settings"].map { ["name": .string($0)] } + (replicasServed ? [["name": "replicas"]] : []))]))
             let claims = [
@@ -105,7 +108,7 @@ struct AuditTests {
             seen += page.map(\.metadata.name)
         }
         #expect(pages == 2)
-        #expect(seen.count == 12 && seen.first == "pvc-healthy-r1" && seen.last == "pvc-resting-r3")
+        #expect(seen.count == 13 && seen.first == "pvc-healthy-r1" && seen.last == "pvc-resting-r3")
         let sent = world.server.sent.filter { $0.path.hasSuffix("/replicas") }
         #expect(sent.map { $0.query("limit") } == ["5", "5"])
         #expect(sent.map { $0.query("continue") } == [nil, "page-2"])
@@ -201,9 +204,7 @@ struct AuditTests {
 
     @Test("a forbidden read stops the audit naming every missing permission (exit 2)")
     func forbiddenReads() async throws {
-        let world = try World()
-        world.server.on(.get, "/api/v1/persistentvolumes", .failure(403, reason: "Forbidden", message: "forbidden"))
-        world.server.on(.get, "\(AuditTests.longhorn)/namespaces/longhorn-system/volumes", .failure(403, reason: "Forbidden", message: "forbidden"))
+        let world = try World(forbidden: ["/api/v1/persistentvolumes", "\(AuditTests.longhorn)/namespaces/longhorn-system/volumes"])
         let error = await #expect(throws: RepaveError.self) { try await world.audit().run(world.client) }
         #expect(error?.errorCode == .permissions && error?.exitStatus == .refused)
         #expect(error?.causes == ["list persistentvolumes (cluster-wide)", "list volumes.longhorn.io in longhorn-system"])
@@ -292,11 +293,21 @@ struct AuditTests {
         let existing = try JSONDecoder().decode(AuditRecord.StorageClass.self, from: StubObjects.storageClass("longhorn-3r", replicas: 3).encoded())
         let writer = AuditPlanWriter(directory: "/nowhere", strategy: .recreate, storageClass: "longhorn-3r", copyImage: nil,
                                      minReplicas: 3, longhornNamespace: "longhorn-system", existingClass: existing)
-        let finding = AuditReport.Finding(namespace: "a.b", claim: String(repeating: "c", count: 70), problems: [.init(kind: .desiredReplicas, detail: "x")])
+        let finding = AuditReport.Finding(namespace: "apps", claim: "data.v1." + String(repeating: "c", count: 60), problems: [.init(kind: .desiredReplicas, detail: "x")])
         let file = try #require(writer.files(for: [finding]).first)
         let plan = try RecreatePlan.parse(Data(file.text.utf8), file: file.path)
         #expect(plan.storageClass.allowVolumeExpansion && plan.storageClass.reclaimPolicy == "Delete" && plan.storageClass.volumeBindingMode == "Immediate")
         #expect(plan.name.count <= 63 && !plan.name.contains("."))
+    }
+}
+
+/// Routes a fixture sets up, except those a test forbids: those answer 403 as RBAC would.
+struct ForbiddingRoutes {
+    let server: RecordingTransport
+    let forbidden: Set<String>
+
+    func on(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], _ reply: RecordingTransport.Reply) {
+        server.on(method, path, query: query, forbidden.contains(path) ? .failure(403, reason: "Forbidden", message: "\(path) is forbidden") : reply)
     }
 }
 
