@@ -50,7 +50,9 @@ struct AuditTests {
             server.on(.get, AuditTests.longhorn, .object(["kind": "APIResourceList", "resources": .array(
                 ["volumes", "nodes", "settings"].map { ["name": .string($0)] } + (replicasServed ? [["name": "replicas"]] : []))]))
             let claims = [
-                StubObjects.claim("healthy", in: "apps", uid: "uid-claim-healthy", storageClass: "longhorn-3r", volume: "pvc-healthy"),
+                // Re-created by run-3, whose old PV (kept before runs annotated PVs) is Released.
+                StubObjects.claim("healthy", in: "apps", uid: "uid-claim-healthy", storageClass: "longhorn-3r", volume: "pvc-healthy",
+                                  annotations: ["repave/run-id": "run-3"]),
                 StubObjects.claim("single", in: "apps", uid: "uid-claim-single", storageClass: "longhorn-1r", volume: "pvc-single"),
                 StubObjects.claim("degraded", in: "apps", uid: "uid-claim-degraded", storageClass: "longhorn-3r", volume: "pvc-degraded"),
                 StubObjects.claim("faulted", in: "apps", uid: "uid-claim-faulted", storageClass: "longhorn-3r", volume: "pvc-faulted"),
@@ -62,6 +64,10 @@ struct AuditTests {
             let volumes = names.map { AuditTests.volume("pvc-\($0)", claim: ("apps", $0)) } + [
                 AuditTests.volume("pvc-kept", claim: ("apps", "old"), annotations: ["repave/run-id": "run-1", "repave/claim": "apps/old"],
                                   phase: "Released", policy: "Retain"),
+                AuditTests.volume("pvc-old-healthy", claim: ("apps", "healthy"), phase: "Released", policy: "Retain")
+                    .merging(["spec": ["claimRef": ["uid": "uid-of-the-claim-before"]]]),
+                // Released, its claim not re-created by a run: not Repave's.
+                AuditTests.volume("pvc-foreign", claim: ("apps", "gone"), phase: "Released", policy: "Retain"),
                 // Kept by a run in another namespace: not in this audit's scope.
                 AuditTests.volume("pvc-elsewhere", claim: ("other", "x"), annotations: ["repave/run-id": "run-2", "repave/claim": "other/x"],
                                   phase: "Released", policy: "Retain"),
@@ -144,7 +150,8 @@ struct AuditTests {
         #expect(kinds["faulted"] == [.robustness, .healthyReplicas])
         #expect(report.findings.first { $0.claim == "degraded" }?.healthyReplicas == 2)
         #expect(report.unboundClaims == [.init(namespace: "apps", claim: "waiting", phase: "Pending")])
-        #expect(report.retainedVolumes.map(\.volume) == ["pvc-kept"])
+        #expect(report.retainedVolumes.map(\.volume) == ["pvc-kept", "pvc-old-healthy"])
+        #expect(report.retainedVolumes.map(\.run) == ["run-1", "run-3"] && report.retainedVolumes.map(\.claim) == ["apps/old", "apps/healthy"])
         let kept = try #require(report.retainedVolumes.first)
         #expect(kept.runDirectory == nil && kept.longhornVolumeUID == "lh-kept")
         #expect(kept.cleanup.count == 2 && kept.cleanup[0].contains("\"uid\":\"uid-pvc-kept\"") && kept.cleanup[0].contains("--raw /api/v1/persistentvolumes/pvc-kept"))
@@ -167,6 +174,7 @@ struct AuditTests {
         #expect(report.findings.map(\.claim) == ["degraded", "faulted"])
         #expect(report.settings.isEmpty)
         #expect(report.retainedVolumes.first?.cleanup == ["repave finalize \(directory)"])
+        #expect(report.retainedVolumes.last?.runDirectory == nil)
     }
 
     @Test("without replicas.longhorn.io the healthy counts are not assessed, and that alone makes exit 2")
@@ -199,7 +207,7 @@ struct AuditTests {
         #expect(report.unreadableNamespaces.map(\.namespace) == ["secret"])
         #expect(report.findings.count == 3)
         // Every kept volume is in scope under -A.
-        #expect(report.retainedVolumes.map(\.volume) == ["pvc-elsewhere", "pvc-kept"])
+        #expect(report.retainedVolumes.map(\.volume) == ["pvc-elsewhere", "pvc-kept", "pvc-old-healthy"])
     }
 
     @Test("a forbidden read stops the audit naming every missing permission (exit 2)")

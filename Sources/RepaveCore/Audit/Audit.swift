@@ -50,12 +50,13 @@ public struct Audit: Sendable {
         var reads = Reads()
         var inventory = AuditInventory()
         inventory.claims = try await claims(client, &reads, &report)
-        var retained: [AuditRecord.Volume] = []
+        var retained: [(volume: AuditRecord.Volume, run: String, claim: String)] = []
+        let recreatedClaims = Self.recreatedClaims(inventory.claims)
         try await reads.attempt(.init("list", .persistentVolumes)) {
             try await client.forEachPage(.persistentVolumes, as: AuditRecord.Volume.self, pageSize: pageSize) { page in
                 for volume in page {
                     inventory.volumes[volume.name] = volume
-                    if Self.isRetained(volume) { retained.append(volume) }
+                    if let kept = Self.retainedBy(volume, recreatedClaims: recreatedClaims) { retained.append((volume, kept.run, kept.claim)) }
                 }
             }
         }
@@ -119,27 +120,42 @@ public struct Audit: Sendable {
         return claims
     }
 
-    /// A PV an earlier run kept: annotated by it, and bound to no claim now (a staging volume
-    /// that became the claim's is not left behind).
-    static func isRetained(_ volume: AuditRecord.Volume) -> Bool {
+    /// Claims a run created (`repave/run-id` on the claim), by `namespace/name`: their uid and run.
+    static func recreatedClaims(_ claims: [AuditRecord.Claim]) -> [String: (uid: String, run: String)] {
+        var found: [String: (uid: String, run: String)] = [:]
+        for claim in claims {
+            if let run = claim.metadata.annotations?[runAnnotation] { found["\(claim.namespace)/\(claim.name)"] = (claim.metadata.uid ?? "", run) }
+        }
+        return found
+    }
+
+    /// The run that kept a PV, and the claim it was, when an earlier run kept it: annotated by
+    /// it (`repave/run-id`, `repave/claim`), and bound to no claim now (a staging volume that
+    /// became the claim's is not left behind). A PV kept before runs annotated what they retain
+    /// is recognised by its claim: Released, its `claimRef` naming a claim that a run re-created
+    /// (annotated `repave/run-id`, another uid).
+    static func retainedBy(_ volume: AuditRecord.Volume, recreatedClaims: [String: (uid: String, run: String)]) -> (run: String, claim: String)? {
+        guard volume.phase != "Bound" else { return nil }
         let annotations = volume.metadata.annotations ?? [:]
-        return annotations[runAnnotation] != nil && annotations[claimAnnotation] != nil && volume.phase != "Bound"
+        if let run = annotations[runAnnotation], let claim = annotations[claimAnnotation] { return (run, claim) }
+        guard volume.phase == "Released", let ref = volume.spec?.claimRef, let namespace = ref.namespace, let name = ref.name,
+              let recreated = recreatedClaims["\(namespace)/\(name)"], recreated.uid != ref.uid
+        else { return nil }
+        return (recreated.run, "\(namespace)/\(name)")
     }
 
     /// Retained volumes in scope, each with how to remove it: `repave finalize` when its run's
     /// directory is on this machine, else uid-guarded deletes.
-    func retainedVolumes(_ volumes: [AuditRecord.Volume], longhorn: [String: AuditRecord.LonghornVolume]) async -> [AuditReport.RetainedVolume] {
-        let inScope = volumes.filter { volume in
+    func retainedVolumes(_ volumes: [(volume: AuditRecord.Volume, run: String, claim: String)],
+                         longhorn: [String: AuditRecord.LonghornVolume]) async -> [AuditReport.RetainedVolume] {
+        let inScope = volumes.filter { kept in
             guard let namespace = scopeNamespace else { return true }
-            let claim = volume.metadata.annotations?[Self.claimAnnotation] ?? ""
-            return claim.split(separator: "/").first.map(String.init) == namespace
+            return kept.claim.split(separator: "/").first.map(String.init) == namespace
         }
         guard !inScope.isEmpty else { return [] }
         let root = stateRoot
         let directories = await offPool("audit run lookup") { Self.runDirectories(under: root) }
-        return inScope.sorted { $0.name < $1.name }.map { volume in
-            let annotations = volume.metadata.annotations ?? [:]
-            let run = annotations[Self.runAnnotation] ?? ""
+        return inScope.sorted { $0.volume.name < $1.volume.name }.map { volume, run, claim in
             let backing = volume.longhornVolume.flatMap { longhorn[$0] }
             let directory = directories[run]
             var cleanup: [String]
@@ -153,7 +169,7 @@ public struct Audit: Sendable {
                 }
             }
             return .init(volume: volume.name, uid: volume.metadata.uid ?? "", phase: volume.phase, reclaimPolicy: volume.spec?.persistentVolumeReclaimPolicy,
-                         run: run, claim: annotations[Self.claimAnnotation] ?? "", longhornVolume: backing?.metadata.name,
+                         run: run, claim: claim, longhornVolume: backing?.metadata.name,
                          longhornVolumeUID: backing?.metadata.uid, runDirectory: directory, cleanup: cleanup)
         }
     }
