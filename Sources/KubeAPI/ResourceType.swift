@@ -55,4 +55,10 @@ public struct ResourceType: Sendable, Hashable, CustomStringConvertible {
     public static let selfSubjectAccessReviews = ResourceType(group: "authorization.k8s.io", version: "v1", plural: "selfsubjectaccessreviews", kind: "SelfSubjectAccessReview", namespaced: false)
     /// Longhorn's volume (`volumes.longhorn.io`), named like the PV it backs.
     public static let longhornVolumes = ResourceType(group: "longhorn.io", version: "v1beta2", plural: "volumes", kind: "Volume", namespaced: true)
+    /// Longhorn's replica of a volume (`replicas.longhorn.io`), labelled `longhornvolume=<volume>`.
+    public static let longhornReplicas = ResourceType(group: "longhorn.io", version: "v1beta2", plural: "replicas", kind: "Replica", namespaced: true)
+    /// A node as Longhorn schedules replicas on it (`nodes.longhorn.io`), named like the Kubernetes node.
+    public static let longhornNodes = ResourceType(group: "longhorn.io", version: "v1beta2", plural: "nodes", kind: "Node", namespaced: true)
+    /// One of Longhorn's global settings (`settings.longhorn.io`), such as `default-replica-count`.
+    public static let longhornSettings = ResourceType(group: "longhorn.io", version: "v1beta2", plural: "settings", kind: "Setting", namespaced: true)
 }

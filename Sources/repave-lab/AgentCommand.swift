@@ -27,6 +27,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "How many simulated nodes to register (0 with a real node).")
     var nodes = 3
 
+    @Option(name: .customLong("longhorn-nodes"), help: "How many Longhorn nodes (nodes.longhorn.io lab-node-1…N) may hold replicas.")
+    var longhornNodes = 3
+
     @Option(name: .customLong("real-node"), help: "A node run by a real kubelet: the agent plays only Longhorn's controller side for it.")
     var realNodes: [String] = []
 
@@ -61,8 +64,9 @@ struct AgentCommand: AsyncParsableCommand {
             nodes: nodes, startDelay: try duration(startDelay, "start-delay"),
             terminateDelay: try duration(terminateDelay, "terminate-delay"),
             provisionDelay: try duration(provisionDelay, "provision-delay"), heartbeat: .seconds(10),
-            realNodes: realNodes, volumeDir: volumeDir)
+            longhornNodes: longhornNodes, realNodes: realNodes, volumeDir: volumeDir)
         guard nodes >= 0 else { throw ValidationError("--nodes: \(nodes) is negative; give 0 or more") }
+        guard longhornNodes >= 0 else { throw ValidationError("--longhorn-nodes: \(longhornNodes) is negative; give 0 or more") }
         let connection = try KubeconfigLoader(explicitPath: kubeconfig).load()
         let client = try KubeClient(connection: connection, userAgent: "repave-lab/0.1.0", logger: logger)
         let agent = LabAgent(client: client, settings: settings, logger: logger)

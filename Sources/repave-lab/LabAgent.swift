@@ -15,7 +15,8 @@ import Synchronization
 /// - Pod: `lab.repave/start-delay`, `lab.repave/terminate-delay` (durations such as `2s`)
 /// - PersistentVolumeClaim or StorageClass: `lab.repave/provision: fail`,
 ///   `lab.repave/provision-delay`, `lab.repave/robustness: degraded|faulted`,
-///   `lab.repave/healthy-delay` (degraded for that long after the volume first attaches)
+///   `lab.repave/healthy-delay` (degraded for that long after the volume first attaches),
+///   `lab.repave/rebuild-delay`, `lab.repave/schedulable-nodes` (LabAgent+Longhorn.swift)
 final class LabAgent: Sendable {
     struct Settings: Sendable {
         var nodes: Int
@@ -23,6 +24,8 @@ final class LabAgent: Sendable {
         var terminateDelay: Duration
         var provisionDelay: Duration
         var heartbeat: Duration
+        /// How many `nodes.longhorn.io` (`lab-node-1…N`) replicas may be scheduled on.
+        var longhornNodes = 3
         /// Nodes run by a real kubelet: the agent never plays their pods.
         var realNodes: [String] = []
         /// Where the real node's CSI plugin keeps each volume (`<dir>/<volume name>`).
@@ -39,6 +42,7 @@ final class LabAgent: Sendable {
     let settings: Settings
     let logger: Logger
     let nodeNames: [String]
+    let longhornNodeNames: [String]
 
     private let bell: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
@@ -47,6 +51,9 @@ final class LabAgent: Sendable {
     let volumes: Informer
     let classes: Informer
     let longhorn: Informer
+    let replicas: Informer
+    let longhornNodes: Informer
+    let longhornSettings: Informer
     let attachments: Informer?
 
     /// When each object first became eligible for a delayed action, and actions recently issued
@@ -60,6 +67,7 @@ final class LabAgent: Sendable {
         self.settings = settings
         self.logger = logger
         nodeNames = settings.nodes > 0 ? (1...settings.nodes).map { "lab-node-\($0)" } : []
+        longhornNodeNames = settings.longhornNodes > 0 ? (1...settings.longhornNodes).map { "lab-node-\($0)" } : []
         let (wakeups, bell) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         self.wakeups = wakeups
         self.bell = bell
@@ -69,17 +77,21 @@ final class LabAgent: Sendable {
         volumes = Informer(.persistentVolumes, client: client, logger: logger, bell: ring)
         classes = Informer(.storageClasses, client: client, logger: logger, bell: ring)
         longhorn = Informer(.longhornVolumes, client: client, logger: logger, bell: ring)
+        replicas = Informer(.longhornReplicas, client: client, logger: logger, bell: ring)
+        longhornNodes = Informer(.longhornNodes, client: client, logger: logger, bell: ring)
+        longhornSettings = Informer(.longhornSettings, client: client, logger: logger, bell: ring)
         attachments = settings.real ? Informer(.volumeAttachments, client: client, logger: logger, bell: ring) : nil
     }
 
-    private var informers: [Informer] { [pods, claims, volumes, classes, longhorn] + (attachments.map { [$0] } ?? []) }
+    private var informers: [Informer] { [pods, claims, volumes, classes, longhorn, replicas, longhornNodes, longhornSettings] + (attachments.map { [$0] } ?? []) }
 
     // MARK: - start-up
 
     func prepare() async throws {
-        try await installLonghornCRD()
+        try await installLonghornCRDs()
         try await ensureNamespace(Self.longhornNamespace)
         for name in nodeNames { try await registerNode(name) }
+        try await registerLonghornNodesAndSettings()
         if settings.real { try await installCSIDriver() }
     }
 
@@ -126,35 +138,6 @@ final class LabAgent: Sendable {
     private func allSynced() async -> Bool {
         for informer in informers where !(await informer.synced) { return false }
         return true
-    }
-
-    private func installLonghornCRD() async throws {
-        let crd: JSON = [
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": ["name": "volumes.longhorn.io"],
-            "spec": [
-                "group": "longhorn.io", "scope": "Namespaced",
-                "names": ["kind": "Volume", "plural": "volumes", "singular": "volume", "listKind": "VolumeList", "shortNames": ["lhv"]],
-                "versions": [[
-                    "name": "v1beta2", "served": true, "storage": true, "subresources": ["status": [:]],
-                    "schema": ["openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]],
-                ]],
-            ],
-        ]
-        do {
-            try await client.create(.customResourceDefinitions, crd)
-        } catch let error as KubeAPIError where error.reason == .alreadyExists {}
-        try await client.wait(for: .customResourceDefinitions, named: "volumes.longhorn.io", timeout: .seconds(30),
-                              describedAs: "the volumes.longhorn.io CRD to be established") { crd in
-            Condition.of(crd).contains { $0.type == "Established" && $0.status == "True" }
-        }
-        // Discovery can lag the Established condition by a moment.
-        var attempts = 0
-        while !(try await client.serves(.longhornVolumes)) {
-            attempts += 1
-            guard attempts < 100 else { throw ValidationError("volumes.longhorn.io is established but not served after 10 s") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
     }
 
     private func ensureNamespace(_ name: String) async throws {
@@ -236,7 +219,7 @@ final class LabAgent: Sendable {
         }
     }
 
-    private func act(_ what: String, _ body: () async throws -> Void) async {
+    func act(_ what: String, _ body: () async throws -> Void) async {
         do {
             try await body()
         } catch let error as KubeAPIError where [.notFound, .conflict, .alreadyExists].contains(error.reason) {
@@ -247,7 +230,7 @@ final class LabAgent: Sendable {
     }
 
     /// True once `delay` has passed since `key` first became eligible.
-    private func due(_ key: String, after delay: Duration) -> Bool {
+    func due(_ key: String, after delay: Duration) -> Bool {
         let now = clock.now
         let since = firstEligible.withLock { seen in
             if let first = seen[key] { return first }
@@ -258,7 +241,7 @@ final class LabAgent: Sendable {
     }
 
     /// True unless `key` was done within the last two seconds (the informer may not show it yet).
-    private func claimAction(_ key: String) -> Bool {
+    func claimAction(_ key: String) -> Bool {
         let now = clock.now
         return recentlyDone.withLock { done in
             if let last = done[key], now - last < .seconds(2) { return false }
@@ -268,7 +251,7 @@ final class LabAgent: Sendable {
         }
     }
 
-    private func annotation(_ name: String, _ objects: [[String: String]]) -> String? {
+    func annotation(_ name: String, _ objects: [[String: String]]) -> String? {
         for annotations in objects { if let value = annotations[Self.annotationPrefix + name] { return value } }
         return nil
     }
@@ -434,55 +417,6 @@ final class LabAgent: Sendable {
             try? FileManager.default.removeItem(atPath: dir + "/" + handle)
         }
         logger.info("reclaimed", metadata: ["pv": "\(volume.name)"])
-    }
-
-    /// Attached and healthy (or the claim's or class's `lab.repave/robustness`) while a running
-    /// pod uses the volume; detached with robustness unknown otherwise, as Longhorn reports. With a
-    /// real node, `attachments` (the VolumeAttachments) say which volumes are attached, and where.
-    private func updateLonghornStatus(
-        pods: [Pod], claims: [String: PersistentVolumeClaim], volumes: [PersistentVolume],
-        longhorn: [String: LonghornVolume], classes: [String: StorageClass], attachments: [JSON]?
-    ) async throws {
-        var attachedTo: [String: String] = [:]   // pv name → node
-        if let attachments {
-            for attachment in attachments where attachment[path: "status", "attached"]?.boolValue == true
-                && attachment[path: "spec", "attacher"]?.stringValue == Self.driver {
-                if let pv = attachment[path: "spec", "source", "persistentVolumeName"]?.stringValue {
-                    attachedTo[pv] = attachment[path: "spec", "nodeName"]?.stringValue ?? ""
-                }
-            }
-        } else {
-            for pod in pods where pod.phase == "Running" && !pod.metadata.isTerminating {
-                for claimName in pod.claimNames {
-                    if let pv = claims["\(pod.namespace ?? "")/\(claimName)"]?.volumeName { attachedTo[pv] = pod.nodeName ?? "" }
-                }
-            }
-        }
-        let byName = Dictionary(volumes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for (name, volume) in longhorn {
-            var state = "detached", robustness = "unknown", node = ""
-            if let attached = attachedTo[name] {
-                state = "attached"
-                node = attached
-                var knobs: [[String: String]] = []
-                if let ref = byName[name]?.claimRef, let claim = claims["\(ref.namespace)/\(ref.name)"] {
-                    knobs.append(claim.metadata.annotations)
-                    if let className = claim.storageClassName, let storageClass = classes[className] { knobs.append(storageClass.metadata.annotations) }
-                }
-                robustness = annotation("robustness", knobs) ?? "healthy"
-                // `healthy-delay`: degraded for that long after it first attaches (a rebuild), so
-                // a verify right after scale-up sees it heal (the crash matrix needs that wait).
-                if robustness == "healthy", let delay = annotation("healthy-delay", knobs).flatMap(parseDuration), !due("healthy/\(name)", after: delay) {
-                    robustness = "degraded"
-                }
-            }
-            guard volume.state != state || volume.robustness != robustness || (volume.raw[path: "status", "currentNodeID"]?.stringValue ?? "") != node,
-                  claimAction("longhorn/\(name)/\(state)/\(robustness)")
-            else { continue }
-            try await client.patch(.longhornVolumes, named: name, in: Self.longhornNamespace,
-                                   .merge(["status": ["state": .string(state), "robustness": .string(robustness), "currentNodeID": .string(node)]]),
-                                   subresource: "status")
-        }
     }
 }
 

@@ -167,4 +167,129 @@ struct LabAgentTests {
             }
         }
     }
+
+    // MARK: Longhorn's replicas, nodes and settings
+
+    func replicasOf(_ volume: String) async throws -> [LonghornReplica] {
+        try await client.list(.longhornReplicas, in: "longhorn-system", labelSelector: "longhornvolume=\(volume)").items.map(LonghornReplica.init)
+    }
+
+    /// A running Deployment on a new claim of a class with `replicas`; returns the volume's name.
+    func attachedVolume(_ ns: String, className: String, claimAnnotations: [String: String] = [:], deploy: Bool = true) async throws -> String {
+        try await client.create(.persistentVolumeClaims, in: ns, LabFixtures.claim("data", storageClass: className, annotations: claimAnnotations))
+        let bound = try await client.wait(for: .persistentVolumeClaims, named: "data", in: ns, timeout: .seconds(20), describedAs: "bound") {
+            $0.map { PersistentVolumeClaim($0).isBound } ?? false
+        }.map(PersistentVolumeClaim.init)
+        let volume = try #require(bound?.volumeName)
+        if deploy {
+            try await client.create(.deployments, in: ns, LabFixtures.deployment("ws", claim: "data"))
+            try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(30), describedAs: "attached, healthy") {
+                $0.map { LonghornVolume($0).state == "attached" && LonghornVolume($0).robustness == "healthy" } ?? false
+            }
+        }
+        return volume
+    }
+
+    @Test("Longhorn nodes lab-node-1..3 and settings at Longhorn's defaults; a new volume gets its replicas on distinct nodes")
+    func longhornObjects() async throws {
+        let nodes = try await client.list(.longhornNodes, in: "longhorn-system").items.map(LonghornNode.init)
+        #expect(nodes.map(\.name).sorted() == ["lab-node-1", "lab-node-2", "lab-node-3"])
+        #expect(nodes.allSatisfy { $0.isSchedulable })
+        let settings = Dictionary(try await client.list(.longhornSettings, in: "longhorn-system").items.map { (LonghornSetting($0).name, LonghornSetting($0).value) },
+                                  uniquingKeysWith: { a, _ in a })
+        #expect(settings["default-replica-count"] == "3")
+        #expect(settings["replica-soft-anti-affinity"] == "false")
+        #expect(settings["offline-replica-rebuilding"] == "false")
+
+        let className = uniqueClass("lh2")
+        try await withClass(LabFixtures.storageClass(className, replicas: 2)) {
+            try await withTestNamespace(client, prefix: "agent") { ns in
+                let volume = try await attachedVolume(ns, className: className)
+                let replicas = try await replicasOf(volume)
+                #expect(replicas.count == 2)
+                #expect(Set(replicas.map(\.nodeID)).count == 2)
+                #expect(replicas.allSatisfy { $0.isHealthy && $0.currentState == "running" })
+                let lh = LonghornVolume(try await client.get(.longhornVolumes, named: volume, in: "longhorn-system"))
+                #expect(lh.scheduled?.status == "True")
+            }
+        }
+    }
+
+    @Test("more replicas on an attached volume: rebuilt one at a time, degraded until done, then healthy on distinct nodes")
+    func rebuildOnline() async throws {
+        let className = uniqueClass("lh1")
+        try await withClass(LabFixtures.storageClass(className, replicas: 1)) {
+            try await withTestNamespace(client, prefix: "agent") { ns in
+                let volume = try await attachedVolume(ns, className: className, claimAnnotations: ["lab.repave/rebuild-delay": "1s"])
+                #expect(try await replicasOf(volume).count == 1)
+                try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["numberOfReplicas": 3]]))
+                var sawDegraded = false
+                var mostRebuilding = 0
+                let deadline = ContinuousClock.now + .seconds(20)
+                while ContinuousClock.now < deadline {
+                    let replicas = try await replicasOf(volume)
+                    mostRebuilding = max(mostRebuilding, replicas.count(where: { $0.isRebuilding }))
+                    let lh = LonghornVolume(try await client.get(.longhornVolumes, named: volume, in: "longhorn-system"))
+                    if lh.robustness == "degraded" { sawDegraded = true }
+                    if replicas.count(where: { $0.isHealthy }) == 3 && lh.robustness == "healthy" { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let replicas = try await replicasOf(volume)
+                #expect(replicas.count(where: { $0.isHealthy }) == 3)
+                #expect(Set(replicas.map(\.nodeID)).count == 3)
+                #expect(sawDegraded)
+                #expect(mostRebuilding == 1)
+            }
+        }
+    }
+
+    @Test("fewer schedulable Longhorn nodes than replicas: Scheduled=False, ReplicaSchedulingFailure; a lower count keeps built replicas")
+    func schedulingFailure() async throws {
+        let className = uniqueClass("lh1")
+        try await withClass(LabFixtures.storageClass(className, replicas: 1)) {
+            try await withTestNamespace(client, prefix: "agent") { ns in
+                let volume = try await attachedVolume(ns, className: className, claimAnnotations: ["lab.repave/schedulable-nodes": "2"])
+                try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["numberOfReplicas": 3]]))
+                let failed = try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(20), describedAs: "scheduling failure") {
+                    $0.map { LonghornVolume($0).scheduled?.reason == "ReplicaSchedulingFailure" } ?? false
+                }.map(LonghornVolume.init)
+                #expect(failed?.scheduled?.status == "False")
+                #expect(failed?.scheduled?.message.contains("2 schedulable node") == true)
+                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(10), describedAs: "degraded") {
+                    $0.map { LonghornVolume($0).robustness == "degraded" } ?? false
+                }
+                try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["numberOfReplicas": 1]]))
+                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(10), describedAs: "scheduled, healthy") {
+                    $0.map { LonghornVolume($0).scheduled?.status == "True" && LonghornVolume($0).robustness == "healthy" } ?? false
+                }
+                #expect(try await replicasOf(volume).count(where: { $0.isHealthy }) == 2)
+            }
+        }
+    }
+
+    @Test("a detached volume rebuilds only with offline rebuilding, attached for the rebuild and detached after")
+    func offlineRebuilding() async throws {
+        let className = uniqueClass("lh1")
+        try await withClass(LabFixtures.storageClass(className, replicas: 1)) {
+            try await withTestNamespace(client, prefix: "agent") { ns in
+                let volume = try await attachedVolume(ns, className: className, deploy: false)
+                try await client.wait(for: .longhornReplicas, named: try #require(try await replicasOf(volume).first?.name), in: "longhorn-system",
+                                      timeout: .seconds(10), describedAs: "replica") { $0 != nil }
+                try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["numberOfReplicas": 2]]))
+                try await Task.sleep(for: .seconds(1))
+                #expect(try await replicasOf(volume).count == 1)
+                #expect(LonghornVolume(try await client.get(.longhornVolumes, named: volume, in: "longhorn-system")).state == "detached")
+
+                try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["offlineRebuilding": "enabled"]]))
+                let deadline = ContinuousClock.now + .seconds(20)
+                while try await replicasOf(volume).count(where: { $0.isHealthy }) < 2, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(try await replicasOf(volume).count(where: { $0.isHealthy }) == 2)
+                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(10), describedAs: "detached again") {
+                    $0.map { LonghornVolume($0).state == "detached" && LonghornVolume($0).robustness == "unknown" } ?? false
+                }
+            }
+        }
+    }
 }

@@ -215,6 +215,49 @@ public struct LonghornVolume: ObjectView {
     public var state: String { raw[path: "status", "state"]?.stringValue ?? "" }
     /// `healthy`, `degraded`, `faulted` or `unknown` (while detached).
     public var robustness: String { raw[path: "status", "robustness"]?.stringValue ?? "" }
+    /// The node the volume is attached to, empty while detached.
+    public var currentNodeID: String { raw[path: "status", "currentNodeID"]?.stringValue ?? "" }
+    /// `enabled`, `disabled`, or `ignored`/empty (Longhorn's `offline-replica-rebuilding` setting decides).
+    public var offlineRebuilding: String { raw[path: "spec", "offlineRebuilding"]?.stringValue ?? "" }
+    public var conditions: [Condition] { Condition.of(raw) }
+    /// The `Scheduled` condition: false with reason `ReplicaSchedulingFailure` when Longhorn cannot place a replica.
+    public var scheduled: Condition? { conditions.first { $0.type == "Scheduled" } }
+}
+
+/// Longhorn's `replicas.longhorn.io/v1beta2` Replica: one copy of a volume's data on one node.
+public struct LonghornReplica: ObjectView {
+    public let raw: JSON
+    public init(_ raw: JSON) { self.raw = raw }
+    public var volumeName: String { raw[path: "spec", "volumeName"]?.stringValue ?? metadata.labels["longhornvolume"] ?? "" }
+    public var nodeID: String { raw[path: "spec", "nodeID"]?.stringValue ?? "" }
+    /// Set when the replica first becomes RW (after its rebuild); empty while it is rebuilt.
+    public var healthyAt: String { raw[path: "spec", "healthyAt"]?.stringValue ?? "" }
+    /// Set when the replica failed; empty for a live one.
+    public var failedAt: String { raw[path: "spec", "failedAt"]?.stringValue ?? "" }
+    /// `running` while the volume is attached, `stopped` otherwise.
+    public var currentState: String { raw[path: "status", "currentState"]?.stringValue ?? "" }
+    /// Rebuilt and not failed: it holds a full copy.
+    public var isHealthy: Bool { failedAt.isEmpty && !healthyAt.isEmpty }
+    /// Being rebuilt: not yet healthy, not failed.
+    public var isRebuilding: Bool { failedAt.isEmpty && healthyAt.isEmpty && !metadata.isTerminating }
+}
+
+/// Longhorn's `nodes.longhorn.io/v1beta2` Node.
+public struct LonghornNode: ObjectView {
+    public let raw: JSON
+    public init(_ raw: JSON) { self.raw = raw }
+    public var allowScheduling: Bool { raw[path: "spec", "allowScheduling"]?.boolValue ?? true }
+    /// Replicas may be placed here: scheduling allowed, and neither `Ready` nor `Schedulable` is false.
+    public var isSchedulable: Bool {
+        allowScheduling && !Condition.of(raw).contains { ["Ready", "Schedulable"].contains($0.type) && $0.status != "True" }
+    }
+}
+
+/// Longhorn's `settings.longhorn.io/v1beta2` Setting: a name and a string `value`.
+public struct LonghornSetting: ObjectView {
+    public let raw: JSON
+    public init(_ raw: JSON) { self.raw = raw }
+    public var value: String { raw["value"]?.stringValue ?? "" }
 }
 
 public struct SelfSubjectAccessReview: ObjectView {
