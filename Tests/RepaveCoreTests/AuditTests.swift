@@ -1,4 +1,6 @@
+import Blocking
 import Foundation
+import Journal
 import Curl
 import KubeAPI
 @testable import RepaveCore
@@ -165,9 +167,11 @@ struct AuditTests {
     func lowBarAndFinalize() async throws {
         let world = try World()
         let directory = world.scratch.file("runs/old-20261201T000000Z")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Data(#"{"v":1,"seq":1,"prev":"0","run":"run-1","t":"2026-12-01T00:00:00Z","kind":"header","data":{}}"#.utf8 + [10] + Data("{}\n".utf8))
-            .write(to: URL(fileURLWithPath: directory + "/journal.jsonl"))
+        try FileManager.default.createDirectory(atPath: world.scratch.file("runs"), withIntermediateDirectories: true)
+        let header = RunHeader(strategy: "recreate", plan: "old", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        _ = try await offPool("test journal") { try Journal.create(directory: directory, run: "run-1", header: header) }
+        // A directory that is not a run is passed over.
+        try FileManager.default.createDirectory(atPath: world.scratch.file("runs/notes"), withIntermediateDirectories: true)
         var audit = world.audit()
         audit.minReplicas = 1
         let report = try await audit.run(world.client)

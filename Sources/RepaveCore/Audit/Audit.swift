@@ -180,24 +180,17 @@ public struct Audit: Sendable {
         "echo '{\"apiVersion\":\"v1\",\"kind\":\"DeleteOptions\",\"preconditions\":{\"uid\":\"\(uid)\"}}' | kubectl delete --raw \(path) -f -"
     }
 
-    /// Run id → run directory, for every run under `root`: the id is the `run` of each journal's
-    /// first record. Only that line is read.
+    /// Run id → run directory, for every run under `root`: the run of each journal's records,
+    /// read as `repave status` reads them (a directory whose journal does not read is skipped).
     static func runDirectories(under root: String) -> [String: String] {
         var found: [String: String] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
             let directory = root + "/" + name
-            guard let handle = FileHandle(forReadingAtPath: directory + "/journal.jsonl") else { continue }
-            defer { try? handle.close() }
-            guard let head = try? handle.read(upToCount: 64 * 1024),
-                  let line = head.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first,
-                  let record = try? JSONDecoder().decode(RunOnly.self, from: Data(line))
-            else { continue }
-            found[record.run] = directory
+            guard let run = (try? Journal.read(directory: directory))?.records.first?.run, !run.isEmpty else { continue }
+            found[run] = directory
         }
         return found
     }
-
-    private struct RunOnly: Decodable { var run: String }
 
     /// The reads an audit makes, and those the user was forbidden: all of them are named at
     /// once, as `repave run`'s permission check names what a run lacks.
