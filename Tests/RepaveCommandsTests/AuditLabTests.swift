@@ -151,3 +151,25 @@ struct AuditLabTests: DevpodTesting {
         }
     }
 }
+
+/// `repave audit`'s flags, refused before any kubeconfig is read (exit 64, one line each).
+@Suite("audit command line")
+struct AuditCommandLineTests {
+    @Test("--write-plans needs --strategy; recreate and migrate need --storage-class, migrate --copy-image; -n and -A exclude each other")
+    func usage() async throws {
+        let cases: [([String], String)] = [
+            (["-n", "a", "-A"], "-n and -A exclude each other"),
+            (["--write-plans", "d"], "needs --strategy"),
+            (["--write-plans", "d", "--strategy", "recreate"], "needs --storage-class"),
+            (["--write-plans", "d", "--strategy", "migrate", "--storage-class", "c"], "needs --copy-image"),
+            (["--write-plans", "d", "--strategy", "replicas", "--storage-class", "c"], "drop --storage-class"),
+            (["--strategy", "replicas"], "go with --write-plans"),
+            (["--min-replicas", "0"], "from 1 to 10"),
+            (["--write-plans", "d", "--strategy", "rebuild"], "rebuild"),
+        ]
+        for (arguments, message) in cases {
+            let result = try await runProcess(try repaveBinary(), ["audit"] + arguments + ["--kubeconfig", "/nonexistent"])
+            #expect(result.status == 64 && result.standardError.contains(message), "\(arguments): \(result.status) \(result.standardError)")
+        }
+    }
+}
