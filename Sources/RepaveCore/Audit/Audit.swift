@@ -43,81 +43,104 @@ public struct Audit: Sendable {
     /// claims cannot be listed are reported, and the others assessed.
     public func run(_ client: KubeClient) async throws -> AuditReport {
         var report = AuditReport(namespace: scopeNamespace, minReplicas: minReplicas, longhornNamespace: longhornNamespace)
-        guard try await client.serves(.longhornVolumes) else {
+        let served = try await longhornResources(client)
+        guard served.contains(ResourceType.longhornVolumes.plural) else {
             report.notAssessed.append("Longhorn not found: the API server serves no \(ResourceType.longhornVolumes) (is Longhorn installed?)")
             return report
         }
+        // The reads are independent: sent side by side, the server answers them in parallel and
+        // one list's page is decoded while another's is on its way.
+        let (pageSize, longhorn) = (pageSize, longhornNamespace)
+        async let claimsRead = Reads.result { try await claims(client) }
+        async let volumesRead = Reads.result { try await client.list(.persistentVolumes, as: AuditRecord.Volume.self, pageSize: pageSize) }
+        async let classesRead = Reads.result { try await client.list(.storageClasses, as: AuditRecord.StorageClass.self, pageSize: pageSize) }
+        async let longhornRead = Reads.result {
+            try await client.list(.longhornVolumes, as: AuditRecord.LonghornVolume.self, in: longhorn, pageSize: pageSize)
+        }
+        async let replicasRead = Reads.result { served.contains(ResourceType.longhornReplicas.plural) ? try await tallyReplicas(client) : nil }
+        async let settingRead = Reads.result {
+            served.contains(ResourceType.longhornSettings.plural)
+                ? try await client.getIfPresent(.longhornSettings, named: "default-replica-count", in: longhorn)?["value"]?.stringValue : nil
+        }
+
         var reads = Reads()
         var inventory = AuditInventory()
-        inventory.claims = try await claims(client, &reads, &report)
-        var retained: [(volume: AuditRecord.Volume, run: String, claim: String)] = []
-        let recreatedClaims = Self.recreatedClaims(inventory.claims)
-        try await reads.attempt(.init("list", .persistentVolumes)) {
-            try await client.forEachPage(.persistentVolumes, as: AuditRecord.Volume.self, pageSize: pageSize) { page in
-                for volume in page {
-                    inventory.volumes[volume.name] = volume
-                    if let kept = Self.retainedBy(volume, recreatedClaims: recreatedClaims) { retained.append((volume, kept.run, kept.claim)) }
-                }
-            }
+        let claimsQuestion = KubeClient.AccessQuestion("list", .persistentVolumeClaims, namespace: scopeNamespace)
+        if let read = try reads.take(claimsQuestion, await claimsRead) {
+            inventory.claims = read.0
+            report.unreadableNamespaces = read.1
         }
-        try await reads.attempt(.init("list", .storageClasses)) {
-            for storageClass in try await client.list(.storageClasses, as: AuditRecord.StorageClass.self, pageSize: pageSize) {
-                inventory.classes[storageClass.metadata.name] = storageClass
-            }
+        let volumes = try reads.take(.init("list", .persistentVolumes), await volumesRead) ?? []
+        for volume in volumes { inventory.volumes[volume.name] = volume }
+        for storageClass in try reads.take(.init("list", .storageClasses), await classesRead) ?? [] {
+            inventory.classes[storageClass.metadata.name] = storageClass
         }
-        try await reads.attempt(.init("list", .longhornVolumes, namespace: longhornNamespace)) {
-            try await client.forEachPage(.longhornVolumes, as: AuditRecord.LonghornVolume.self, in: longhornNamespace, pageSize: pageSize) { page in
-                for volume in page { inventory.longhornVolumes[volume.metadata.name] = volume }
-            }
+        for volume in try reads.take(.init("list", .longhornVolumes, namespace: longhorn), await longhornRead) ?? [] {
+            inventory.longhornVolumes[volume.metadata.name] = volume
         }
-        if try await client.serves(.longhornReplicas) {
-            try await reads.attempt(.init("list", .longhornReplicas, namespace: longhornNamespace)) {
-                inventory.replicas = [:]
-                try await client.forEachPage(.longhornReplicas, as: AuditRecord.Replica.self, in: longhornNamespace, pageSize: pageSize) {
-                    inventory.tally($0)
-                }
-            }
-        } else {
+        inventory.replicas = try reads.take(.init("list", .longhornReplicas, namespace: longhorn), await replicasRead) ?? nil
+        inventory.defaultReplicaCount = try reads.take(.init("get", .longhornSettings, namespace: longhorn, name: "default-replica-count"),
+                                                       await settingRead) ?? nil
+        try await reads.requireAll(client)
+        if !served.contains(ResourceType.longhornReplicas.plural) {
             report.notAssessed.append("healthy replica counts: the API server serves no \(ResourceType.longhornReplicas)")
         }
-        if try await client.serves(.longhornSettings) {
-            try await reads.attempt(.init("get", .longhornSettings, namespace: longhornNamespace, name: "default-replica-count")) {
-                let setting = try await client.getIfPresent(.longhornSettings, named: "default-replica-count", in: longhornNamespace)
-                inventory.defaultReplicaCount = setting?["value"]?.stringValue
-            }
-        }
-        try await reads.requireAll(client)
         Self.assess(inventory, into: &report)
+        let recreatedClaims = Self.recreatedClaims(inventory.claims)
+        let retained = volumes.compactMap { volume in
+            Self.retainedBy(volume, recreatedClaims: recreatedClaims).map { (volume: volume, run: $0.run, claim: $0.claim) }
+        }
         report.retainedVolumes = await retainedVolumes(retained, longhorn: inventory.longhornVolumes)
         return report
     }
 
-    /// The claims in scope. Under `-A` a forbidden cluster-wide list falls back to one list per
-    /// namespace, and the namespaces still forbidden are reported.
-    private func claims(_ client: KubeClient, _ reads: inout Reads, _ report: inout AuditReport) async throws -> [AuditRecord.Claim] {
-        var claims: [AuditRecord.Claim] = []
-        if let namespace = scopeNamespace {
-            try await reads.attempt(.init("list", .persistentVolumeClaims, namespace: namespace)) {
-                claims = try await client.list(.persistentVolumeClaims, as: AuditRecord.Claim.self, in: namespace, pageSize: pageSize)
-            }
-            return claims
-        }
+    /// The resources Longhorn's API group serves (empty when it serves none): one discovery read.
+    func longhornResources(_ client: KubeClient) async throws -> Set<String> {
+        let path = ResourceType.longhornVolumes.groupVersionPath
         do {
-            return try await client.list(.persistentVolumeClaims, as: AuditRecord.Claim.self, pageSize: pageSize)
-        } catch let error as KubeAPIError where error.reason == .forbidden {}
-        var namespaces: [AuditRecord.Meta] = []
-        struct Named: Decodable { var metadata: AuditRecord.Meta }
-        try await reads.attempt(.init("list", .namespaces)) {
-            namespaces = try await client.list(.namespaces, as: Named.self, pageSize: pageSize).map(\.metadata)
+            let document = try JSON.decode(try await client.send(.init(.get, path)).body)
+            return Set((document["resources"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue })
+        } catch let error as KubeAPIError where error.reason == .notFound {
+            return []
         }
-        for namespace in namespaces.map(\.name).sorted() {
+    }
+
+    /// Healthy replicas per volume, tallied page by page: no replica is kept.
+    func tallyReplicas(_ client: KubeClient) async throws -> [String: AuditInventory.ReplicaTally] {
+        var inventory = AuditInventory()
+        inventory.replicas = [:]
+        try await client.forEachPage(.longhornReplicas, as: AuditRecord.Replica.self, in: longhornNamespace, pageSize: pageSize) { inventory.tally($0) }
+        return inventory.replicas ?? [:]
+    }
+
+    /// The claims in scope, and under `-A` the namespaces that could not be read: a forbidden
+    /// cluster-wide list falls back to one list per namespace.
+    private func claims(_ client: KubeClient) async throws -> ([AuditRecord.Claim], [AuditReport.UnreadableNamespace]) {
+        if let namespace = scopeNamespace {
+            return (try await client.list(.persistentVolumeClaims, as: AuditRecord.Claim.self, in: namespace, pageSize: pageSize), [])
+        }
+        let clusterWide: KubeAPIError
+        do {
+            return (try await client.list(.persistentVolumeClaims, as: AuditRecord.Claim.self, pageSize: pageSize), [])
+        } catch let error as KubeAPIError where error.reason == .forbidden {
+            clusterWide = error
+        }
+        struct Named: Decodable { var metadata: AuditRecord.Meta }
+        let namespaces: [String]
+        do {
+            namespaces = try await client.list(.namespaces, as: Named.self, pageSize: pageSize).map(\.metadata.name).sorted()
+        } catch let error as KubeAPIError where error.reason == .forbidden {
+            throw clusterWide
+        }
+        var claims: [AuditRecord.Claim] = [], unreadable: [AuditReport.UnreadableNamespace] = []
+        for namespace in namespaces {
             do {
                 claims += try await client.list(.persistentVolumeClaims, as: AuditRecord.Claim.self, in: namespace, pageSize: pageSize)
             } catch let error as KubeAPIError where error.reason == .forbidden {
-                report.unreadableNamespaces.append(.init(namespace: namespace, reason: "may not list persistentvolumeclaims"))
+                unreadable.append(.init(namespace: namespace, reason: "may not list persistentvolumeclaims"))
             }
         }
-        return claims
+        return (claims, unreadable)
     }
 
     /// Claims a run created (`repave/run-id` on the claim), by `namespace/name`: their uid and run.
@@ -197,11 +220,24 @@ public struct Audit: Sendable {
     struct Reads {
         var forbidden: [KubeClient.AccessQuestion] = []
 
-        mutating func attempt(_ question: KubeClient.AccessQuestion, _ read: () async throws -> Void) async rethrows {
+        /// A read's outcome as a value, so that reads can run side by side and be settled after.
+        static func result<Value: Sendable>(_ read: () async throws -> Value) async -> Result<Value, any Error> {
             do {
-                try await read()
-            } catch let error as KubeAPIError where error.reason == .forbidden {
+                return .success(try await read())
+            } catch {
+                return .failure(error)
+            }
+        }
+
+        /// What a read returned, or nil when the user may not read it (then `question` is
+        /// remembered, to name with the others); any other failure is thrown.
+        mutating func take<Value>(_ question: KubeClient.AccessQuestion, _ outcome: Result<Value, any Error>) throws -> Value? {
+            switch outcome {
+            case .success(let value): return value
+            case .failure(let error as KubeAPIError) where error.reason == .forbidden:
                 forbidden.append(question)
+                return nil
+            case .failure(let error): throw error
             }
         }
 

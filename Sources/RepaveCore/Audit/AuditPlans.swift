@@ -9,18 +9,19 @@ extension Audit {
     public func discoverWorkloads(_ client: KubeClient, into report: inout AuditReport) async throws {
         var reads = Reads()
         for namespace in Set(report.findings.map(\.namespace)).sorted() {
-            var pods: [AuditRecord.Pod] = []
-            try await reads.attempt(.init("list", .pods, namespace: namespace)) {
-                pods = try await client.list(.pods, as: AuditRecord.Pod.self, in: namespace, pageSize: pageSize)
-            }
+            var pods: [AuditRecord.Pod]
+            pods = try reads.take(.init("list", .pods, namespace: namespace), await Reads.result {
+                try await client.list(.pods, as: AuditRecord.Pod.self, in: namespace, pageSize: pageSize)
+            }) ?? []
             pods.removeAll { $0.status?.phase == "Succeeded" || $0.status?.phase == "Failed" }
             var deploymentOf: [String: String] = [:]
             if pods.contains(where: { $0.controller?.kind == "ReplicaSet" }) {
-                try await reads.attempt(.init("list", .replicaSets, namespace: namespace)) {
-                    for replicaSet in try await client.list(.replicaSets, as: AuditRecord.ReplicaSet.self, in: namespace, pageSize: pageSize) {
-                        if let owner = replicaSet.metadata.ownerReferences?.first(where: { $0.controller == true }), owner.kind == "Deployment" {
-                            deploymentOf[replicaSet.metadata.name] = owner.name
-                        }
+                let replicaSets = try reads.take(.init("list", .replicaSets, namespace: namespace), await Reads.result {
+                    try await client.list(.replicaSets, as: AuditRecord.ReplicaSet.self, in: namespace, pageSize: pageSize)
+                }) ?? []
+                for replicaSet in replicaSets {
+                    if let owner = replicaSet.metadata.ownerReferences?.first(where: { $0.controller == true }), owner.kind == "Deployment" {
+                        deploymentOf[replicaSet.metadata.name] = owner.name
                     }
                 }
             }
