@@ -222,6 +222,26 @@ struct AuditTests {
         #expect(error?.causes == ["list persistentvolumes (cluster-wide)", "list volumes.longhorn.io in longhorn-system"])
     }
 
+    @Test("a PV naming a Longhorn volume that does not exist is a finding; a PV of another driver is none")
+    func missingVolume() throws {
+        func decode<T: Decodable>(_ type: T.Type, _ object: JSON) throws -> T { try JSONDecoder().decode(type, from: object.encoded()) }
+        var inventory = AuditInventory()
+        inventory.claims = [try decode(AuditRecord.Claim.self, StubObjects.claim("orphan", in: "apps", uid: "u1", storageClass: "x", volume: "pvc-orphan")),
+                            try decode(AuditRecord.Claim.self, StubObjects.claim("nfs", in: "apps", uid: "u2", storageClass: "x", volume: "pvc-nfs"))]
+        var nfs = AuditTests.volume("pvc-nfs", claim: ("apps", "nfs"))
+        nfs["spec"]?["csi"] = ["driver": "nfs.csi.k8s.io", "volumeHandle": "share"]
+        for volume in [AuditTests.volume("pvc-orphan", claim: ("apps", "orphan")), nfs] {
+            let record = try decode(AuditRecord.Volume.self, volume)
+            inventory.volumes[record.name] = record
+        }
+        inventory.replicas = [:]
+        var report = AuditReport(namespace: "apps", minReplicas: 3, longhornNamespace: "longhorn-system")
+        Audit.assess(inventory, into: &report)
+        #expect(report.findings.map(\.claim) == ["orphan"])
+        #expect(report.findings.first?.problems.map(\.kind) == [.longhornVolumeMissing])
+        #expect(report.claims == 2 && report.exitStatus == .refused)
+    }
+
     // MARK: plans
 
     func findingsWithWorkloads(_ world: World) async throws -> AuditReport {
