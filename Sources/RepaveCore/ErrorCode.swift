@@ -98,6 +98,11 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let abortEnded = ErrorCode("abort.ended", .journalRefused)
     public static let statusNoRuns = ErrorCode("status.no-runs", .refused)
 
+    // MARK: audit
+    /// `--write-plans`: a plan file is already there; nothing was written.
+    public static let auditPlanExists = ErrorCode("audit.plan-exists", .refused)
+    public static let auditPlanUnwritable = ErrorCode("audit.plan-unwritable", .refused)
+
     // MARK: git
     public static let gitFailed = ErrorCode("git.failed", .refused)
     public static let gitNoSuchPath = ErrorCode("git.no-such-path", .refused)
@@ -113,7 +118,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         runRefused, runStopped, runInterrupted, lockHeld, manifestsWrite, writeUnsettled, claimInUse, scaledUp, retainNoVolume, retainReplaced,
         deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
-        abortPastPointOfNoReturn, abortEnded, statusNoRuns, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
+        abortPastPointOfNoReturn, abortEnded, statusNoRuns, auditPlanExists, auditPlanUnwritable, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
         notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, replicasConflict, replicasUnschedulable, rebuildTimeout,
     ]
 }

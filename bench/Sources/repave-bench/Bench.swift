@@ -5,5 +5,5 @@ import ArgumentParser
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repave-bench", abstract: "Repave's benchmarks against what a user would use instead.",
-        subcommands: [ClientGet.self, Maintenance.self, Preflight.self])
+        subcommands: [ClientGet.self, Maintenance.self, Preflight.self, AuditScale.self])
 }

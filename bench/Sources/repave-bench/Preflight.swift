@@ -165,7 +165,7 @@ struct Noise {
 
     func create(_ client: KubeClient, pods: Int, claims: Int) async throws {
         let className = "bench-static-\(id)"
-        try await concurrently(0..<claims) { index in
+        try await Self.concurrently(0..<claims) { index in
             let volume = "bench-noise-\(id)-\(index)", claim = "noise-\(index)"
             try await client.create(.persistentVolumes, [
                 "apiVersion": "v1", "kind": "PersistentVolume",
@@ -181,7 +181,7 @@ struct Noise {
                          "resources": ["requests": ["storage": "1Gi"]]],
             ])
         }
-        try await concurrently(0..<pods) { index in
+        try await Self.concurrently(0..<pods) { index in
             try await client.create(.pods, in: namespace, [
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": ["name": .string("batch-\(index)"), "labels": ["app": .string("batch-\(index % 40)"), "tier": "batch"],
@@ -205,7 +205,7 @@ struct Noise {
     func removeVolumes(_ client: KubeClient) async {
         do {
             let volumes = try await client.list(.persistentVolumes, labelSelector: label).items.map(PersistentVolume.init)
-            try await concurrently(volumes.indices) { index in
+            try await Self.concurrently(volumes.indices) { index in
                 try await client.delete(.persistentVolumes, named: volumes[index].name, uid: volumes[index].uid)
             }
         } catch {
@@ -213,8 +213,8 @@ struct Noise {
         }
     }
 
-    /// Runs `body` for every index, 16 at a time.
-    private func concurrently(_ indices: Range<Int>, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+    /// Runs `body` for every index, 16 at a time (the audit benchmark's world too).
+    static func concurrently(_ indices: Range<Int>, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = indices.lowerBound
             while next < indices.upperBound && next - indices.lowerBound < 16 {
