@@ -25,7 +25,7 @@ struct CopyPodTests {
     static let copy = MigratePlan.Copy(
         image: "lab/mover:1", warm: true, verify: .checksum, imagePullPolicy: "IfNotPresent",
         nodeSelector: ["disk": "ssd"], tolerations: [.init(key: "dedicated", operator: "Equal", value: "storage", effect: "NoSchedule", tolerationSeconds: nil)],
-        resources: .init(requests: ["cpu": "100m"], limits: ["memory": "1Gi"]), extraArgs: ["--exclude=it's here", "-v"])
+        resources: .init(requests: ["cpu": "100m"], limits: ["memory": "1Gi"]), extraArgs: ["--exclude=it's here", "--bwlimit=50m", "--include=*.keep"])
 
     static func pod(_ pass: CopyPod.Pass, node: String? = "node-1", staging: String = "home-repave-0123abcd") -> CopyPod {
         CopyPod(pass: pass, namespace: "devpod", sourceClaim: "home", stagingClaim: staging, runID: "20261207-0123abcd", node: node, copy: copy)
