@@ -69,12 +69,18 @@ struct CopyPodTests {
         let warm = Self.pod(.warm).script
         #expect(warm.hasSuffix("""
             set -o pipefail; rsync -aHAXS --numeric-ids --delete --partial --info=progress2 --no-inc-recursive --stats \
-            '--exclude=it'\\''s here' -v /source/ /dest/ 2>&1 | tr '\\r' '\\n'
+            '--exclude=it'\\''s here' --bwlimit=50m '--include=*.keep' /source/ /dest/ 2>&1 | tr '\\r' '\\n'
             """), "\(warm)")
         #expect(warm.hasPrefix("for tool in rsync tr; do command -v \"$tool\""))
         #expect(warm.contains("\nrsync --version 2>&1\n"))
         #expect(Self.pod(.final).script == warm)
-        #expect(Self.pod(.verify).script.hasSuffix("\nrsync -aHAXS --numeric-ids -n -c -i --delete /source/ /dest/"))
+        // The verify pass carries extraArgs' filters, in their order, and nothing else of them.
+        #expect(Self.pod(.verify).script.hasSuffix("\nrsync -aHAXS --numeric-ids -n -c -i --delete '--exclude=it'\\''s here' '--include=*.keep' /source/ /dest/"),
+                "\(Self.pod(.verify).script)")
+        var plain = Self.copy
+        plain.extraArgs = ["--bwlimit=50m", "-W"]
+        let bare = CopyPod(pass: .verify, namespace: "devpod", sourceClaim: "home", stagingClaim: "s", runID: "r", copy: plain).script
+        #expect(bare.hasSuffix("\nrsync -aHAXS --numeric-ids -n -c -i --delete /source/ /dest/"), "\(bare)")
         #expect(CopyPod.shellQuoted("plain-word_1.0") == "plain-word_1.0")
         #expect(CopyPod.shellQuoted("a b") == "'a b'")
         #expect(CopyPod.shellQuoted("$(rm -rf /)") == "'$(rm -rf /)'")
@@ -95,7 +101,12 @@ struct CopyPodTests {
         #expect(result.status == 0, "\(result.standardError)")
         let lines = result.standardOutput.components(separatedBy: "\n")
         #expect(lines.first == "rsync  version 3.5.0  protocol version 32")
-        #expect(lines.filter { $0.hasPrefix("arg:") } == (CopyPod.copyOptions + ["--exclude=it's here", "-v", "/source/", "/dest/"]).map { "arg:" + $0 })
+        #expect(lines.filter { $0.hasPrefix("arg:") } == (CopyPod.copyOptions + ["--exclude=it's here", "--bwlimit=50m", "--include=*.keep", "/source/", "/dest/"]).map { "arg:" + $0 })
+        // The verify pass gets the filters, unchanged, and not the rate limit.
+        let verify = try await runProcess("/usr/bin/busybox", ["sh", "-c", Self.pod(.verify).script], environment: ["PATH": bin])
+        #expect(verify.status == 0, "\(verify.standardError)")
+        #expect(verify.standardOutput.components(separatedBy: "\n").filter { $0.hasPrefix("arg:") }
+            == (CopyPod.verifyOptions + ["--exclude=it's here", "--include=*.keep", "/source/", "/dest/"]).map { "arg:" + $0 })
 
         // (busybox sh finds its own applets, tr among them, whatever PATH says: take rsync away.)
         try FileManager.default.removeItem(atPath: bin + "/rsync")

@@ -9,6 +9,11 @@ extension MigratePlan.Copy {
     /// What `extraArgs` may hold (plans/README.md lists the same).
     public static let allowedOptions = "--bwlimit=RATE, --whole-file (-W), --checksum-choice=ALGO (--cc=ALGO), --exclude=PATTERN and --include=PATTERN"
 
+    /// The filters among `extraArgs`, in their order. The verify pass applies them too: without
+    /// them it would report every excluded file as a difference, and a resumed run would copy
+    /// and verify again forever.
+    public var filterArgs: [String] { extraArgs.filter { $0.hasPrefix("--exclude=") || $0.hasPrefix("--include=") } }
+
     /// Why rsync option `argument` is refused in `extraArgs`, and what to do, or nil when it is
     /// allowed. A cluster of short options (`-avn`) is read the way rsync reads it, up to the
     /// first option that takes a value; the rest is that value.

@@ -65,7 +65,7 @@ public struct CopyPod: Sendable, Equatable {
     /// of the whole copy.
     public static let copyOptions = ["-aHAXS", "--numeric-ids", "--delete", "--partial", "--info=progress2", "--no-inc-recursive", "--stats"]
     /// The verify pass: a dry run (`-n`) comparing checksums (`-c`) that itemizes (`-i`) every
-    /// difference, extra files on the destination included.
+    /// difference, extra files on the destination included; the script adds extraArgs' filters.
     public static let verifyOptions = ["-aHAXS", "--numeric-ids", "-n", "-c", "-i", "--delete"]
 
     /// The shell script the container runs: a check of the image's tools, `rsync --version` (the
@@ -79,7 +79,8 @@ public struct CopyPod: Sendable, Equatable {
             let arguments = (Self.copyOptions + copy.extraArgs + paths).map(Self.shellQuoted).joined(separator: " ")
             rsync = "set -o pipefail; rsync \(arguments) 2>&1 | tr '\\r' '\\n'"
         case .verify:
-            rsync = "rsync " + (Self.verifyOptions + paths).map(Self.shellQuoted).joined(separator: " ")
+            // Only extraArgs' filters: what the copy left out must not count as a difference.
+            rsync = "rsync " + (Self.verifyOptions + copy.filterArgs + paths).map(Self.shellQuoted).joined(separator: " ")
         }
         return Self.preamble + rsync
     }
