@@ -180,6 +180,15 @@ struct CopyPodTests {
         let bare = Self.read(["rsync  version 3.2.7  protocol version 31", "Capabilities:", "    64-bit files, no ACLs, no xattrs"])
         #expect(bare.unsuitable == "the copy image's rsync 3.2.7 was built without ACLs and xattrs")
         #expect(Self.read(["sh: rsync: not found"]).unsuitable == "the copy image's rsync printed no version")
+
+        // Builds from a git tag print `version v3.2.7`: the number is still 3.2.7, and suitable.
+        let tagged = Self.read(try Self.fixture("version-v3.2.7.txt") + (try Self.fixture("small.txt")))
+        #expect(tagged.version == "3.2.7")
+        #expect(tagged.capabilities.contains("ACLs") && tagged.capabilities.contains("xattrs"))
+        #expect(tagged.unsuitable == nil, "\(tagged.unsuitable ?? "")")
+        #expect(tagged.itemized.isEmpty, "\(tagged.itemized)")
+        #expect(Self.read(["rsync  version v3.0.9  protocol version 30", "Capabilities:", "    ACLs, xattrs"]).unsuitable
+            == "the copy image's rsync is 3.0.9; migrate needs 3.1 or later")
     }
 
     @Test("exit 23: the warm copy accepts it and journals the files; the final copy refuses and names them")

@@ -80,7 +80,7 @@ public struct RsyncLog: Sendable {
     /// The line the script prints when the image lacks a tool.
     public static let missingToolPrefix = "repave: the image has no "
 
-    /// `3.5.0`, from `rsync  version 3.5.0  protocol version 32`.
+    /// `3.5.0`, from `rsync  version 3.5.0  protocol version 32` (or `version v3.2.7`).
     public private(set) var version: String?
     public private(set) var capabilities: Set<String> = []
     public private(set) var missingTool: String?
@@ -120,7 +120,8 @@ public struct RsyncLog: Sendable {
         }
         // `rsync --version` comes first: its version line, then headed lists of words.
         if version == nil, line.hasPrefix("rsync  version ") || line.hasPrefix("rsync version ") {
-            version = line.split(separator: " ").dropFirst(2).first.map(String.init)
+            // Builds from a git tag print `version v3.2.7`; the number is what matters.
+            version = line.split(separator: " ").dropFirst(2).first.map { String($0.hasPrefix("v") ? $0.dropFirst() : $0) }
             section = .versionBlock
             return .other
         }
