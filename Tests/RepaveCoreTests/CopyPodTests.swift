@@ -71,7 +71,8 @@ struct CopyPodTests {
             set -o pipefail; rsync -aHAXS --numeric-ids --delete --partial --info=progress2 --no-inc-recursive --stats \
             '--exclude=it'\\''s here' --bwlimit=50m '--include=*.keep' /source/ /dest/ 2>&1 | tr '\\r' '\\n'
             """), "\(warm)")
-        #expect(warm.hasPrefix("for tool in rsync tr; do command -v \"$tool\""))
+        #expect(warm.hasPrefix("(set -o pipefail) 2>/dev/null || { echo \"repave: the image has no sh with pipefail\"; exit 127; }\nfor tool in rsync tr; do command -v \"$tool\""),
+                "\(warm)")
         #expect(warm.contains("\nrsync --version 2>&1\n"))
         #expect(Self.pod(.final).script == warm)
         // The verify pass carries extraArgs' filters, in their order, and nothing else of them.
@@ -115,6 +116,34 @@ struct CopyPodTests {
         let log = Self.read(missing.standardOutput.components(separatedBy: "\n"))
         #expect(log.unsuitable == "the copy image has no rsync")
         #expect(CopyVerdict(pass: .warm, exitCode: 127, log: log) == .refused(code: 127, meaning: "the copy image has no rsync", namedFiles: []))
+    }
+
+    @Test("a shell without pipefail is named as what the image lacks (exit 127, copy.image-unsuitable), not exit 2's 'protocol incompatibility'")
+    func shellWithoutPipefail() async throws {
+        // The line the script's first check prints, and its verdict.
+        let output = "repave: the image has no sh with pipefail"
+        let log = Self.read([output])
+        #expect(log.unsuitable == "the copy image has no sh with pipefail")
+        let verdict = CopyVerdict(pass: .final, exitCode: 127, log: log)
+        #expect(verdict == .refused(code: 127, meaning: "the copy image has no sh with pipefail", namedFiles: []))
+        let error = try #require(verdict.error(pass: .final, log: log, pod: "p", namespace: "n"))
+        #expect(error.errorCode == .copyImageUnsuitable && error.message == "final-copy: the copy image has no sh with pipefail", "\(error.message)")
+
+        // The script prints exactly that line under a shell without pipefail: Debian's dash
+        // 0.5.12 has none (`set: Illegal option -o pipefail`, exit 2); busybox sh has it and
+        // goes on to the copy (scriptRunsUnderBusybox).
+        let dash = "/usr/bin/dash"
+        guard FileManager.default.isExecutableFile(atPath: dash) else { return }
+        let probe = try await runProcess(dash, ["-c", "set -o pipefail"], environment: ["PATH": "/usr/bin:/bin"])
+        let run = try await runProcess(dash, ["-c", Self.pod(.final).script], environment: ["PATH": "/nonexistent"])
+        if probe.status != 0 {
+            #expect(run.status == 127, "\(run.standardError)")
+            #expect(run.standardOutput == output + "\n")
+            #expect(run.standardError.isEmpty, "the probe's complaint is silenced: \(run.standardError)")
+        } else {
+            // A dash with pipefail passes the probe and stops at the next check: no rsync on PATH.
+            #expect(run.status == 127 && run.standardOutput == "repave: the image has no rsync\n", "\(run.standardOutput)")
+        }
     }
 
     @Test("progress2 lines of a real copy: bytes, percent, rate, ETA, transfers, files to check")
