@@ -297,6 +297,22 @@ extension CopyPodTests {
         let image = try #require(CopyVerdict(pass: .warm, exitCode: 0, log: old).error(pass: .warm, log: old, pod: "p", namespace: "n"))
         #expect(image.errorCode == .copyImageUnsuitable && image.message.contains("3.0.9"), "\(image.message)")
 
+        // A log that lost its `rsync --version` lines (the kubelet keeps about 10 MiB; a re-read
+        // of a long copy's finished pod starts mid-copy): refused unless the run recorded the version.
+        let truncated = Self.read(try Self.fixture("delta.txt"))
+        #expect(truncated.version == nil && truncated.stats != nil)
+        let accepted = CopyVerdict(pass: .final, exitCode: 0, log: truncated)
+        let unrecorded = try #require(accepted.error(pass: .final, log: truncated, pod: "p", namespace: "n"))
+        #expect(unrecorded.errorCode == .copyImageUnsuitable && unrecorded.message == "final-copy: the copy image's rsync printed no version", "\(unrecorded.message)")
+        #expect(accepted.error(pass: .final, log: truncated, pod: "p", namespace: "n", versionRecorded: true) == nil)
+        #expect(truncated.unsuitable(versionRecorded: true) == nil)
+        // Recorded or not, what the log does say still counts.
+        #expect(old.unsuitable(versionRecorded: true) == "the copy image's rsync is 3.0.9; migrate needs 3.1 or later")
+        #expect(Self.read(["repave: the image has no tr"]).unsuitable(versionRecorded: true) == "the copy image has no tr")
+        let failed = try #require(CopyVerdict(pass: .final, exitCode: 11, log: truncated)
+            .error(pass: .final, log: truncated, pod: "p", namespace: "n", versionRecorded: true))
+        #expect(failed.errorCode == .copyFailed, "\(failed.message)")
+
         // Many files: the first ten, and how many more.
         let many = try #require(CopyVerdict.refused(code: 11, meaning: "error in file I/O", namedFiles: (1...12).map { "/source/f\($0)" })
             .error(pass: .final, log: Self.read(version), pod: "p", namespace: "n"))
