@@ -29,19 +29,18 @@ extension MigratePlan.Copy {
             let why = reason(against: name) ?? notAllowed
             return ("--\(name) is refused: \(why.reason)", why.hint)
         }
-        var refused: Character?
+        // In a cluster, the letter that would lose data is named before one that is merely
+        // redundant or noisy (`-avn` is refused for its -n, not its -a).
+        var refused: [Character] = []
         for letter in argument.dropFirst() {
-            if letter != "W" {
-                let name = shortOptions[letter]
-                if let name, let why = reason(against: name) {
-                    return ("\(label(letter, name, in: argument)): \(why.reason)", why.hint)
-                }
-                if refused == nil { refused = letter }
-            }
-            if "BefMT@".contains(letter) { break }
+            if letter != "W" { refused.append(letter) }
+            if "BefMT@".contains(letter) { break }  // the rest is its value
         }
-        guard let refused else { return nil }
-        return ("\(label(refused, shortOptions[refused], in: argument)): \(notAllowed.reason)", notAllowed.hint)
+        let grave = refused.first { letter in shortOptions[letter].map { reason(against: $0) != nil && !minorOptions.contains($0) } ?? false }
+        guard let letter = grave ?? refused.first else { return nil }
+        let name = shortOptions[letter]
+        let why = name.flatMap(reason(against:)) ?? notAllowed
+        return ("\(label(letter, name, in: argument)): \(why.reason)", why.hint)
     }
 
     static let allowedLongOptions: Set<String> = ["bwlimit", "whole-file", "checksum-choice", "cc", "exclude", "include"]
@@ -100,6 +99,15 @@ extension MigratePlan.Copy {
         "hard-links", "acls", "xattrs", "sparse", "numeric-ids", "partial", "stats", "no-inc-recursive",
     ]
 
+    /// Options that would only change rsync's output or its CPU use.
+    static let outputOptions: Set<String> = [
+        "info", "debug", "verbose", "quiet", "human-readable", "itemize-changes", "out-format", "progress", "8-bit-output",
+        "log-file", "log-file-format", "stderr", "msgs2stderr",
+    ]
+    static let compressOptions: Set<String> = ["compress", "compress-level", "compress-choice", "zc", "zl", "skip-compress", "new-compress", "old-compress"]
+    /// Refused, but not because they would lose data: named last in a cluster.
+    static let minorOptions = passedOptions.union(outputOptions).union(compressOptions)
+
     /// rsync's short options, by their long names.
     static let shortOptions: [Character: String] = [
         "a": "archive", "r": "recursive", "l": "links", "p": "perms", "t": "times", "g": "group", "o": "owner", "D": "devices",
@@ -144,10 +152,9 @@ extension MigratePlan.Copy {
         case "filter", "cvs-exclude", "exclude-from", "include-from":
             ("it reads filter rules from files, on the volume or in the image, that the verify pass would not apply",
              "write each pattern as --exclude=PATTERN or --include=PATTERN: the verify pass applies those too")
-        case "compress", "compress-level", "compress-choice", "zc", "zl", "skip-compress", "new-compress", "old-compress":
+        case _ where compressOptions.contains(name):
             ("the copy runs inside one pod, so compression would only cost CPU", "remove it")
-        case "info", "debug", "verbose", "quiet", "human-readable", "itemize-changes", "out-format", "progress", "8-bit-output",
-             "log-file", "log-file-format", "stderr", "msgs2stderr":
+        case _ where outputOptions.contains(name):
             ("it changes the log repave reads (progress, the --stats block, the files rsync names)",
              "remove it; 'kubectl logs' of the copy pod shows rsync's progress and --stats already")
         case "preallocate":
