@@ -66,7 +66,7 @@ struct CopyPodRealNodeTests {
             tolerations: [.init(key: "dedicated", operator: "Equal", value: "storage", effect: "NoSchedule", tolerationSeconds: nil),
                           .init(key: nil, operator: "Exists", value: nil, effect: "NoExecute", tolerationSeconds: 30)],
             resources: .init(requests: ["cpu": "100m", "memory": "64Mi"], limits: ["memory": "1Gi", "ephemeral-storage": "1.5Gi"]),
-            extraArgs: ["--exclude=lost+found", "-v"])
+            extraArgs: ["--exclude=lost+found", "--bwlimit=50m"])
         try await withTestNamespace(client, prefix: "copy-dry") { namespace in
             for pass in CopyPod.Pass.allCases {
                 let pod = CopyPod(pass: pass, namespace: namespace, sourceClaim: "home", stagingClaim: StagingClaim.name(claim: "home", runID: "0123abcd-run"),

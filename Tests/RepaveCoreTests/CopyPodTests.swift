@@ -25,7 +25,7 @@ struct CopyPodTests {
     static let copy = MigratePlan.Copy(
         image: "lab/mover:1", warm: true, verify: .checksum, imagePullPolicy: "IfNotPresent",
         nodeSelector: ["disk": "ssd"], tolerations: [.init(key: "dedicated", operator: "Equal", value: "storage", effect: "NoSchedule", tolerationSeconds: nil)],
-        resources: .init(requests: ["cpu": "100m"], limits: ["memory": "1Gi"]), extraArgs: ["--exclude=it's here", "-v"])
+        resources: .init(requests: ["cpu": "100m"], limits: ["memory": "1Gi"]), extraArgs: ["--exclude=it's here", "--bwlimit=50m", "--include=*.keep"])
 
     static func pod(_ pass: CopyPod.Pass, node: String? = "node-1", staging: String = "home-repave-0123abcd") -> CopyPod {
         CopyPod(pass: pass, namespace: "devpod", sourceClaim: "home", stagingClaim: staging, runID: "20261207-0123abcd", node: node, copy: copy)
@@ -69,12 +69,19 @@ struct CopyPodTests {
         let warm = Self.pod(.warm).script
         #expect(warm.hasSuffix("""
             set -o pipefail; rsync -aHAXS --numeric-ids --delete --partial --info=progress2 --no-inc-recursive --stats \
-            '--exclude=it'\\''s here' -v /source/ /dest/ 2>&1 | tr '\\r' '\\n'
+            '--exclude=it'\\''s here' --bwlimit=50m '--include=*.keep' /source/ /dest/ 2>&1 | tr '\\r' '\\n'
             """), "\(warm)")
-        #expect(warm.hasPrefix("for tool in rsync tr; do command -v \"$tool\""))
+        #expect(warm.hasPrefix("(set -o pipefail) 2>/dev/null || { echo \"repave: the image has no sh with pipefail\"; exit 127; }\nfor tool in rsync tr; do command -v \"$tool\""),
+                "\(warm)")
         #expect(warm.contains("\nrsync --version 2>&1\n"))
         #expect(Self.pod(.final).script == warm)
-        #expect(Self.pod(.verify).script.hasSuffix("\nrsync -aHAXS --numeric-ids -n -c -i --delete /source/ /dest/"))
+        // The verify pass carries extraArgs' filters, in their order, and nothing else of them.
+        #expect(Self.pod(.verify).script.hasSuffix("\nrsync -aHAXS --numeric-ids -n -c -i --delete '--exclude=it'\\''s here' '--include=*.keep' /source/ /dest/"),
+                "\(Self.pod(.verify).script)")
+        var plain = Self.copy
+        plain.extraArgs = ["--bwlimit=50m", "-W"]
+        let bare = CopyPod(pass: .verify, namespace: "devpod", sourceClaim: "home", stagingClaim: "s", runID: "r", copy: plain).script
+        #expect(bare.hasSuffix("\nrsync -aHAXS --numeric-ids -n -c -i --delete /source/ /dest/"), "\(bare)")
         #expect(CopyPod.shellQuoted("plain-word_1.0") == "plain-word_1.0")
         #expect(CopyPod.shellQuoted("a b") == "'a b'")
         #expect(CopyPod.shellQuoted("$(rm -rf /)") == "'$(rm -rf /)'")
@@ -95,7 +102,12 @@ struct CopyPodTests {
         #expect(result.status == 0, "\(result.standardError)")
         let lines = result.standardOutput.components(separatedBy: "\n")
         #expect(lines.first == "rsync  version 3.5.0  protocol version 32")
-        #expect(lines.filter { $0.hasPrefix("arg:") } == (CopyPod.copyOptions + ["--exclude=it's here", "-v", "/source/", "/dest/"]).map { "arg:" + $0 })
+        #expect(lines.filter { $0.hasPrefix("arg:") } == (CopyPod.copyOptions + ["--exclude=it's here", "--bwlimit=50m", "--include=*.keep", "/source/", "/dest/"]).map { "arg:" + $0 })
+        // The verify pass gets the filters, unchanged, and not the rate limit.
+        let verify = try await runProcess("/usr/bin/busybox", ["sh", "-c", Self.pod(.verify).script], environment: ["PATH": bin])
+        #expect(verify.status == 0, "\(verify.standardError)")
+        #expect(verify.standardOutput.components(separatedBy: "\n").filter { $0.hasPrefix("arg:") }
+            == (CopyPod.verifyOptions + ["--exclude=it's here", "--include=*.keep", "/source/", "/dest/"]).map { "arg:" + $0 })
 
         // (busybox sh finds its own applets, tr among them, whatever PATH says: take rsync away.)
         try FileManager.default.removeItem(atPath: bin + "/rsync")
@@ -104,6 +116,34 @@ struct CopyPodTests {
         let log = Self.read(missing.standardOutput.components(separatedBy: "\n"))
         #expect(log.unsuitable == "the copy image has no rsync")
         #expect(CopyVerdict(pass: .warm, exitCode: 127, log: log) == .refused(code: 127, meaning: "the copy image has no rsync", namedFiles: []))
+    }
+
+    @Test("a shell without pipefail is named as what the image lacks (exit 127, copy.image-unsuitable), not exit 2's 'protocol incompatibility'")
+    func shellWithoutPipefail() async throws {
+        // The line the script's first check prints, and its verdict.
+        let output = "repave: the image has no sh with pipefail"
+        let log = Self.read([output])
+        #expect(log.unsuitable == "the copy image has no sh with pipefail")
+        let verdict = CopyVerdict(pass: .final, exitCode: 127, log: log)
+        #expect(verdict == .refused(code: 127, meaning: "the copy image has no sh with pipefail", namedFiles: []))
+        let error = try #require(verdict.error(pass: .final, log: log, pod: "p", namespace: "n"))
+        #expect(error.errorCode == .copyImageUnsuitable && error.message == "final-copy: the copy image has no sh with pipefail", "\(error.message)")
+
+        // The script prints exactly that line under a shell without pipefail: Debian's dash
+        // 0.5.12 has none (`set: Illegal option -o pipefail`, exit 2); busybox sh has it and
+        // goes on to the copy (scriptRunsUnderBusybox).
+        let dash = "/usr/bin/dash"
+        guard FileManager.default.isExecutableFile(atPath: dash) else { return }
+        let probe = try await runProcess(dash, ["-c", "set -o pipefail"], environment: ["PATH": "/usr/bin:/bin"])
+        let run = try await runProcess(dash, ["-c", Self.pod(.final).script], environment: ["PATH": "/nonexistent"])
+        if probe.status != 0 {
+            #expect(run.status == 127, "\(run.standardError)")
+            #expect(run.standardOutput == output + "\n")
+            #expect(run.standardError.isEmpty, "the probe's complaint is silenced: \(run.standardError)")
+        } else {
+            // A dash with pipefail passes the probe and stops at the next check: no rsync on PATH.
+            #expect(run.status == 127 && run.standardOutput == "repave: the image has no rsync\n", "\(run.standardOutput)")
+        }
     }
 
     @Test("progress2 lines of a real copy: bytes, percent, rate, ETA, transfers, files to check")
@@ -169,6 +209,15 @@ struct CopyPodTests {
         let bare = Self.read(["rsync  version 3.2.7  protocol version 31", "Capabilities:", "    64-bit files, no ACLs, no xattrs"])
         #expect(bare.unsuitable == "the copy image's rsync 3.2.7 was built without ACLs and xattrs")
         #expect(Self.read(["sh: rsync: not found"]).unsuitable == "the copy image's rsync printed no version")
+
+        // Builds from a git tag print `version v3.2.7`: the number is still 3.2.7, and suitable.
+        let tagged = Self.read(try Self.fixture("version-v3.2.7.txt") + (try Self.fixture("small.txt")))
+        #expect(tagged.version == "3.2.7")
+        #expect(tagged.capabilities.contains("ACLs") && tagged.capabilities.contains("xattrs"))
+        #expect(tagged.unsuitable == nil, "\(tagged.unsuitable ?? "")")
+        #expect(tagged.itemized.isEmpty, "\(tagged.itemized)")
+        #expect(Self.read(["rsync  version v3.0.9  protocol version 30", "Capabilities:", "    ACLs, xattrs"]).unsuitable
+            == "the copy image's rsync is 3.0.9; migrate needs 3.1 or later")
     }
 
     @Test("exit 23: the warm copy accepts it and journals the files; the final copy refuses and names them")
@@ -247,6 +296,22 @@ extension CopyPodTests {
         let old = Self.read(["rsync  version 3.0.9  protocol version 30", "Capabilities:", "    ACLs, xattrs"])
         let image = try #require(CopyVerdict(pass: .warm, exitCode: 0, log: old).error(pass: .warm, log: old, pod: "p", namespace: "n"))
         #expect(image.errorCode == .copyImageUnsuitable && image.message.contains("3.0.9"), "\(image.message)")
+
+        // A log that lost its `rsync --version` lines (the kubelet keeps about 10 MiB; a re-read
+        // of a long copy's finished pod starts mid-copy): refused unless the run recorded the version.
+        let truncated = Self.read(try Self.fixture("delta.txt"))
+        #expect(truncated.version == nil && truncated.stats != nil)
+        let accepted = CopyVerdict(pass: .final, exitCode: 0, log: truncated)
+        let unrecorded = try #require(accepted.error(pass: .final, log: truncated, pod: "p", namespace: "n"))
+        #expect(unrecorded.errorCode == .copyImageUnsuitable && unrecorded.message == "final-copy: the copy image's rsync printed no version", "\(unrecorded.message)")
+        #expect(accepted.error(pass: .final, log: truncated, pod: "p", namespace: "n", versionRecorded: true) == nil)
+        #expect(truncated.unsuitable(versionRecorded: true) == nil)
+        // Recorded or not, what the log does say still counts.
+        #expect(old.unsuitable(versionRecorded: true) == "the copy image's rsync is 3.0.9; migrate needs 3.1 or later")
+        #expect(Self.read(["repave: the image has no tr"]).unsuitable(versionRecorded: true) == "the copy image has no tr")
+        let failed = try #require(CopyVerdict(pass: .final, exitCode: 11, log: truncated)
+            .error(pass: .final, log: truncated, pod: "p", namespace: "n", versionRecorded: true))
+        #expect(failed.errorCode == .copyFailed, "\(failed.message)")
 
         // Many files: the first ten, and how many more.
         let many = try #require(CopyVerdict.refused(code: 11, meaning: "error in file I/O", namedFiles: (1...12).map { "/source/f\($0)" })

@@ -259,7 +259,7 @@ struct MigratePlanTests {
                 - {key: dedicated, operator: Equal, value: storage, effect: NoSchedule}
                 - {operator: Exists, effect: NoExecute, tolerationSeconds: 60}
               resources: {requests: {cpu: 1, memory: 256Mi}, limits: {ephemeral-storage: 1.5Gi}}
-              extraArgs: [--exclude=lost+found, -v, --bwlimit=50m, "--exclude=a b"]
+              extraArgs: [--exclude=lost+found, -W, --bwlimit=50m, "--exclude=a b"]
             """))
         #expect(plan.copy.image == "registry.example/mover@sha256:0123")
         #expect(!plan.copy.warm && plan.copy.verify == .none && plan.copy.imagePullPolicy == "Always")
@@ -269,13 +269,15 @@ struct MigratePlanTests {
             .init(key: nil, operator: "Exists", value: nil, effect: "NoExecute", tolerationSeconds: 60),
         ])
         #expect(plan.copy.resources == .init(requests: ["cpu": "1", "memory": "256Mi"], limits: ["ephemeral-storage": "1.5Gi"]))
-        #expect(plan.copy.extraArgs == ["--exclude=lost+found", "-v", "--bwlimit=50m", "--exclude=a b"])
+        #expect(plan.copy.extraArgs == ["--exclude=lost+found", "-W", "--bwlimit=50m", "--exclude=a b"])
         let timeouts = try parse(Self.minimal.replacingOccurrences(of: "  scaleDown: 5m", with: "  warmCopy: 30m\n  finalCopy: 1h\n  verifyCopy: 45m\n  bind: 1m"))
             .timeouts
         #expect(timeouts.warmCopy.seconds == 1800 && timeouts.finalCopy.seconds == 3600 && timeouts.verifyCopy.seconds == 2700 && timeouts.bind.seconds == 60)
     }
 
     /// rsync options that would change what is copied or kept: each refused where it is written.
+    /// extraArgs is an allow-list, so the negations, data-skipping, copy-nothing and file-reading
+    /// filter options are refused as well as the ones the issue names.
     @Test("extraArgs refuses options that change what is copied or kept, at file:line:col with what to do", arguments: [
         ("--inplace", "--inplace is refused", "--partial"),
         ("--remove-source-files", "deletes files from the old volume", "repave finalize"),
@@ -292,9 +294,69 @@ struct MigratePlanTests {
         ("--files-from=/tmp/list", "--files-from is refused", "remove it"),
         ("/etc", "'/etc' is not an rsync option", "--exclude=lost+found"),
         ("--", "'--' is not an rsync option", "one item"),
+        // Negations of what repave passes.
+        ("--no-H", "--no-H is refused: it turns off part of what repave passes", "remove it"),
+        ("--no-hard-links", "--no-hard-links is refused", "remove it"),
+        ("--no-A", "--no-A is refused", "remove it"),
+        ("--no-X", "--no-X is refused", "remove it"),
+        ("--no-S", "--no-S is refused", "remove it"),
+        ("--no-o", "--no-o is refused", "remove it"),
+        ("--no-g", "--no-g is refused", "remove it"),
+        ("--no-p", "--no-p is refused", "remove it"),
+        ("--no-t", "--no-t is refused", "remove it"),
+        ("--no-D", "--no-D is refused", "remove it"),
+        ("--no-numeric-ids", "--no-numeric-ids is refused", "remove it"),
+        ("--no-inc-recursive", "repave passes it already", "remove it"),
+        ("-a", "-a (--archive) is refused: repave passes it already", "remove it"),
+        // Options that skip data.
+        ("--size-only", "--size-only is refused: it leaves out files", "every pass copies whatever differs"),
+        ("--ignore-existing", "--ignore-existing is refused: it leaves out files", "remove it"),
+        ("--existing", "--existing is refused: it leaves out files", "remove it"),
+        ("--max-size=1m", "--max-size is refused: it leaves out files", "remove it"),
+        ("--min-size=1", "--min-size is refused: it leaves out files", "remove it"),
+        ("--modify-window=5", "--modify-window is refused: it leaves out files", "remove it"),
+        ("-@5", "-@ (--modify-window) is refused", "remove it"),
+        ("-u", "-u (--update) is refused: it leaves out files", "remove it"),
+        ("-Wu", "-u (--update) is refused in '-Wu'", "remove it"),
+        ("--update", "--update is refused", "remove it"),
+        ("--append-verify", "--append-verify is refused", "remove it"),
+        ("--link-dest=/tmp", "--link-dest is refused", "remove it"),
+        // Options that copy nothing.
+        ("--list-only", "--list-only is refused: the copy would copy nothing", "remove it"),
+        ("--only-write-batch=/tmp/b", "--only-write-batch is refused: the copy would copy nothing", "remove it"),
+        ("--write-batch=/tmp/b", "--write-batch is refused", "remove it"),
+        // Filters read from files.
+        ("-C", "-C (--cvs-exclude) is refused: it reads filter rules from files", "--exclude=PATTERN"),
+        ("--cvs-exclude", "--cvs-exclude is refused", "--exclude=PATTERN"),
+        ("-F", "-F (--filter) is refused", "--exclude=PATTERN"),
+        ("--filter=merge /source/.rules", "--filter is refused", "--exclude=PATTERN"),
+        ("-f. /source/.rules", "-f (--filter) is refused", "--exclude=PATTERN"),
+        ("--exclude-from=/source/list", "--exclude-from is refused", "--exclude=PATTERN"),
+        // Allowed options with a value that defeats them, or none.
+        ("--exclude=*", "matches every entry of the volume", "--exclude=lost+found"),
+        ("--exclude=/**/", "matches every entry of the volume", "--exclude=lost+found"),
+        ("--exclude=+ keep", "rsync reads '+' at the start as a rule", "write the pattern alone"),
+        ("--include=- drop", "rsync reads '-' at the start as a rule", "write the pattern alone"),
+        ("--exclude", "--exclude needs its value in the same item", "--exclude=lost+found"),
+        ("--bwlimit", "--bwlimit needs its value in the same item", "--bwlimit=50m"),
+        ("--bwlimit=fast", "'fast' is not a rate", "--bwlimit=50m"),
+        ("--cc=none", "rsync would not check the data it wrote", "--cc=xxh128"),
+        ("--checksum-choice=xxh128,none", "rsync would not check the data it wrote", "--checksum-choice=xxh128"),
+        ("--whole-file=yes", "--whole-file takes no value", "--whole-file"),
+        // Everything else is simply not on the list.
+        ("-z", "-z (--compress) is refused: the copy runs inside one pod", "remove it"),
+        ("--compress-level=9", "--compress-level is refused", "remove it"),
+        ("-v", "-v (--verbose) is refused: it changes the log repave reads", "kubectl logs"),
+        ("--info=progress0", "--info is refused: it changes the log repave reads", "kubectl logs"),
+        ("-h", "-h (--human-readable) is refused", "remove it"),
+        ("--preallocate", "sparse files would no longer be sparse", "remove it"),
+        ("--chmod=ugo+r", "--chmod is refused: it changes what is kept", "remove it"),
+        ("-T/tmp", "-T (--temp-dir) is refused in '-T/tmp': extraArgs takes only options", "--bwlimit=RATE"),
+        ("--delay-updates", "--delay-updates is refused: extraArgs takes only options", "--exclude=PATTERN and --include=PATTERN"),
+        ("--frobnicate", "--frobnicate is refused: extraArgs takes only options", "plans/README.md"),
     ])
     func refusedExtraArgs(_ argument: String, _ fragment: String, _ hint: String) throws {
-        let text = Self.minimal.replacingOccurrences(of: "  image: lab/mover:1", with: "  image: lab/mover:1\n  extraArgs:\n    - --stats\n    - \"\(argument)\"")
+        let text = Self.minimal.replacingOccurrences(of: "  image: lab/mover:1", with: "  image: lab/mover:1\n  extraArgs:\n    - --bwlimit=10m\n    - \"\(argument)\"")
         let error = #expect(throws: PlanError.self) { try parse(text) }
         #expect(error?.line == 16 && error?.column == 7, "\(error?.message ?? "")")
         #expect(error?.key == "copy.extraArgs[1]")
@@ -302,10 +364,12 @@ struct MigratePlanTests {
         #expect(error?.hint?.contains(hint) == true, "\(error?.hint ?? "")")
     }
 
-    @Test("options that only look like refused ones pass: -f's value, --delay-updates, -v")
-    func lookalikes() {
-        for argument in ["-f- *.tmp", "--delay-updates", "-v", "-z", "--exclude=node_modules", "-T/tmp", "--no-inc-recursive"] {
-            #expect(MigratePlan.Copy.refusal(of: argument) == nil, "\(argument)")
+    @Test("the allow-list: a rate limit, whole files, a checksum choice, and exclude/include patterns pass")
+    func allowedExtraArgs() {
+        for argument in ["--bwlimit=50m", "--bwlimit=1.5M", "--bwlimit=0", "--bwlimit=100KiB", "-W", "--whole-file", "--checksum-choice=xxh128",
+                         "--cc=md5,md5", "--exclude=lost+found", "--exclude=node_modules/", "--exclude=/tmp/*", "--exclude=*.tmp",
+                         "--include=keep/***", "--exclude=it's here"] {
+            #expect(MigratePlan.Copy.refusal(of: argument) == nil, "\(argument): \(MigratePlan.Copy.refusal(of: argument)?.problem ?? "")")
         }
     }
 

@@ -49,46 +49,11 @@ public struct MigratePlan: Sendable, Codable, Equatable {
         public var nodeSelector: [String: String]
         public var tolerations: [Toleration]
         public var resources: Resources
-        /// Appended to rsync's options, shell-quoted, one option per item.
+        /// Appended to rsync's options, shell-quoted, one option per item; only the options
+        /// ``refusal(of:)`` lets through (`MigratePlan+ExtraArgs.swift`).
         public var extraArgs: [String]
 
         public static let pullPolicies = ["IfNotPresent", "Always", "Never"]
-
-        /// Why rsync option `argument` is refused in `extraArgs`, and what to do, or nil. Short
-        /// options are read the way rsync reads a cluster (`-avn` holds `-n`) up to the first
-        /// one that takes a value.
-        public static func refusal(of argument: String) -> (problem: String, hint: String)? {
-            guard argument.hasPrefix("-"), argument != "-", argument != "--" else {
-                return ("'\(argument)' is not an rsync option; each item of extraArgs is one option, and repave names the source and destination itself",
-                        "write an option with its value in one item, e.g. --exclude=lost+found")
-            }
-            if argument.hasPrefix("--") {
-                let name = String(argument.dropFirst(2).prefix { $0 != "=" })
-                switch name {
-                case "inplace":
-                    return ("--inplace is refused: an interrupted copy would leave a half-written file in place", "remove it; repave passes --partial, which keeps a partial file aside")
-                case "remove-source-files", "remove-sent-files":
-                    return ("--\(name) is refused: it deletes files from the old volume", "remove it; the old volume is kept, whole, until 'repave finalize'")
-                case "dry-run":
-                    return ("--dry-run is refused: the copy would copy nothing", "remove it; 'repave plan --server-dry-run' rehearses a run without changing anything")
-                case "rsh":
-                    return ("--rsh is refused: the copy runs inside one pod, with no remote shell", "remove it")
-                case "files-from":
-                    return ("--files-from is refused: the copy must be the whole volume", "remove it")
-                case _ where name == "del" || name.hasPrefix("delete"):
-                    return ("--\(name) is refused: repave passes --delete itself, so that every pass converges on the source", "remove it")
-                default:
-                    return nil
-                }
-            }
-            // Short options that take a value end the cluster: the rest is that value.
-            for letter in argument.dropFirst() {
-                if "BfMT@".contains(letter) { break }
-                if letter == "n" { return ("-n (--dry-run) is refused in '\(argument)': the copy would copy nothing", "remove it; 'repave plan --server-dry-run' rehearses a run without changing anything") }
-                if letter == "e" { return ("-e (--rsh) is refused in '\(argument)': the copy runs inside one pod, with no remote shell", "remove it") }
-            }
-            return nil
-        }
     }
 
     /// Migrate keeps the old volume until `repave finalize`: it has no other policy.

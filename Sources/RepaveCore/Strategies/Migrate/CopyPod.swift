@@ -65,10 +65,10 @@ public struct CopyPod: Sendable, Equatable {
     /// of the whole copy.
     public static let copyOptions = ["-aHAXS", "--numeric-ids", "--delete", "--partial", "--info=progress2", "--no-inc-recursive", "--stats"]
     /// The verify pass: a dry run (`-n`) comparing checksums (`-c`) that itemizes (`-i`) every
-    /// difference, extra files on the destination included.
+    /// difference, extra files on the destination included; the script adds extraArgs' filters.
     public static let verifyOptions = ["-aHAXS", "--numeric-ids", "-n", "-c", "-i", "--delete"]
 
-    /// The shell script the container runs: a check of the image's tools, `rsync --version` (the
+    /// The shell script the container runs: a check of the image's shell and tools, `rsync --version` (the
     /// log's first lines, journaled), then the pass. progress2 redraws its line with `\r`, and a
     /// container log is flushed in whole lines, so `tr` turns each redraw into a line.
     public var script: String {
@@ -79,13 +79,17 @@ public struct CopyPod: Sendable, Equatable {
             let arguments = (Self.copyOptions + copy.extraArgs + paths).map(Self.shellQuoted).joined(separator: " ")
             rsync = "set -o pipefail; rsync \(arguments) 2>&1 | tr '\\r' '\\n'"
         case .verify:
-            rsync = "rsync " + (Self.verifyOptions + paths).map(Self.shellQuoted).joined(separator: " ")
+            // Only extraArgs' filters: what the copy left out must not count as a difference.
+            rsync = "rsync " + (Self.verifyOptions + copy.filterArgs + paths).map(Self.shellQuoted).joined(separator: " ")
         }
         return Self.preamble + rsync
     }
 
-    /// Missing tools are named in the log with exit 127, before anything is copied.
+    /// Missing tools are named in the log with exit 127, before anything is copied. A shell
+    /// without `pipefail` (some dash builds) would stop the copy with exit 2, which reads as
+    /// rsync's "protocol incompatibility": it is named as a missing tool instead.
     static let preamble = """
+        (set -o pipefail) 2>/dev/null || { echo "\(RsyncLog.missingToolPrefix)sh with pipefail"; exit 127; }
         for tool in rsync tr; do command -v "$tool" >/dev/null 2>&1 || { echo "\(RsyncLog.missingToolPrefix)$tool"; exit 127; }; done
         rsync --version 2>&1
 

@@ -22,12 +22,15 @@ public enum CopyVerdict: Sendable, Equatable {
     }
 
     /// The error that stops the run, or nil when the pass is accepted. `pod` is the copy pod, in
-    /// `namespace`, whose log the operator reads next.
-    public func error(pass: CopyPod.Pass, log: RsyncLog, pod: String, namespace: String) -> RepaveError? {
+    /// `namespace`, whose log the operator reads next. `versionRecorded`: the run has already
+    /// journaled and checked this image's `rsync --version`, so a log that lost its first lines
+    /// (the kubelet's log limit, on a re-read of a long copy) does not need them.
+    public func error(pass: CopyPod.Pass, log: RsyncLog, pod: String, namespace: String, versionRecorded: Bool = false) -> RepaveError? {
         let step = pass.rawValue + "-copy"
         let logs = "kubectl logs -n \(namespace) \(pod)"
-        // Every pass prints `rsync --version` first: a log without it is no proof of anything.
-        if let unsuitable = log.unsuitable {
+        // Every pass prints `rsync --version` first: a log without it is no proof of anything,
+        // unless the run recorded the version from an earlier read.
+        if let unsuitable = log.unsuitable(versionRecorded: versionRecorded) {
             return RepaveError(.copyImageUnsuitable, "\(step): \(unsuitable)",
                                hint: "copy.image needs /bin/sh, tr and rsync 3.1 or later with ACLs and xattrs; 'repave abort RUN', then name such an image in the plan")
         }

@@ -80,7 +80,7 @@ public struct RsyncLog: Sendable {
     /// The line the script prints when the image lacks a tool.
     public static let missingToolPrefix = "repave: the image has no "
 
-    /// `3.5.0`, from `rsync  version 3.5.0  protocol version 32`.
+    /// `3.5.0`, from `rsync  version 3.5.0  protocol version 32` (or `version v3.2.7`).
     public private(set) var version: String?
     public private(set) var capabilities: Set<String> = []
     public private(set) var missingTool: String?
@@ -120,7 +120,8 @@ public struct RsyncLog: Sendable {
         }
         // `rsync --version` comes first: its version line, then headed lists of words.
         if version == nil, line.hasPrefix("rsync  version ") || line.hasPrefix("rsync version ") {
-            version = line.split(separator: " ").dropFirst(2).first.map(String.init)
+            // Builds from a git tag print `version v3.2.7`; the number is what matters.
+            version = line.split(separator: " ").dropFirst(2).first.map { String($0.hasPrefix("v") ? $0.dropFirst() : $0) }
             section = .versionBlock
             return .other
         }
@@ -161,9 +162,16 @@ public struct RsyncLog: Sendable {
 
     /// Whether the image's rsync can keep everything migrate promises: ≥ 3.1 (progress2),
     /// with ACLs and xattrs. Nil when it can; else what is missing.
-    public var unsuitable: String? {
+    public var unsuitable: String? { unsuitable(versionRecorded: false) }
+
+    /// As ``unsuitable``, for a log whose `rsync --version` lines may be gone: the kubelet keeps
+    /// about 10 MiB of a container's log, so a non-following re-read of a long copy's finished pod
+    /// starts mid-copy. When the run has already recorded this image's version
+    /// (`versionRecorded`), a log without one is not held against it; a version it does print is
+    /// still checked.
+    public func unsuitable(versionRecorded: Bool) -> String? {
         if let missingTool { return "the copy image has no \(missingTool)" }
-        guard let version else { return "the copy image's rsync printed no version" }
+        guard let version else { return versionRecorded ? nil : "the copy image's rsync printed no version" }
         let parts = version.split(separator: ".").map { Int($0.prefix { $0.isNumber }) ?? 0 }
         if (parts.first ?? 0, parts.dropFirst().first ?? 0) < (3, 1) { return "the copy image's rsync is \(version); migrate needs 3.1 or later" }
         let lacking = ["ACLs", "xattrs"].filter { !capabilities.contains($0) }
