@@ -394,8 +394,9 @@ struct AuditTests {
                                      minReplicas: 3, longhornNamespace: "longhorn-system", existingClass: nil)
         let files = writer.files(for: report.findings)
         let error = await #expect(throws: RepaveError.self) { try await writer.write(files) }
-        #expect(error?.errorCode == .internal && error?.message.contains("\(files[0].path) does not parse") == true, "\(String(describing: error))")
-        #expect("\(error?.cause.map { "\($0)" } ?? "")".contains("not available in this release"))
+        let message = error?.message ?? "", cause = error?.cause.map { "\($0)" } ?? ""
+        #expect(error?.errorCode == .internal && message.contains("\(files[0].path) does not parse"), "\(message)")
+        #expect(cause.contains("not available in this release"), "\(cause)")
         #expect(!FileManager.default.fileExists(atPath: directory))
         // Replicas plans pass it, and are written.
         let replicas = AuditPlanWriter(directory: world.scratch.file("plans-replicas"), strategy: .replicas, storageClass: nil, copyImage: nil,
@@ -408,7 +409,8 @@ struct AuditTests {
         let scratch = try ScratchDirectory()
         let writer = AuditPlanWriter(directory: scratch.file("plans"), strategy: .replicas, storageClass: nil, copyImage: nil,
                                      minReplicas: 3, longhornNamespace: "longhorn-system", existingClass: nil)
-        let namespace = String(repeating: "n", count: 63), claim = String(repeating: "c", count: 252)
+        // A claim is a DNS subdomain: 253 characters, in labels of at most 63.
+        let namespace = String(repeating: "n", count: 63), claim = Array(repeating: String(repeating: "c", count: 62), count: 4).joined(separator: ".") + "."
         let findings = ["a", "b"].map { AuditReport.Finding(namespace: namespace, claim: claim + $0, problems: [.init(kind: .desiredReplicas, detail: "x")]) }
             + [AuditReport.Finding(namespace: "apps", claim: "short", problems: [.init(kind: .desiredReplicas, detail: "x")])]
         let files = writer.files(for: findings)
