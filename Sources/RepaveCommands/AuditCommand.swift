@@ -34,13 +34,13 @@ struct AuditCommand: AsyncParsableCommand {
     @Option(name: .customLong("longhorn-namespace"), help: "Where Longhorn's objects live.")
     var longhornNamespace = "longhorn-system"
 
-    @Option(name: .customLong("state-dir"), help: "Where run directories are (default: $XDG_STATE_HOME/repave/runs); a kept volume's run found there is cleaned up with 'repave finalize'.")
+    @Option(name: .customLong("state-dir"), help: "Where run directories are (default: $XDG_STATE_HOME/repave/runs): a kept volume's run is looked up there.")
     var stateDirectory: String?
 
     @Option(name: .customLong("write-plans"), help: ArgumentHelp("Write one plan per finding into this directory (no file is overwritten).", valueName: "dir"))
     var writePlans: String?
 
-    @Option(name: .customLong("strategy"), help: "The strategy of the plans written: recreate, migrate or replicas.")
+    @Option(name: .customLong("strategy"), help: "The strategy of the plans written: recreate or replicas (migrate: not in this release).")
     var strategy: PlanStrategy?
 
     @Option(name: .customLong("storage-class"), help: "The class the claims move to (recreate, migrate).")
@@ -58,7 +58,12 @@ struct AuditCommand: AsyncParsableCommand {
             }
             return
         }
-        guard let strategy else { throw ValidationError("--write-plans \(writePlans) needs --strategy recreate, migrate or replicas") }
+        guard let strategy else { throw ValidationError("--write-plans \(writePlans) needs --strategy recreate or replicas") }
+        // Every plan written must pass `repave plan --offline`, and this release's plan files
+        // refuse migrate: until they accept it, so does the audit.
+        if strategy == .migrate {
+            throw ValidationError("--strategy migrate: this release of repave does not run migrate plans; write recreate or replicas plans")
+        }
         switch strategy {
         case .recreate, .migrate:
             if storageClass == nil { throw ValidationError("--strategy \(strategy.rawValue) needs --storage-class NAME: the class the claims move to") }
@@ -82,18 +87,7 @@ struct AuditCommand: AsyncParsableCommand {
                 : try await client.list(.storageClasses, as: AuditRecord.StorageClass.self).first { $0.metadata.name == storageClass }
             let writer = AuditPlanWriter(directory: writePlans, strategy: strategy, storageClass: storageClass, copyImage: copyImage,
                                          minReplicas: minReplicas, longhornNamespace: longhornNamespace, existingClass: existing)
-            let files = writer.files(for: report.findings)
-            if strategy == .recreate {
-                // What `repave plan --offline` will say of each: checked before anything is written.
-                for file in files {
-                    do {
-                        _ = try RecreatePlan.parse(Data(file.text.utf8), file: file.path)
-                    } catch {
-                        throw RepaveError(.internal, "the plan written for \(file.path) does not parse", cause: error)
-                    }
-                }
-            }
-            report.plansWritten = try await writer.write(files)
+            report.plansWritten = try await writer.write(writer.files(for: report.findings))
         }
         Output.render(report, global.output)
         if report.exitStatus != .success { throw ExitCode(report.exitStatus.rawValue) }

@@ -74,16 +74,23 @@ struct AuditLabTests: DevpodTesting {
             #expect(problems("degraded").contains("robustness") && problems("faulted").contains("robustness"))
             let retained = report["retainedVolumes"] as? [[String: Any]] ?? []
             #expect(retained.compactMap { $0["volume"] as? String } == [world.oldVolume], "\(retained)")
-            #expect(retained.first?["cleanup"] as? [String] == ["repave finalize \(runDirectory)"])
+            // Its run finished, and its directory is on this machine: the uid-guarded deletes
+            // (`repave finalize` is not in this release).
+            let pv = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
+            #expect(retained.first?["runDirectory"] as? String == runDirectory && retained.first?["runState"] as? String == "finished")
+            let cleanup = retained.first?["cleanup"] as? [String] ?? []
+            #expect(cleanup.count == 2 && cleanup[0].contains("\"uid\":\"\(pv.uid)\"") && cleanup[0].contains("delete --raw /api/v1/persistentvolumes/\(pv.name)"),
+                    "\(cleanup)")
+            #expect(!cleanup.contains { $0.contains("finalize") }, "\(cleanup)")
             #expect(retained.first?["claim"] as? String == "\(ns)/coder-jeda-codespace-home")
             let unbound = report["unboundClaims"] as? [[String: Any]] ?? []
             #expect(unbound.compactMap { $0["claim"] as? String } == ["waiting"] && unbound.first?["phase"] as? String == "Pending")
 
-            // Without the run's directory on this machine: the uid-guarded deletes instead.
+            // Without the run's directory on this machine nothing says the run finished: no deletes.
             let elsewhere = try json(try await repave(["audit", "-n", ns, "-o", "json", "--state-dir", world.scratch.file("no-runs")]))
-            let cleanup = ((elsewhere["retainedVolumes"] as? [[String: Any]])?.first?["cleanup"] as? [String]) ?? []
-            let pv = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
-            #expect(cleanup.count == 2 && cleanup[0].contains("\"uid\":\"\(pv.uid)\"") && cleanup[0].contains("delete --raw /api/v1/persistentvolumes/\(pv.name)"), "\(cleanup)")
+            let unknown = (elsewhere["retainedVolumes"] as? [[String: Any]])?.first ?? [:]
+            #expect(unknown["runState"] as? String == "not-found" && (unknown["cleanup"] as? [String]) == [], "\(unknown)")
+            #expect((unknown["note"] as? String)?.hasPrefix("run directory not found: make sure its run finished") == true, "\(unknown)")
 
             // --write-plans, recreate: one plan per finding, each passing plan --offline.
             let plans = world.scratch.file("plans")
@@ -110,18 +117,19 @@ struct AuditLabTests: DevpodTesting {
             #expect(try FileManager.default.contentsOfDirectory(atPath: plans).sorted() == files)
             #expect(try files.map { try Data(contentsOf: URL(fileURLWithPath: plans + "/" + $0)) } == before)
 
-            // migrate and replicas plans: this release's parser may refuse the strategy, and nothing else.
-            for (strategy, extra) in [("migrate", ["--storage-class", world.newClass, "--copy-image", "lab/mover:1"]), ("replicas", [])] {
-                let directory = world.scratch.file("plans-\(strategy)")
-                let wrote = try await repave(["audit", "-n", ns, "--write-plans", directory, "--strategy", strategy] + extra)
-                let count = try FileManager.default.contentsOfDirectory(atPath: directory).count
-                #expect(wrote.status == 2 && count == 3, "\(wrote.standardError)")
-                for file in try FileManager.default.contentsOfDirectory(atPath: directory) {
-                    let checked = try await runProcess(try repaveBinary(), ["plan", directory + "/" + file, "--offline"])
-                    let refusedStrategy = checked.status == 2 && checked.standardError.contains("strategy '\(strategy)' is not available in this release")
-                    #expect(checked.status == 0 || refusedStrategy, "\(strategy) \(file): \(checked.standardError)")
-                }
+            // replicas plans pass plan --offline as written; migrate (not in this release) is refused.
+            let directory = world.scratch.file("plans-replicas")
+            let wrote = try await repave(["audit", "-n", ns, "--write-plans", directory, "--strategy", "replicas"])
+            let replicasFiles = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+            #expect(wrote.status == 2 && replicasFiles == files, "\(wrote.standardError)")
+            for file in replicasFiles {
+                let checked = try await runProcess(try repaveBinary(), ["plan", directory + "/" + file, "--offline"])
+                #expect(checked.status == 0, "replicas \(file): \(checked.standardError)")
             }
+            let migrate = try await repave(["audit", "-n", ns, "--write-plans", world.scratch.file("plans-migrate"), "--strategy", "migrate",
+                                            "--storage-class", world.newClass, "--copy-image", "lab/mover:1"])
+            #expect(migrate.status == 64 && migrate.standardError.contains("this release of repave does not run migrate plans"), "\(migrate.standardError)")
+            #expect(!FileManager.default.fileExists(atPath: world.scratch.file("plans-migrate")))
             // Every one of the deployments got its volume; the audit deleted and changed nothing.
             #expect(try await client.getIfPresent(.persistentVolumes, named: world.oldVolume) != nil)
         }
@@ -155,13 +163,14 @@ struct AuditLabTests: DevpodTesting {
 /// `repave audit`'s flags, refused before any kubeconfig is read (exit 64, one line each).
 @Suite("audit command line")
 struct AuditCommandLineTests {
-    @Test("--write-plans needs --strategy; recreate and migrate need --storage-class, migrate --copy-image; -n and -A exclude each other")
+    @Test("--write-plans needs --strategy; recreate needs --storage-class; migrate is refused in this release; -n and -A exclude each other")
     func usage() async throws {
         let cases: [([String], String)] = [
             (["-n", "a", "-A"], "-n and -A exclude each other"),
             (["--write-plans", "d"], "needs --strategy"),
             (["--write-plans", "d", "--strategy", "recreate"], "needs --storage-class"),
-            (["--write-plans", "d", "--strategy", "migrate", "--storage-class", "c"], "needs --copy-image"),
+            (["--write-plans", "d", "--strategy", "migrate", "--storage-class", "c", "--copy-image", "i"], "this release of repave does not run migrate plans"),
+            (["--write-plans", "d", "--strategy", "recreate", "--storage-class", "c", "--copy-image", "i"], "--copy-image goes with --strategy migrate only"),
             (["--write-plans", "d", "--strategy", "replicas", "--storage-class", "c"], "drop --storage-class"),
             (["--strategy", "replicas"], "go with --write-plans"),
             (["--min-replicas", "0"], "from 1 to 10"),

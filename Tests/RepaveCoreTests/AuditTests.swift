@@ -54,7 +54,7 @@ struct AuditTests {
             let claims = [
                 // Re-created by run-3, whose old PV (kept before runs annotated PVs) is Released.
                 StubObjects.claim("healthy", in: "apps", uid: "uid-claim-healthy", storageClass: "longhorn-3r", volume: "pvc-healthy",
-                                  annotations: ["repave/run-id": "run-3"]),
+                                  annotations: [RecreateRun.runAnnotation: "run-3"]),
                 StubObjects.claim("single", in: "apps", uid: "uid-claim-single", storageClass: "longhorn-1r", volume: "pvc-single"),
                 StubObjects.claim("degraded", in: "apps", uid: "uid-claim-degraded", storageClass: "longhorn-3r", volume: "pvc-degraded"),
                 StubObjects.claim("faulted", in: "apps", uid: "uid-claim-faulted", storageClass: "longhorn-3r", volume: "pvc-faulted"),
@@ -64,14 +64,14 @@ struct AuditTests {
             server.on(.get, "/api/v1/namespaces/apps/persistentvolumeclaims", .object(StubObjects.list(claims)))
             let names = ["healthy", "single", "degraded", "faulted", "resting"]
             let volumes = names.map { AuditTests.volume("pvc-\($0)", claim: ("apps", $0)) } + [
-                AuditTests.volume("pvc-kept", claim: ("apps", "old"), annotations: ["repave/run-id": "run-1", "repave/claim": "apps/old"],
+                AuditTests.volume("pvc-kept", claim: ("apps", "old"), annotations: [RetainedVolume.runAnnotation: "run-1", RetainedVolume.claimAnnotation: "apps/old"],
                                   phase: "Released", policy: "Retain"),
                 AuditTests.volume("pvc-old-healthy", claim: ("apps", "healthy"), phase: "Released", policy: "Retain")
                     .merging(["spec": ["claimRef": ["uid": "uid-of-the-claim-before"]]]),
                 // Released, its claim not re-created by a run: not Repave's.
                 AuditTests.volume("pvc-foreign", claim: ("apps", "gone"), phase: "Released", policy: "Retain"),
                 // Kept by a run in another namespace: not in this audit's scope.
-                AuditTests.volume("pvc-elsewhere", claim: ("other", "x"), annotations: ["repave/run-id": "run-2", "repave/claim": "other/x"],
+                AuditTests.volume("pvc-elsewhere", claim: ("other", "x"), annotations: [RetainedVolume.runAnnotation: "run-2", RetainedVolume.claimAnnotation: "other/x"],
                                   phase: "Released", policy: "Retain"),
             ]
             server.on(.get, "/api/v1/persistentvolumes", .object(StubObjects.list(volumes)))
@@ -98,6 +98,16 @@ struct AuditTests {
             }
             server.on(.get, "\(AuditTests.longhorn)/namespaces/longhorn-system/settings/default-replica-count",
                       .object(["kind": "Setting", "metadata": ["name": "default-replica-count"], "value": "2"]))
+        }
+
+        /// A run directory under the state root whose journal has a header and then `ending`.
+        func run(_ run: String, ending records: [EngineRecord]) async throws -> String {
+            let directory = scratch.file("runs/\(run)-20261201T000000Z")
+            try FileManager.default.createDirectory(atPath: scratch.file("runs"), withIntermediateDirectories: true)
+            let header = RunHeader(strategy: "recreate", plan: run, planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+            let journal = try await offPool("test journal") { try Journal.create(directory: directory, run: run, header: header) }
+            for record in records { try await record.append(to: journal, step: record == .finished ? nil : "delete-claim") }
+            return directory
         }
 
         func audit(_ scope: Audit.Scope = .namespace("apps")) -> Audit {
@@ -156,20 +166,18 @@ struct AuditTests {
         #expect(report.retainedVolumes.map(\.run) == ["run-1", "run-3"] && report.retainedVolumes.map(\.claim) == ["apps/old", "apps/healthy"])
         let kept = try #require(report.retainedVolumes.first)
         #expect(kept.runDirectory == nil && kept.longhornVolumeUID == "lh-kept")
-        #expect(kept.cleanup.count == 2 && kept.cleanup[0].contains("\"uid\":\"uid-pvc-kept\"") && kept.cleanup[0].contains("--raw /api/v1/persistentvolumes/pvc-kept"))
-        #expect(kept.cleanup[1].contains("\"uid\":\"lh-kept\"") && kept.cleanup[1].contains("/namespaces/longhorn-system/volumes/pvc-kept"))
+        // No run directory here: nothing says the run finished, so no delete is offered.
+        #expect(report.retainedVolumes.allSatisfy { $0.runState == .notFound && $0.cleanup.isEmpty }, "\(report.retainedVolumes)")
+        #expect(kept.note?.hasPrefix("run directory not found: make sure its run finished") == true, "\(kept.note ?? "")")
         #expect(report.settings.map(\.name) == ["default-replica-count"])
         #expect(report.claims == 6 && report.notAssessed.isEmpty && report.exitStatus == .refused)
         #expect(world.server.writes.isEmpty, "the audit only reads: \(world.server.writes)")
     }
 
-    @Test("a bar of 1 finds only the unhealthy attached volumes; a kept volume whose run is on this machine gets 'repave finalize'")
+    @Test("a bar of 1 finds only the unhealthy attached volumes; a kept volume whose run is on this machine gets the uid-guarded deletes, never 'repave finalize'")
     func lowBarAndFinalize() async throws {
         let world = try World()
-        let directory = world.scratch.file("runs/old-20261201T000000Z")
-        try FileManager.default.createDirectory(atPath: world.scratch.file("runs"), withIntermediateDirectories: true)
-        let header = RunHeader(strategy: "recreate", plan: "old", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
-        _ = try await offPool("test journal") { try Journal.create(directory: directory, run: "run-1", header: header) }
+        let directory = try await world.run("run-1", ending: [.stepDone, .finished])
         // A directory that is not a run is passed over.
         try FileManager.default.createDirectory(atPath: world.scratch.file("runs/notes"), withIntermediateDirectories: true)
         var audit = world.audit()
@@ -177,8 +185,32 @@ struct AuditTests {
         let report = try await audit.run(world.client)
         #expect(report.findings.map(\.claim) == ["degraded", "faulted"])
         #expect(report.settings.isEmpty)
-        #expect(report.retainedVolumes.first?.cleanup == ["repave finalize \(directory)"])
-        #expect(report.retainedVolumes.last?.runDirectory == nil)
+        let kept = try #require(report.retainedVolumes.first)
+        #expect(kept.runDirectory == directory)
+        // `repave finalize` does not exist in this release: the commands are the uid-guarded deletes.
+        #expect(kept.cleanup.count == 2 && kept.cleanup.allSatisfy { !$0.contains("finalize") }, "\(kept.cleanup)")
+        #expect(kept.cleanup[0].contains("\"uid\":\"uid-pvc-kept\"") && kept.cleanup[0].contains("--raw /api/v1/persistentvolumes/pvc-kept"))
+        #expect(kept.cleanup[1].contains("\"uid\":\"lh-kept\"") && kept.cleanup[1].contains("/namespaces/longhorn-system/volumes/pvc-kept"))
+        #expect(kept.runState == .finished && kept.note == nil)
+        #expect(report.retainedVolumes.last?.runDirectory == nil && report.retainedVolumes.last?.runState == .notFound)
+        #expect(report.retainedVolumes.last?.cleanup == [])
+    }
+
+    @Test("a kept volume whose run is not finished here, or was aborted, gets no delete command: resume or abort it first")
+    func unfinishedRunKeepsItsVolume() async throws {
+        let world = try World()
+        // run-1 stopped after delete-claim: its old PV, Released, is the only copy of the data.
+        let stopped = try await world.run("run-1", ending: [.stepDone, .stopped(reason: "the new claim did not bind")])
+        let aborted = try await world.run("run-3", ending: [.aborted(undone: "nothing")])
+        let report = try await world.audit().run(world.client)
+        #expect(report.retainedVolumes.map(\.volume) == ["pvc-kept", "pvc-old-healthy"])
+        let kept = report.retainedVolumes[0], old = report.retainedVolumes[1]
+        #expect(kept.runDirectory == stopped && kept.runState == .notFinished && kept.cleanup.isEmpty, "\(kept)")
+        #expect(kept.note == "run not finished here (\(stopped)): resume or abort it first; until then this volume may hold the only copy of the data")
+        #expect(old.runDirectory == aborted && old.runState == .aborted && old.cleanup.isEmpty, "\(old)")
+        let text = report.textLines
+        #expect(!text.contains { $0.contains("remove:") || $0.contains("kubectl delete") }, "\(text)")
+        #expect(text.contains("  keep: \(kept.note ?? "")"), "\(text)")
     }
 
     @Test("without replicas.longhorn.io the healthy counts are not assessed, and that alone makes exit 2")
@@ -240,6 +272,39 @@ struct AuditTests {
         #expect(report.findings.map(\.claim) == ["orphan"])
         #expect(report.findings.first?.problems.map(\.kind) == [.longhornVolumeMissing])
         #expect(report.claims == 2 && report.exitStatus == .refused)
+    }
+
+    @Test("a class numberOfReplicas or a default-replica-count that is not a whole number is listed as not assessed (exit 2); the per-engine form is read")
+    func unreadableCounts() throws {
+        func decode<T: Decodable>(_ type: T.Type, _ object: JSON) throws -> T { try JSONDecoder().decode(type, from: object.encoded()) }
+        var inventory = AuditInventory()
+        inventory.claims = [try decode(AuditRecord.Claim.self, StubObjects.claim("a", in: "apps", uid: "u1", storageClass: "odd", volume: nil)),
+                            try decode(AuditRecord.Claim.self, StubObjects.claim("b", in: "apps", uid: "u2", storageClass: "odd", volume: nil)),
+                            try decode(AuditRecord.Claim.self, StubObjects.claim("c", in: "apps", uid: "u3", storageClass: "longhorn-1r", volume: nil))]
+        var odd = StubObjects.storageClass("odd", replicas: 3)
+        odd["parameters"]?["numberOfReplicas"] = "three"
+        for object in [odd, StubObjects.storageClass("longhorn-1r", replicas: 1)] {
+            let record = try decode(AuditRecord.StorageClass.self, object)
+            inventory.classes[record.metadata.name] = record
+        }
+        inventory.defaultReplicaCount = "many"
+        inventory.replicas = [:]
+        var report = AuditReport(namespace: "apps", minReplicas: 3, longhornNamespace: "longhorn-system")
+        Audit.assess(inventory, into: &report)
+        #expect(report.notAssessed == [
+            "class odd: numberOfReplicas \"three\" is not a whole number, so its claims' class-replicas rule was not applied",
+            "Longhorn setting default-replica-count: \"many\" is not a whole number (nor one per data engine), so it was not compared with 3",
+        ], "\(report.notAssessed)")
+        #expect(report.findings.map(\.claim) == ["c"] && report.settings.isEmpty && report.exitStatus == .refused)
+        // Longhorn 1.8's form, one count per data engine: the lowest is compared.
+        for (value, note) in [("{\"v1\":\"2\",\"v2\":\"3\"}", true), ("{\"v1\":\"3\",\"v2\":\"3\"}", false), ("2", true)] {
+            inventory.defaultReplicaCount = value
+            var engines = AuditReport(namespace: "apps", minReplicas: 3, longhornNamespace: "longhorn-system")
+            Audit.assess(inventory, into: &engines)
+            #expect(!engines.notAssessed.contains { $0.contains("default-replica-count") }, "\(value): \(engines.notAssessed)")
+            #expect(engines.settings.map(\.name) == (note ? ["default-replica-count"] : []), "\(value)")
+        }
+        #expect(AuditRecord.Setting.replicaCount("{\"v1\":\"x\"}") == nil && AuditRecord.Setting.replicaCount("{}") == nil)
     }
 
     // MARK: plans
@@ -318,6 +383,44 @@ struct AuditTests {
                 }
             }
         }
+    }
+
+    @Test("a set of plans that 'repave plan --offline' would refuse (migrate, in this release) is refused whole: nothing is written")
+    func refusedPlansNotWritten() async throws {
+        let world = try World()
+        let report = try await findingsWithWorkloads(world)
+        let directory = world.scratch.file("plans-migrate")
+        let writer = AuditPlanWriter(directory: directory, strategy: .migrate, storageClass: "longhorn-3r", copyImage: "lab/mover:1",
+                                     minReplicas: 3, longhornNamespace: "longhorn-system", existingClass: nil)
+        let files = writer.files(for: report.findings)
+        let error = await #expect(throws: RepaveError.self) { try await writer.write(files) }
+        let message = error?.message ?? "", cause = error?.cause.map { "\($0)" } ?? ""
+        #expect(error?.errorCode == .internal && message.contains("\(files[0].path) does not parse"), "\(message)")
+        #expect(cause.contains("not available in this release"), "\(cause)")
+        #expect(!FileManager.default.fileExists(atPath: directory))
+        // Replicas plans pass it, and are written.
+        let replicas = AuditPlanWriter(directory: world.scratch.file("plans-replicas"), strategy: .replicas, storageClass: nil, copyImage: nil,
+                                       minReplicas: 3, longhornNamespace: "longhorn-system", existingClass: nil)
+        #expect(try await replicas.write(replicas.files(for: report.findings)).count == 3)
+    }
+
+    @Test("a namespace of 63 and a claim of 253 characters make a file name within NAME_MAX, shortened with a hash; plans are written")
+    func longNames() async throws {
+        let scratch = try ScratchDirectory()
+        let writer = AuditPlanWriter(directory: scratch.file("plans"), strategy: .replicas, storageClass: nil, copyImage: nil,
+                                     minReplicas: 3, longhornNamespace: "longhorn-system", existingClass: nil)
+        // A claim is a DNS subdomain: 253 characters, in labels of at most 63.
+        let namespace = String(repeating: "n", count: 63), claim = Array(repeating: String(repeating: "c", count: 62), count: 4).joined(separator: ".") + "."
+        let findings = ["a", "b"].map { AuditReport.Finding(namespace: namespace, claim: claim + $0, problems: [.init(kind: .desiredReplicas, detail: "x")]) }
+            + [AuditReport.Finding(namespace: "apps", claim: "short", problems: [.init(kind: .desiredReplicas, detail: "x")])]
+        let files = writer.files(for: findings)
+        let names = files.map { ($0.path as NSString).lastPathComponent }
+        #expect(names.allSatisfy { $0.utf8.count <= 255 }, "\(names.map(\.utf8.count))")
+        // Two claims that differ only past the cut still get two files.
+        #expect(Set(names).count == 3 && names[0].hasPrefix(namespace + "-ccc") && names[2] == "apps-short.yaml", "\(names)")
+        #expect(try await writer.write(files) == files.map(\.path))
+        let plan = try ReplicasPlan.parse(Data(files[1].text.utf8), file: files[1].path)
+        #expect(plan.target.claim == claim + "b" && plan.name.count <= 63)
     }
 
     @Test("an existing target class is written as the cluster has it, so ensure finds it matching")

@@ -8,8 +8,6 @@ import KubeAPI
 /// and gets only, each list paginated and decoded into the few fields the rules read.
 public struct Audit: Sendable {
     public static let longhornDriver = "driver.longhorn.io"
-    public static let runAnnotation = "repave/run-id"
-    public static let claimAnnotation = "repave/claim"
 
     /// One namespace, or every namespace (`-A`).
     public enum Scope: Sendable, Equatable {
@@ -20,7 +18,7 @@ public struct Audit: Sendable {
     public var scope: Scope
     public var minReplicas: Int
     public var longhornNamespace: String
-    /// Where run directories are looked for (`repave finalize` is offered for runs found there).
+    /// Where run directories are looked for: a kept volume's run is looked up there.
     public var stateRoot: String
     public var pageSize: Int
 
@@ -147,7 +145,7 @@ public struct Audit: Sendable {
     static func recreatedClaims(_ claims: [AuditRecord.Claim]) -> [String: (uid: String, run: String)] {
         var found: [String: (uid: String, run: String)] = [:]
         for claim in claims {
-            if let run = claim.metadata.annotations?[runAnnotation] { found["\(claim.namespace)/\(claim.name)"] = (claim.metadata.uid ?? "", run) }
+            if let run = claim.metadata.annotations?[RecreateRun.runAnnotation] { found["\(claim.namespace)/\(claim.name)"] = (claim.metadata.uid ?? "", run) }
         }
         return found
     }
@@ -160,15 +158,17 @@ public struct Audit: Sendable {
     static func retainedBy(_ volume: AuditRecord.Volume, recreatedClaims: [String: (uid: String, run: String)]) -> (run: String, claim: String)? {
         guard volume.phase != "Bound" else { return nil }
         let annotations = volume.metadata.annotations ?? [:]
-        if let run = annotations[runAnnotation], let claim = annotations[claimAnnotation] { return (run, claim) }
+        if let run = annotations[RetainedVolume.runAnnotation], let claim = annotations[RetainedVolume.claimAnnotation] { return (run, claim) }
         guard volume.phase == "Released", let ref = volume.spec?.claimRef, let namespace = ref.namespace, let name = ref.name,
               let recreated = recreatedClaims["\(namespace)/\(name)"], recreated.uid != ref.uid
         else { return nil }
         return (recreated.run, "\(namespace)/\(name)")
     }
 
-    /// Retained volumes in scope, each with how to remove it: `repave finalize` when its run's
-    /// directory is on this machine, else uid-guarded deletes.
+    /// Retained volumes in scope, each with how to remove it: uid-guarded deletes of the PV and
+    /// of its Longhorn volume (`repave finalize`, when it exists, does this), only when its run
+    /// finished on this machine. A run not finished may still need the volume: one stopped after
+    /// `delete-claim` leaves it Released, the only copy of the data.
     func retainedVolumes(_ volumes: [(volume: AuditRecord.Volume, run: String, claim: String)],
                          longhorn: [String: AuditRecord.LonghornVolume]) async -> [AuditReport.RetainedVolume] {
         let inScope = volumes.filter { kept in
@@ -177,14 +177,13 @@ public struct Audit: Sendable {
         }
         guard !inScope.isEmpty else { return [] }
         let root = stateRoot
-        let directories = await offPool("audit run lookup") { Self.runDirectories(under: root) }
+        let runs = await offPool("audit run lookup") { Self.runDirectories(under: root) }
         return inScope.sorted { $0.volume.name < $1.volume.name }.map { volume, run, claim in
             let backing = volume.longhornVolume.flatMap { longhorn[$0] }
-            let directory = directories[run]
-            var cleanup: [String]
-            if let directory {
-                cleanup = ["repave finalize \(directory)"]
-            } else {
+            let found = runs[run]
+            let state = found?.state ?? .notFound
+            var cleanup: [String] = []
+            if state == .finished {
                 cleanup = [Self.guardedDelete(ResourceType.persistentVolumes.path(name: volume.name), uid: volume.metadata.uid ?? "")]
                 if let backing {
                     cleanup.append(Self.guardedDelete(ResourceType.longhornVolumes.path(namespace: longhornNamespace, name: backing.metadata.name),
@@ -193,7 +192,8 @@ public struct Audit: Sendable {
             }
             return .init(volume: volume.name, uid: volume.metadata.uid ?? "", phase: volume.phase, reclaimPolicy: volume.spec?.persistentVolumeReclaimPolicy,
                          run: run, claim: claim, longhornVolume: backing?.metadata.name,
-                         longhornVolumeUID: backing?.metadata.uid, runDirectory: directory, cleanup: cleanup)
+                         longhornVolumeUID: backing?.metadata.uid, runDirectory: found?.directory, runState: state,
+                         note: state.note(found?.directory), cleanup: cleanup)
         }
     }
 
@@ -203,14 +203,17 @@ public struct Audit: Sendable {
         "echo '{\"apiVersion\":\"v1\",\"kind\":\"DeleteOptions\",\"preconditions\":{\"uid\":\"\(uid)\"}}' | kubectl delete --raw \(path) -f -"
     }
 
-    /// Run id → run directory, for every run under `root`: the run of each journal's records,
-    /// read as `repave status` reads them (a directory whose journal does not read is skipped).
-    static func runDirectories(under root: String) -> [String: String] {
-        var found: [String: String] = [:]
+    /// Run id → its directory and how its journal ends, for every run under `root`: the run of
+    /// each journal's records, read as `repave status` reads them (a directory whose journal does
+    /// not read is skipped; a journal whose records this repave cannot decode is not finished).
+    static func runDirectories(under root: String) -> [String: (directory: String, state: AuditReport.RunState)] {
+        var found: [String: (directory: String, state: AuditReport.RunState)] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
             let directory = root + "/" + name
-            guard let run = (try? Journal.read(directory: directory))?.records.first?.run, !run.isEmpty else { continue }
-            found[run] = directory
+            guard let records = (try? Journal.read(directory: directory))?.records, let run = records.first?.run, !run.isEmpty else { continue }
+            let history = try? RunHistory(records)
+            let state: AuditReport.RunState = history?.finished == true ? .finished : history?.aborted != nil ? .aborted : .notFinished
+            found[run] = (directory, state)
         }
         return found
     }

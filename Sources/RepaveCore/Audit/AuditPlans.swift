@@ -74,19 +74,21 @@ public struct AuditPlanWriter: Sendable {
     }
 
     /// Every plan, named `<namespace>-<claim>.yaml` (a short hash is added where two findings'
-    /// names would meet, or a name would be too long).
+    /// names would meet, or a name would be too long: past ``longestName`` bytes it is
+    /// shortened, so that the file's name stays within NAME_MAX, 255 bytes).
     public func files(for findings: [AuditReport.Finding]) -> [File] {
         let bases = findings.map { Self.base($0.namespace, $0.claim) }
         let counts = Dictionary(bases.map { ($0, 1) }, uniquingKeysWith: +)
         return zip(findings, bases).map { finding, base in
-            let name = counts[base]! > 1 ? Self.hashed(base, finding) : base
+            let name = counts[base]! > 1 || base.utf8.count > Self.longestName ? Self.hashed(base, finding) : base
             return File(path: directory + "/" + name + ".yaml", text: plan(finding, name: Self.planName(name, finding)))
         }
     }
 
-    /// Writes every file, or none: a file that exists (or a dangling link where one would go)
-    /// refuses the whole set, naming each.
+    /// Writes every file, or none: a plan that `repave plan --offline` would refuse, or a file
+    /// that exists (or a dangling link where one would go), refuses the whole set, naming each.
     public func write(_ files: [File]) async throws -> [String] {
+        try Self.check(files)
         let directory = directory
         return try await offPool("audit plan writes") { () throws -> [String] in
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -115,6 +117,18 @@ public struct AuditPlanWriter: Sendable {
                 written.append(file.path)
             }
             return written
+        }
+    }
+
+    /// Each file parsed as `repave plan --offline` parses it (``PlanFile/parse(_:file:windowStart:)``,
+    /// whatever the strategy): a plan it would refuse is never written.
+    static func check(_ files: [File]) throws {
+        for file in files {
+            do {
+                _ = try PlanFile.parse(Data(file.text.utf8), file: file.path)
+            } catch {
+                throw RepaveError(.internal, "the plan written for \(file.path) does not parse: nothing was written", cause: error)
+            }
         }
     }
 
@@ -189,8 +203,17 @@ public struct AuditPlanWriter: Sendable {
         "\(namespace)-\(claim)".map { $0 == "/" ? "-" : $0 }.reduce(into: "") { $0.append($1) }
     }
 
+    /// The longest name a plan file gets before `.yaml`, in bytes: a namespace (63) and a claim
+    /// (253) can make a name past NAME_MAX (255), which `open` refuses.
+    static let longestName = 240
+
+    /// The name with a hash of the finding's claim, its start shortened to keep it within
+    /// ``longestName`` bytes.
     static func hashed(_ base: String, _ finding: AuditReport.Finding) -> String {
-        base + "-" + SHA256.hex(of: Data("\(finding.namespace)/\(finding.claim)".utf8)).prefix(8)
+        let hash = "-" + SHA256.hex(of: Data("\(finding.namespace)/\(finding.claim)".utf8)).prefix(8)
+        var start = base
+        while start.utf8.count + hash.utf8.count > longestName { start.removeLast() }
+        return start + hash
     }
 
     /// A plan name is a DNS label (at most 63): dots become dashes; a longer name keeps its

@@ -1,3 +1,4 @@
+import Foundation
 import KubeAPI
 
 /// The few fields `repave audit` reads of each object, decoded straight from the API server's
@@ -91,10 +92,17 @@ public enum AuditRecord {
         public var volumeBindingMode: String?
         public var allowVolumeExpansion: Bool?
 
-        /// `numberOfReplicas` of a Longhorn class (nil for another provisioner, or none given).
+        /// `numberOfReplicas` of a Longhorn class (nil for another provisioner, none given, or
+        /// not a whole number: see ``unreadableLonghornReplicas``).
         public var longhornReplicas: Int? {
             guard provisioner == Audit.longhornDriver else { return nil }
             return parameters?["numberOfReplicas"].flatMap { Int($0) }
+        }
+
+        /// `numberOfReplicas` of a Longhorn class as written, when it is not a whole number.
+        public var unreadableLonghornReplicas: String? {
+            guard provisioner == Audit.longhornDriver, let text = parameters?["numberOfReplicas"], Int(text) == nil else { return nil }
+            return text
         }
     }
 
@@ -146,6 +154,17 @@ public enum AuditRecord {
     public struct Setting: Decodable, Sendable, Equatable {
         public var metadata: Meta
         public var value: String?
+
+        /// A replica count setting's value (`default-replica-count`): a whole number, or, since
+        /// Longhorn 1.8, one per data engine (`{"v1":"3","v2":"3"}`), of which the lowest
+        /// counts. nil when it is neither.
+        public static func replicaCount(_ value: String) -> Int? {
+            if let count = Int(value) { return count }
+            guard let engines = (try? JSON.decode(Data(value.utf8)))?.objectValue, !engines.isEmpty else { return nil }
+            let counts = engines.values.map { $0.stringValue.flatMap { Int($0) } ?? $0.intValue.map { Int($0) } }
+            guard counts.allSatisfy({ $0 != nil }) else { return nil }
+            return counts.compactMap { $0 }.min()
+        }
     }
 
     /// A pod: which claims it mounts and who controls it.

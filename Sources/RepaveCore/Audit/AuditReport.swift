@@ -10,7 +10,8 @@ public struct AuditReport: Sendable, Encodable, Equatable {
     public var longhornNamespace: String
     /// Claims assessed (every claim in scope that could be read).
     public var claims = 0
-    /// Why the audit is incomplete (Longhorn not found, replicas not served): each makes exit 2.
+    /// Why the audit is incomplete (Longhorn not found, replicas not served, a replica count
+    /// that is not a whole number): each makes exit 2.
     public var notAssessed: [String] = []
     /// Under `-A`, namespaces whose claims this user may not list: each makes exit 2.
     public var unreadableNamespaces: [UnreadableNamespace] = []
@@ -91,10 +92,41 @@ public struct AuditReport: Sendable, Encodable, Equatable {
         public var claim: String
         public var longhornVolume: String?
         public var longhornVolumeUID: String?
-        /// The run's directory when it is on this machine (then `repave finalize` cleans up).
+        /// The run's directory when it is on this machine.
         public var runDirectory: String?
-        /// The commands that remove it: `repave finalize RUN`, or uid-guarded kubectl deletes.
+        /// How that run ended, as its journal on this machine says (`not-found` without one).
+        public var runState: RunState
+        /// Why there are no commands, when there are none.
+        public var note: String?
+        /// The commands that remove it, uid-guarded kubectl deletes of the PV and its Longhorn
+        /// volume; only when its run finished on this machine (empty otherwise).
         public var cleanup: [String]
+    }
+
+    /// How the run that kept a volume ended, as far as this machine knows.
+    public enum RunState: String, Sendable, Encodable, Equatable {
+        /// Its journal here says it finished: the kept volume is no longer needed by it.
+        case finished
+        /// Its journal here says it has not finished: the volume may be the only copy of the data.
+        case notFinished = "not-finished"
+        /// Its journal here says it was aborted.
+        case aborted
+        /// No run directory of it on this machine.
+        case notFound = "not-found"
+
+        /// What to do instead of deleting, for a run not known to have finished.
+        func note(_ directory: String?) -> String? {
+            let here = directory.map { " (\($0))" } ?? ""
+            switch self {
+            case .finished: return nil
+            case .notFinished:
+                return "run not finished here\(here): resume or abort it first; until then this volume may hold the only copy of the data"
+            case .aborted:
+                return "run aborted here\(here): abort put back what the run changed; check by hand what this volume holds before deleting it"
+            case .notFound:
+                return "run directory not found: make sure its run finished, then audit where its directory is (or with --state-dir)"
+            }
+        }
     }
 
     public struct UnboundClaim: Sendable, Encodable, Equatable {
@@ -127,7 +159,9 @@ extension AuditReport {
             if let workloads = finding.workloads, !workloads.isEmpty { lines.append("  workloads: \(workloads.joined(separator: ", "))") }
         }
         for volume in retainedVolumes {
-            lines.append("retained: pv \(volume.volume) (\(volume.phase)) of \(volume.claim), kept by run \(volume.run)")
+            let finished = volume.runState == .finished ? " (finished in \(volume.runDirectory ?? ""))" : ""
+            lines.append("retained: pv \(volume.volume) (\(volume.phase)) of \(volume.claim), kept by run \(volume.run)\(finished)")
+            if let note = volume.note { lines.append("  keep: \(note)") }
             for command in volume.cleanup { lines.append("  remove: \(command)") }
         }
         for claim in unboundClaims { lines.append("unbound: \(claim.namespace)/\(claim.claim) is \(claim.phase)") }

@@ -56,7 +56,20 @@ extension Audit {
             }
             if let finding = assess(claim, inventory, minimum: minimum, longhornNamespace: report.longhornNamespace) { report.findings.append(finding) }
         }
-        if let value = inventory.defaultReplicaCount, let count = Int(value), count < minimum {
+        // A count that is not a whole number is said, not passed over: the rule it feeds was not applied.
+        var unreadableClasses: [String: String] = [:]
+        for claim in inventory.claims where claim.phase == "Bound" {
+            if let name = claim.spec?.storageClassName, let value = inventory.classes[name]?.unreadableLonghornReplicas { unreadableClasses[name] = value }
+        }
+        for (name, value) in unreadableClasses.sorted(by: { $0.key < $1.key }) {
+            report.notAssessed.append("class \(name): numberOfReplicas \(AuditPlanWriter.quote(value)) is not a whole number, so its claims' class-replicas rule was not applied")
+        }
+        guard let value = inventory.defaultReplicaCount else { return }
+        guard let count = AuditRecord.Setting.replicaCount(value) else {
+            report.notAssessed.append("Longhorn setting default-replica-count: \(AuditPlanWriter.quote(value)) is not a whole number (nor one per data engine), so it was not compared with \(minimum)")
+            return
+        }
+        if count < minimum {
             report.settings.append(.init(name: "default-replica-count", value: value,
                                          detail: "Longhorn volumes created without a replica count (and classes without numberOfReplicas) get \(count), below \(minimum)"))
         }
