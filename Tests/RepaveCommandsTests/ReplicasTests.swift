@@ -317,7 +317,7 @@ struct ReplicasTests: DevpodTesting {
                 "apiVersion": "v1", "kind": "PersistentVolume", "metadata": ["name": .string(pvName)],
                 "spec": ["capacity": ["storage": "1Gi"], "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
                          "claimRef": ["apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": .string(world.namespace), "name": .string(claimName)],
-                         "csi": ["driver": "nfs.csi.k8s.io", "volumeHandle": "share/\(world.id)"]],
+                         "csi": ["driver": "nfs.csi.k8s.io", "volumeHandle": .string("share/\(world.id)")]],
             ]))
             do {
                 try await client.create(.persistentVolumeClaims, in: world.namespace, [
