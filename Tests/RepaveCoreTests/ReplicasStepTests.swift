@@ -220,4 +220,23 @@ struct ReplicasStepTests {
         #expect(ContinuousClock.now - started < .seconds(5))
         #expect(world.server.writes.isEmpty)
     }
+
+    // MARK: - status
+
+    @Test("status's live state finds the Longhorn volume by the PV's spec.csi.volumeHandle, not the PV's name")
+    func liveStateByVolumeHandle() async throws {
+        let world = try World()
+        var volume = StubObjects.volume(Self.pv, uid: "uid-pv")
+        volume["spec"]?["csi"]?["volumeHandle"] = "lh-home"
+        var longhorn = Self.volume(replicas: 3)
+        longhorn["metadata"]?["name"] = "lh-home"
+        world.server.on(.get, Self.claimPath, .object(Self.claimObject(annotation: nil)))
+        world.server.absent("/apis/coordination.k8s.io/v1/namespaces/devpod/leases/repave-home")
+        world.server.on(.get, "/api/v1/persistentvolumes/pvc-old", .object(volume))
+        world.server.on(.get, "/apis/longhorn.io/v1beta2/namespaces/longhorn-system/volumes/lh-home", .object(longhorn))
+        let strategy = ReplicasStrategy(plan: world.run.plan)
+        let state = try await strategy.liveState(world.context.client)
+        #expect(state["volume"]?.hasPrefix("lh-home: 3 replicas") == true, "\(state) after \(world.server.requests)")
+        #expect(!world.server.requests.contains("GET \(Self.longhornPath)"))
+    }
 }
