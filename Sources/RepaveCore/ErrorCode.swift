@@ -79,9 +79,11 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let copyFailed = ErrorCode("copy.failed", .stoppedMidRun)
     public static let copyDiffers = ErrorCode("copy.differs", .stoppedMidRun)
     public static let replicasReplaced = ErrorCode("patch-replicas.replaced", .stoppedMidRun)
-    public static let replicasConflict = ErrorCode("patch-replicas.conflict", .stoppedMidRun)
+    public static let longhornGone = ErrorCode("save-manifests.longhorn-gone", .stoppedMidRun)
+    public static let replicasNoVolume = ErrorCode("patch-replicas.no-volume", .stoppedMidRun)
     public static let replicasUnschedulable = ErrorCode("await-rebuild.unschedulable", .stoppedMidRun)
     public static let rebuildTimeout = ErrorCode("await-rebuild.timeout", .stoppedMidRun)
+    public static let rebuildCountChanged = ErrorCode("await-rebuild.count-changed", .stoppedMidRun)
     /// The engine demo's (`repave-lab engine-demo`, tests only).
     public static let demoForeign = ErrorCode("demo.foreign", .stoppedMidRun)
     public static let demoNoUID = ErrorCode("demo.no-uid", .stoppedMidRun)
@@ -119,6 +121,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
         abortPastPointOfNoReturn, abortEnded, statusNoRuns, auditPlanExists, auditPlanUnwritable, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
-        notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, replicasConflict, replicasUnschedulable, rebuildTimeout,
+        notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, longhornGone, replicasNoVolume,
+        replicasUnschedulable, rebuildTimeout, rebuildCountChanged,
     ]
 }

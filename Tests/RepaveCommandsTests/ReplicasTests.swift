@@ -262,5 +262,84 @@ struct ReplicasTests: DevpodTesting {
             #expect(LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")).robustness == "healthy")
         }
     }
+
+    // MARK: - preflight refusals: the right code, exit 2, nothing written
+
+    /// `repave run PLAN --yes -o json` refused by the preflight with `code`: exit 2, the code in
+    /// the answer, and no write since `mark` but the Lease's.
+    func expectRefused(_ world: World, plan: String, code: String, since mark: UInt64, sourceLocation: SourceLocation = #_sourceLocation) async throws -> ProcessResult {
+        let refused = try await repave(world, ["run", plan, "--yes", "--state-dir", world.scratch.file("refused"), "-o", "json"])
+        #expect(refused.status == 2, "\(refused.standardError)", sourceLocation: sourceLocation)
+        #expect(refused.standardOutput.contains("\"\(code)\""), "\(refused.standardOutput)", sourceLocation: sourceLocation)
+        #expect(try writes(world, since: mark).filter { $0.objectRef?.resource != "leases" }.isEmpty, sourceLocation: sourceLocation)
+        let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: Self.claim, in: world.namespace))
+        #expect(claim.metadata.annotations["repave/replicas"] == nil, sourceLocation: sourceLocation)
+        return refused
+    }
+
+    @Test("a faulted Longhorn volume: refused (preflight.volume-faulted, exit 2), nothing written")
+    func faulted() async throws {
+        try await withDevpod(claimAnnotations: ["lab.repave/robustness": "faulted"]) { world in
+            #expect(try await poll(attempts: 150, every: .milliseconds(100), until: {
+                LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")).robustness == "faulted"
+            }))
+            let mark = try lab.auditMark()
+            let refused = try await expectRefused(world, plan: try replicasPlan(world), code: "preflight.volume-faulted", since: mark)
+            #expect(refused.standardOutput.contains("Longhorn volume \(world.oldVolume) is faulted"), "\(refused.standardOutput)")
+            #expect(LonghornVolume(try await client.get(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")).numberOfReplicas == 1)
+        }
+    }
+
+    @Test("fewer schedulable Longhorn nodes than replicas under hard anti-affinity: refused (preflight.not-enough-nodes, exit 2), nothing written")
+    func tooFewSchedulableNodes() async throws {
+        try await withDevpod { world in
+            let nodes = try await client.list(.longhornNodes, in: "longhorn-system").items.map(LonghornNode.init)
+            let node = try #require(nodes.map(\.name).sorted().last, "no Longhorn nodes")
+            try #require(nodes.count == 3 && nodes.allSatisfy(\.isSchedulable), "the lab has \(nodes.count) Longhorn nodes")
+            try await client.patch(.longhornNodes, named: node, in: "longhorn-system", .merge(["spec": ["allowScheduling": false]]))
+            do {
+                let mark = try lab.auditMark()
+                let refused = try await expectRefused(world, plan: try replicasPlan(world), code: "preflight.not-enough-nodes", since: mark)
+                #expect(refused.standardOutput.contains("Longhorn has 2 schedulable of 3 nodes"), "\(refused.standardOutput)")
+            } catch {
+                try await client.patch(.longhornNodes, named: node, in: "longhorn-system", .merge(["spec": ["allowScheduling": true]]))
+                throw error
+            }
+            try await client.patch(.longhornNodes, named: node, in: "longhorn-system", .merge(["spec": ["allowScheduling": true]]))
+        }
+    }
+
+    @Test("a claim whose PV is not a Longhorn volume: refused (preflight.not-longhorn, exit 2), nothing written")
+    func notLonghornVolume() async throws {
+        try await withDevpod { world in
+            let pvName = "nfs-\(world.id)", claimName = "nfs-data"
+            let created = PersistentVolume(try await client.create(.persistentVolumes, [
+                "apiVersion": "v1", "kind": "PersistentVolume", "metadata": ["name": .string(pvName)],
+                "spec": ["capacity": ["storage": "1Gi"], "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                         "claimRef": ["apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": .string(world.namespace), "name": .string(claimName)],
+                         "csi": ["driver": "nfs.csi.k8s.io", "volumeHandle": .string("share/\(world.id)")]],
+            ]))
+            do {
+                try await client.create(.persistentVolumeClaims, in: world.namespace, [
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": ["name": .string(claimName)],
+                    "spec": ["accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": .string(pvName), "resources": ["requests": ["storage": "1Gi"]]],
+                ])
+                #expect(try await poll(attempts: 300, every: .milliseconds(100), until: {
+                    PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: claimName, in: world.namespace)).phase == "Bound"
+                }))
+                let plan = world.scratch.file("nfs.yaml")
+                try String(contentsOfFile: try replicasPlan(world), encoding: .utf8)
+                    .replacingOccurrences(of: "claim: \(world.original.name)}", with: "claim: \(claimName)}")
+                    .write(toFile: plan, atomically: true, encoding: .utf8)
+                let mark = try lab.auditMark()
+                let refused = try await expectRefused(world, plan: plan, code: "preflight.not-longhorn", since: mark)
+                #expect(refused.standardOutput.contains("persistentvolume \(pvName) is not a Longhorn volume (its CSI driver is nfs.csi.k8s.io)"), "\(refused.standardOutput)")
+            } catch {
+                _ = try? await client.delete(.persistentVolumes, named: pvName, uid: created.uid)
+                throw error
+            }
+            _ = try await client.delete(.persistentVolumes, named: pvName, uid: created.uid)
+        }
+    }
 }
 

@@ -236,8 +236,12 @@ public struct LonghornReplica: ObjectView {
     public var failedAt: String { raw[path: "spec", "failedAt"]?.stringValue ?? "" }
     /// `running` while the volume is attached, `stopped` otherwise.
     public var currentState: String { raw[path: "status", "currentState"]?.stringValue ?? "" }
-    /// Rebuilt and not failed: it holds a full copy.
-    public var isHealthy: Bool { failedAt.isEmpty && !healthyAt.isEmpty }
+    /// Rebuilt, not failed since, and on a node: it holds a full copy.
+    public var isHealthy: Bool { failedAt.isEmpty && !healthyAt.isEmpty && !nodeID.isEmpty }
+    /// Healthy as Longhorn counts it for a volume: ``isHealthy``, and running while the volume
+    /// is attached (a detached volume's replicas are stopped). The one rule for replicas' waits
+    /// and reports.
+    public func isHealthy(attached: Bool) -> Bool { isHealthy && (!attached || currentState == "running") }
     /// Being rebuilt: not yet healthy, not failed.
     public var isRebuilding: Bool { failedAt.isEmpty && healthyAt.isEmpty && !metadata.isTerminating }
     /// `tcp://ip:port`, as its engine's `rebuildStatus` names it (nil until it has an address).

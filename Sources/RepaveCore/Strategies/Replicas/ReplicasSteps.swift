@@ -162,7 +162,8 @@ struct ReplicasSaveManifests: Step {
         if ClaimManifests.saved(context) { return true }
         let (claim, volume, longhorn) = try await replicas.manifests.saveClaim(context)
         guard let longhorn else {
-            throw RepaveError(.notLonghorn, "the Longhorn volume of persistentvolume \(volume.name) is gone since the preflight", hint: "plan again")
+            throw RepaveError(.longhornGone, "the Longhorn volume of persistentvolume \(volume.name) is gone since the preflight",
+                              hint: "nothing was changed: find out what removed it, then plan again ('repave abort' ends this run)")
         }
         try await context.remember(ReplicasFact.longhornVolume, longhorn.name)
         if context.facts[ReplicasFact.originalReplicas] == nil {
@@ -198,7 +199,10 @@ struct PatchReplicas: Step {
     }
 
     func apply(_ context: StepContext) async throws {
-        guard let name = context.facts[ReplicasFact.longhornVolume] else { throw RepaveError(.notLonghorn, "no recorded Longhorn volume for the claim") }
+        guard let name = context.facts[ReplicasFact.longhornVolume] else {
+            throw RepaveError(.replicasNoVolume, "the journal records no Longhorn volume for the claim (save-manifests journals it)",
+                              hint: "the journal is incomplete: 'repave abort' this run and plan again")
+        }
         let count = replicas.plan.replicas
         try await replicas.guardedPatch(context, .longhornVolumes, named: name, in: replicas.longhornNamespace, uid: context.facts[ClaimFact.longhornUID],
                                         done: { LonghornVolume($0).numberOfReplicas == count }) { _ in ["spec": ["numberOfReplicas": .integer(Int64(count))]] }
@@ -208,22 +212,40 @@ struct PatchReplicas: Step {
         }
     }
 
-    /// The count back to what it was and the annotation gone. Longhorn keeps replicas it has
-    /// already built: a lower count removes none.
+    /// The count back to what it was and the annotation gone, but only what this run changed:
+    /// the count when this run's patch was sent (journaled) and the volume still has the count
+    /// it set; the annotation when this run wrote it and it still says this run's count. A count
+    /// someone else changed since is left, and said. Longhorn keeps replicas it has already
+    /// built: a lower count removes none.
     func undo(_ context: StepContext) async throws -> [String] {
         guard let name = context.facts[ReplicasFact.longhornVolume], let original = context.facts[ReplicasFact.originalReplicas] else { return [] }
+        let count = replicas.plan.replicas
+        let namespace = replicas.longhornNamespace
         var report: [String] = []
-        if let object = try await context.read(.longhornVolumes, named: name, in: replicas.longhornNamespace), LonghornVolume(object).numberOfReplicas != original {
-            try await replicas.guardedPatch(context, .longhornVolumes, named: name, in: replicas.longhornNamespace, uid: context.facts[ClaimFact.longhornUID],
-                                            done: { LonghornVolume($0).numberOfReplicas == original }) { _ in ["spec": ["numberOfReplicas": .integer(Int64(original))]] }
-            let built = try await ReplicasRun.replicas(of: name, context, in: replicas.longhornNamespace).filter(\.isHealthy).count
-            report.append("volumes.longhorn.io \(name): numberOfReplicas back to \(original). Longhorn keeps the replicas it already built (\(built) healthy now): "
-                          + "a lower count removes none; remove extras in Longhorn's UI (replicaRemove) or by deleting their replicas.longhorn.io objects")
+        if replicas.patchSent(context, .longhornVolumes, named: name, in: namespace),
+           let object = try await context.read(.longhornVolumes, named: name, in: namespace) {
+            let now = LonghornVolume(object).numberOfReplicas
+            if now == count, count != original {
+                try await replicas.guardedPatch(context, .longhornVolumes, named: name, in: namespace, uid: context.facts[ClaimFact.longhornUID],
+                                                done: { LonghornVolume($0).numberOfReplicas != count }) { _ in ["spec": ["numberOfReplicas": .integer(Int64(original))]] }
+                let built = try await ReplicasRun.replicas(of: name, context, in: namespace).filter(\.isHealthy).count
+                report.append("volumes.longhorn.io \(name): numberOfReplicas back to \(original). Longhorn keeps the replicas it already built (\(built) healthy now): "
+                              + "a lower count removes none; remove extras in Longhorn's UI (replicaRemove) or by deleting their replicas.longhorn.io objects")
+            } else if now != count, now != original {
+                report.append("volumes.longhorn.io \(name): numberOfReplicas left at \(now): someone else changed it after this run set \(count), "
+                              + "so abort does not put back \(original)")
+            }
         }
-        if let object = try await context.read(.persistentVolumeClaims, named: replicas.claim, in: replicas.namespace),
-           ObjectMeta(object["metadata"] ?? [:]).annotations[ReplicasRun.annotation] != nil {
+        if replicas.patchSent(context, .persistentVolumeClaims, named: replicas.claim, in: replicas.namespace),
+           let object = try await context.read(.persistentVolumeClaims, named: replicas.claim, in: replicas.namespace),
+           let value = ObjectMeta(object["metadata"] ?? [:]).annotations[ReplicasRun.annotation] {
+            guard value == String(count) else {
+                report.append("annotation \(ReplicasRun.annotation)=\(value) on persistentvolumeclaim \(replicas.namespace)/\(replicas.claim) left: "
+                              + "someone else changed it after this run set \(count)")
+                return report
+            }
             try await replicas.guardedPatch(context, .persistentVolumeClaims, named: replicas.claim, in: replicas.namespace, uid: context.facts[ClaimFact.claimUID],
-                                            done: { ObjectMeta($0["metadata"] ?? [:]).annotations[ReplicasRun.annotation] == nil }) { _ in
+                                            done: { ObjectMeta($0["metadata"] ?? [:]).annotations[ReplicasRun.annotation] != String(count) }) { _ in
                 ["metadata": ["annotations": [.init(ReplicasRun.annotation): .null]]]
             }
             report.append("annotation \(ReplicasRun.annotation) removed from persistentvolumeclaim \(replicas.namespace)/\(replicas.claim)")
@@ -261,6 +283,11 @@ struct AwaitRebuild: Step {
         while true {
             let state = try await rebuild(context)
             if state.problems.isEmpty { return }
+            if let count = state.countChanged {
+                throw RepaveError(.rebuildCountChanged, "Longhorn volume \(state.volume)'s spec.numberOfReplicas is \(count), not the \(replicas.plan.replicas) this run set: someone else changed it",
+                                  hint: "find out who (kubectl -n \(replicas.longhornNamespace) get volumes.longhorn.io \(state.volume) -o yaml); "
+                                      + "'repave resume' sets \(replicas.plan.replicas) again and waits, 'repave abort' leaves their count")
+            }
             if let failure = state.schedulingFailure {
                 throw RepaveError(.replicasUnschedulable, "Longhorn cannot schedule the volume's replicas: \(failure)", causes: state.problems,
                                   hint: "give Longhorn room (schedulable nodes or disks, or replica-soft-anti-affinity: true), then 'repave resume'; or 'repave abort' to put the count back")
@@ -300,6 +327,8 @@ struct AwaitRebuild: Step {
         var object: JSON?
         var problems: [String] = []
         var schedulingFailure: String?
+        /// The volume's count, when it is not the plan's: someone else changed it.
+        var countChanged: Int?
         var progress = ""
     }
 
@@ -315,14 +344,16 @@ struct AwaitRebuild: Step {
         let longhorn = LonghornVolume(object)
         let all = try await ReplicasRun.replicas(of: name, context, in: replicas.longhornNamespace)
         let attached = longhorn.state == "attached"
-        let healthy = all.filter { $0.isHealthy && (!attached || $0.currentState == "running") }
-        let nodes = Set(healthy.map(\.nodeID))
+        let nodes = Set(all.filter { $0.isHealthy(attached: attached) }.map(\.nodeID))
         if longhorn.numberOfReplicas != replicas.plan.replicas {
-            state.problems.append("spec.numberOfReplicas is \(longhorn.numberOfReplicas), not \(replicas.plan.replicas) (changed by someone else?)")
+            state.problems.append("spec.numberOfReplicas is \(longhorn.numberOfReplicas), not \(replicas.plan.replicas)")
+            state.countChanged = longhorn.numberOfReplicas
         }
-        if let scheduled = longhorn.scheduled, scheduled.status == "False" {
-            state.problems.append("Scheduled is False: \(scheduled.reason): \(scheduled.message)")
-            if scheduled.reason == "ReplicaSchedulingFailure" { state.schedulingFailure = scheduled.message.isEmpty ? scheduled.reason : scheduled.message }
+        if let scheduled = longhorn.scheduled, scheduled.status != "True" {
+            state.problems.append("Scheduled is \(scheduled.status.isEmpty ? "unset" : scheduled.status): \(scheduled.reason): \(scheduled.message)")
+            if scheduled.status == "False", scheduled.reason == "ReplicaSchedulingFailure" {
+                state.schedulingFailure = scheduled.message.isEmpty ? scheduled.reason : scheduled.message
+            }
         } else if longhorn.scheduled == nil {
             state.problems.append("no Scheduled condition yet")
         }
@@ -374,13 +405,15 @@ extension ReplicasRun {
     }
 
     /// A merge patch guarded by the object's resourceVersion, each try its own journaled
-    /// request. Longhorn rewrites its volumes often, so a conflict is answered by reading the
-    /// object again and, unless it is done by then, patching again: at most
-    /// ``patchAttempts`` tries. `uid`, when known, must still be the object's.
+    /// request. Longhorn rewrites its volumes often, so a conflict is answered, after a short
+    /// jittered pause, by reading the object again and, unless it is done by then, patching
+    /// again: at most ``patchAttempts`` tries, then the last conflict is thrown, which the
+    /// engine (and abort) treat as passing and try again with their backoff. `uid`, when known,
+    /// must still be the object's.
     func guardedPatch(_ context: StepContext, _ type: ResourceType, named name: String, in namespace: String, uid: String?,
                       done: (JSON) -> Bool, _ patch: (JSON) -> JSON) async throws {
-        var lastConflict: KubeAPIError?
-        for _ in 1...Self.patchAttempts {
+        var attempt = 1
+        while true {
             let object = try await context.readExisting(type, named: name, in: namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
             if let uid, meta.uid != uid {
@@ -398,11 +431,27 @@ extension ReplicasRun {
                 }
                 if !context.dryRun { context.saw(answer, type, named: name, in: namespace) }
                 return
-            } catch let error as KubeAPIError where TransientFailure.isConflict(error) {
-                lastConflict = error
+            } catch let error as KubeAPIError where TransientFailure.isConflict(error) && attempt < Self.patchAttempts {
+                context.logger.info("\(type) \(namespace)/\(name) changed under patch \(attempt) of \(Self.patchAttempts): reading it again")
+                try await Task.sleep(for: Self.conflictPause(attempt))
+                attempt += 1
             }
         }
-        throw RepaveError(.replicasConflict, "\(type) \(namespace)/\(name) changed under each of \(Self.patchAttempts) patches",
-                          causes: lastConflict.map { [$0.message] } ?? [], hint: "something rewrites it constantly; run 'repave resume' to try again")
+    }
+
+    /// The pause after the `attempt`th conflict: 50-150 ms, doubling, so two writers that met
+    /// once do not meet again.
+    static func conflictPause(_ attempt: Int) -> Duration {
+        .milliseconds(Int.random(in: 50...150) << min(attempt - 1, 4))
+    }
+
+    /// Whether this run (not a rehearsal) sent patch-replicas' PATCH of the object: its intent
+    /// is in the journal, sent or not. Abort undoes only what this run may have changed.
+    func patchSent(_ context: StepContext, _ type: ResourceType, named name: String, in namespace: String) -> Bool {
+        let path = type.path(namespace: namespace, name: name)
+        return context.journal.records.contains { record in
+            guard record.step == "patch-replicas", case .intent(let intent)? = try? EngineRecord(decoding: record) else { return false }
+            return intent.verb == "PATCH" && intent.path == path && !intent.dryRun
+        }
     }
 }

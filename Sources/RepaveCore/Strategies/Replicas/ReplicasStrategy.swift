@@ -41,9 +41,11 @@ public struct ReplicasStrategy: Strategy {
 
     public func liveState(_ client: KubeClient) async throws -> [String: String] {
         var state = try await claim.liveState(client, lease: target)
+        // The Longhorn volume is named by the PV's spec.csi.volumeHandle, as the steps read it.
         if let volume = try await client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: plan.target.namespace)
             .flatMap({ PersistentVolumeClaim($0).volumeName }),
-           let longhorn = try await client.getIfPresent(.longhornVolumes, named: volume, in: plan.verify.namespace).map(LonghornVolume.init) {
+           let handle = try await client.getIfPresent(.persistentVolumes, named: volume).flatMap({ PersistentVolume($0).volumeHandle }),
+           let longhorn = try await client.getIfPresent(.longhornVolumes, named: handle, in: plan.verify.namespace).map(LonghornVolume.init) {
             state["volume"] = ReplicasRun.describe(longhorn)
         }
         return state
