@@ -389,6 +389,26 @@ struct RecreateStepTests {
         ])
     }
 
+    @Test("scale-down's observe may take \"not yet down\" from a kept read, never \"down\": a kept 0 is read again")
+    func scaleDownObserveReadsDownAfresh() async throws {
+        let world = try World()
+        let server = world.server
+        // Someone scaled it back up since this process last read it at 0.
+        server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 1)))
+        let step = ScaleDown(recreate: world.run)
+        world.start(step)
+        world.context.saw(Self.deployment(replicas: 0), .deployments, named: Self.workload, in: Self.namespace)
+        #expect(try await !step.observe(world.context))
+        #expect(server.requests == ["GET \(Self.deploymentPath)"])
+        // A kept read that says "not yet down" is enough: no request.
+        let kept = try World()
+        let keptStep = ScaleDown(recreate: kept.run)
+        kept.start(keptStep)
+        kept.context.saw(Self.deployment(replicas: 2), .deployments, named: Self.workload, in: Self.namespace)
+        #expect(try await !keptStep.observe(kept.context))
+        #expect(kept.server.requests.isEmpty)
+    }
+
     @Test("scale-down waits for the pod with a list and a watch on fieldSelector metadata.name, then checks the workload is still down")
     func scaleDownAwait() async throws {
         let world = try World()

@@ -40,10 +40,13 @@ struct ScaleDown: Step {
     func observe(_ context: StepContext) async throws -> Bool {
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
-            // The preflight's read when nothing this run did since could change it: not yet
-            // scaled down is all it can say, and the patch is guarded by its resourceVersion.
-            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
-            if (ClaimTarget.replicas(workload.kind, object)) != 0 { return false }
+            // The preflight's read when nothing this run did since could change it: "not yet
+            // scaled down" may come from it (the patch is guarded by its resourceVersion); "down"
+            // is never taken from memory.
+            let remembered = context.kept(type, named: workload.name, in: recreate.namespace) != nil
+            var object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
+            if remembered, ClaimTarget.replicas(workload.kind, object) == 0 { object = try await context.readExisting(type, named: workload.name, in: recreate.namespace) }
+            if ClaimTarget.replicas(workload.kind, object) != 0 { return false }
         }
         return try await recreate.target.podsMountingClaim(context.client).isEmpty
     }

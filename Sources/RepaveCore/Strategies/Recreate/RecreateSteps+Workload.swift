@@ -25,10 +25,16 @@ struct ScaleUp: Step {
         for workload in recreate.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
             // create-claim's last look, when nothing this run did since could change the workload
-            // (a resumed run reads afresh): the patch that follows is guarded by its resourceVersion.
-            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
+            // (a resumed run reads afresh): "not yet restored" may come from it (the patch that
+            // follows is guarded by its resourceVersion); "restored" is read afresh below.
+            let remembered = context.kept(type, named: workload.name, in: recreate.namespace) != nil
+            var object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
             let want = original(workload, context)
-            if ClaimTarget.replicas(workload.kind, object) != want || ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation] != nil { return false }
+            func restored(_ object: JSON) -> Bool {
+                ClaimTarget.replicas(workload.kind, object) == want && ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation] == nil
+            }
+            if remembered, restored(object) { object = try await context.readExisting(type, named: workload.name, in: recreate.namespace) }
+            if !restored(object) { return false }
             if workload.kind == .deployment ? Deployment(object).rolloutState != .complete : StatefulSet(object).readyReplicas != want { return false }
         }
         return true
