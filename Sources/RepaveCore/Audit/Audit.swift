@@ -183,7 +183,9 @@ public struct Audit: Sendable {
             let found = runs[run]
             let state = found?.state ?? .notFound
             var cleanup: [String] = []
-            if state == .finished {
+            // Issue 15: the uid-guarded commands go with a PV whose run finished here, or whose
+            // run directory is elsewhere (its note says to make sure that run finished first).
+            if state == .finished || state == .notFound {
                 cleanup = [Self.guardedDelete(ResourceType.persistentVolumes.path(name: volume.name), uid: volume.metadata.uid ?? "")]
                 if let backing {
                     cleanup.append(Self.guardedDelete(ResourceType.longhornVolumes.path(namespace: longhornNamespace, name: backing.metadata.name),

@@ -111,7 +111,8 @@ public struct AuditReport: Sendable, Encodable, Equatable {
         case notFinished = "not-finished"
         /// Its journal here says it was aborted.
         case aborted
-        /// No run directory of it on this machine.
+        /// No run directory of it on this machine: the commands are given, with a note to check
+        /// first that the run finished where it ran.
         case notFound = "not-found"
 
         /// What to do instead of deleting, for a run not known to have finished.
@@ -124,7 +125,7 @@ public struct AuditReport: Sendable, Encodable, Equatable {
             case .aborted:
                 return "run aborted here\(here): abort put back what the run changed; check by hand what this volume holds before deleting it"
             case .notFound:
-                return "run directory not found: make sure its run finished, then audit where its directory is (or with --state-dir)"
+                return "run directory not found: make sure its run finished (repave status RUN where it ran) before you delete this volume"
             }
         }
     }
