@@ -282,8 +282,8 @@ struct LabAgentTests {
         try await withClass(LabFixtures.storageClass(className, replicas: 1)) {
             try await withTestNamespace(client, prefix: "agent") { ns in
                 let volume = try await attachedVolume(ns, className: className, deploy: false)
-                try await client.wait(for: .longhornReplicas, named: try #require(try await replicasOf(volume).first?.name), in: "longhorn-system",
-                                      timeout: .seconds(10), describedAs: "replica") { $0 != nil }
+                // The agent makes the first replica soon after the volume: a loaded machine may take a moment.
+                #expect(try await poll(attempts: 100, every: .milliseconds(100)) { try await !replicasOf(volume).isEmpty })
                 try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["numberOfReplicas": 2]]))
                 try await Task.sleep(for: .seconds(1))
                 #expect(try await replicasOf(volume).count == 1)
