@@ -38,6 +38,11 @@ struct ReplicasTests: DevpodTesting {
     /// The workspace scaled to 0, its volume detached.
     func detach(_ world: World) async throws {
         try await client.patch(.deployments, named: "coder-jeda-codespace", in: world.namespace, .merge(["spec": ["replicas": 0]]))
+        // No pod left (a ReplicaSet's last pod may start just before the scale-down lands and
+        // attach the volume again), then the volume detached.
+        #expect(try await poll(attempts: 300, every: .milliseconds(100)) {
+            try await client.list(.pods, in: world.namespace).items.isEmpty
+        }, "the workspace's pods did not go")
         try await client.wait(for: .longhornVolumes, named: world.oldVolume, in: "longhorn-system", timeout: .seconds(30), describedAs: "detached") {
             $0.map { LonghornVolume($0).state == "detached" } ?? false
         }
@@ -220,7 +225,7 @@ struct ReplicasTests: DevpodTesting {
             let plan = try replicasPlan(world, replicas: 2, extra: "whenDetached: refuse")
             let mark = try lab.auditMark()
             let offline = try await repave(world, ["plan", plan])
-            #expect(offline.status == 2, "\(offline.standardError)")
+            #expect(offline.status == 2, "\(offline.standardOutput)\(offline.standardError)")
             let refused = try await start(world, plan: plan)
             #expect(refused.status == 2, "\(refused.standardError)")
             #expect(try await repave(world, ["plan", plan, "-o", "json"]).standardOutput.contains("\"preflight.volume-detached\""))
