@@ -30,8 +30,13 @@ struct ReplicasTests: DevpodTesting {
     /// Each rebuild takes a moment, so the run waits through both and its progress shows them.
     static let rebuildDelay = ["lab.repave/rebuild-delay": "700ms"]
 
+    /// The workspace's one pod, once its volume shows attached (the lab agent marks the Longhorn
+    /// volume a moment after the pod runs; a loaded machine makes that moment longer).
     func workspacePod(_ world: World) async throws -> Pod {
         let pods = try await client.list(.pods, in: world.namespace, labelSelector: "app=coder-jeda-codespace").items.map(Pod.init)
+        try await client.wait(for: .longhornVolumes, named: world.oldVolume, in: "longhorn-system", timeout: .seconds(30), describedAs: "attached") {
+            $0.map { LonghornVolume($0).state == "attached" } ?? false
+        }
         return try #require(pods.count == 1 ? pods.first : nil, "pods: \(pods.map(\.name))")
     }
 
