@@ -96,7 +96,7 @@ extension LabAgent {
     // MARK: reconcile
 
     /// What the agent reads to play Longhorn's manager in one pass.
-    struct LonghornWorld {
+    struct LonghornWorld: Sendable {
         var replicas: [String: [LonghornReplica]]   // volume name → its replicas
         var engines: [String: LonghornEngine]       // volume name → its engine
         var nodes: [LonghornNode]                   // schedulable, by name
@@ -120,10 +120,10 @@ extension LabAgent {
     /// pod uses the volume and it has all its replicas; degraded while a replica is missing or
     /// rebuilt; detached with robustness unknown otherwise, as Longhorn reports. With a real node,
     /// `attachments` (the VolumeAttachments) say which volumes are attached, and where.
-    func updateLonghornStatus(
+    func longhornStatusActions(
         pods: [Pod], claims: [String: PersistentVolumeClaim], volumes: [PersistentVolume],
         longhorn: [String: LonghornVolume], classes: [String: StorageClass], attachments: [JSON]?
-    ) async throws {
+    ) async -> [Action] {
         var attachedTo: [String: String] = [:]   // pv name → node
         if let attachments {
             for attachment in attachments where attachment[path: "status", "attached"]?.boolValue == true
@@ -141,16 +141,19 @@ extension LabAgent {
         }
         let world = await longhornWorld()
         let byName = Dictionary(volumes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var actions: [Action] = []
         for (name, volume) in longhorn where !volume.metadata.isTerminating {
             var knobs: [[String: String]] = []
             if let ref = byName[name]?.claimRef, let claim = claims["\(ref.namespace)/\(ref.name)"] {
                 knobs.append(claim.metadata.annotations)
                 if let className = claim.storageClassName, let storageClass = classes[className] { knobs.append(storageClass.metadata.annotations) }
             }
-            await act("longhorn volume \(name)") {
-                try await self.reconcileVolume(volume, attachedTo: attachedTo[name], knobs: knobs, world: world)
-            }
+            let (node, volumeKnobs) = (attachedTo[name], knobs)
+            actions.append(Action("longhorn volume \(name)") {
+                try await self.reconcileVolume(volume, attachedTo: node, knobs: volumeKnobs, world: world)
+            })
         }
+        return actions
     }
 
     private func reconcileVolume(_ volume: LonghornVolume, attachedTo: String?, knobs: [[String: String]], world: LonghornWorld) async throws {

@@ -192,7 +192,11 @@ final class LabAgent: Sendable {
 
     // MARK: - reconcile
 
+    /// One pass: every object's next call, at most `concurrency` at a time (one slow call must
+    /// not hold up every other test's pods and volumes; CI once saw passes of over 10 s when
+    /// they ran one after another). A pass that takes over 2 s is logged with its size.
     private func reconcile() async {
+        let started = clock.now
         let pods = await self.pods.objects.map(Pod.init)
         let claims = await self.claims.objects.map(PersistentVolumeClaim.init)
         let volumes = await self.volumes.objects.map(PersistentVolume.init)
@@ -202,22 +206,50 @@ final class LabAgent: Sendable {
         let attachments = await self.attachments?.objects ?? []
         let ours = Set(nodeNames)
 
+        var work: [Action] = []
         for pod in pods where pod.nodeName.map(ours.contains) == true {
-            await act("pod \(pod.name)") { try await self.reconcilePod(pod, claims: claimsByKey) }
+            work.append(Action("pod \(pod.name)") { try await self.reconcilePod(pod, claims: claimsByKey) })
         }
         for claim in claims {
-            await act("claim \(claim.name)") { try await self.provisionIfNeeded(claim, classes: classes, volumes: volumes) }
+            work.append(Action("claim \(claim.name)") { try await self.provisionIfNeeded(claim, classes: classes, volumes: volumes) })
         }
         for volume in volumes {
-            await act("volume \(volume.name)") { try await self.reclaimIfReleased(volume, longhorn: longhornVolumes) }
+            work.append(Action("volume \(volume.name)") { try await self.reclaimIfReleased(volume, longhorn: longhornVolumes) })
         }
-        let realAttachments = settings.real ? attachments : nil
         for attachment in attachments {
-            await act("volumeattachment") { try await self.attachIfNeeded(attachment) }
+            work.append(Action("volumeattachment") { try await self.attachIfNeeded(attachment) })
         }
-        await act("longhorn status") {
-            try await self.updateLonghornStatus(pods: pods, claims: claimsByKey, volumes: volumes, longhorn: longhornVolumes, classes: classes,
-                                                attachments: realAttachments)
+        work += await longhornStatusActions(pods: pods, claims: claimsByKey, volumes: volumes, longhorn: longhornVolumes, classes: classes,
+                                            attachments: settings.real ? attachments : nil)
+        await perform(work)
+        let took = clock.now - started
+        if took > .seconds(2) {
+            logger.notice("slow reconcile pass", metadata: ["seconds": "\(took)", "objects": "\(work.count)"])
+        }
+    }
+
+    struct Action: Sendable {
+        let what: String
+        let body: @Sendable () async throws -> Void
+        init(_ what: String, _ body: @escaping @Sendable () async throws -> Void) {
+            self.what = what
+            self.body = body
+        }
+    }
+
+    static let concurrency = 8
+
+    private func perform(_ actions: [Action]) async {
+        await withTaskGroup(of: Void.self) { group in
+            var next = actions.makeIterator()
+            for _ in 0..<Self.concurrency {
+                guard let action = next.next() else { break }
+                group.addTask { await self.act(action.what, action.body) }
+            }
+            while await group.next() != nil {
+                guard let action = next.next() else { continue }
+                group.addTask { await self.act(action.what, action.body) }
+            }
         }
     }
 

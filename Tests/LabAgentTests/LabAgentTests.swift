@@ -60,7 +60,7 @@ struct LabAgentTests {
                 #expect(pv.volumeHandle == pv.name)
                 #expect(pv.claimRef?.uid == claim.uid)
                 #expect(pv.reclaimPolicy == "Delete")
-                let volume = try await client.wait(for: .longhornVolumes, named: pv.name, in: "longhorn-system", timeout: .seconds(10), describedAs: "volume attached") {
+                let volume = try await client.wait(for: .longhornVolumes, named: pv.name, in: "longhorn-system", timeout: .seconds(30), describedAs: "volume attached") {
                     $0.map { LonghornVolume($0).state == "attached" } ?? false
                 }.map(LonghornVolume.init)
                 #expect(volume?.numberOfReplicas == 3)
