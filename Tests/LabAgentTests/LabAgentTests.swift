@@ -72,14 +72,14 @@ struct LabAgentTests {
                 #expect(pod.nodeName?.hasPrefix("lab-node-") == true)
 
                 try await client.patch(.deployments, named: "ws", in: ns, .merge(["spec": ["replicas": 0]]))
-                try await client.wait(for: .pods, named: pod.name, in: ns, timeout: .seconds(20), describedAs: "pod gone") { $0 == nil }
+                try await client.wait(for: .pods, named: pod.name, in: ns, timeout: .seconds(45), describedAs: "pod gone") { $0 == nil }
                 #expect(try await podsOf("ws", in: ns).isEmpty)
-                try await client.wait(for: .longhornVolumes, named: pv.name, in: "longhorn-system", timeout: .seconds(10), describedAs: "volume detached") {
+                try await client.wait(for: .longhornVolumes, named: pv.name, in: "longhorn-system", timeout: .seconds(30), describedAs: "volume detached") {
                     $0.map { LonghornVolume($0).state == "detached" && LonghornVolume($0).robustness == "unknown" } ?? false
                 }
 
                 try await client.delete(.persistentVolumeClaims, named: "home", in: ns, uid: claim.uid)
-                try await client.wait(for: .persistentVolumes, named: pv.name, timeout: .seconds(20), describedAs: "PV reclaimed") { $0 == nil }
+                try await client.wait(for: .persistentVolumes, named: pv.name, timeout: .seconds(45), describedAs: "PV reclaimed") { $0 == nil }
                 #expect(try await client.getIfPresent(.longhornVolumes, named: pv.name, in: "longhorn-system") == nil)
             }
         }
@@ -91,12 +91,12 @@ struct LabAgentTests {
         try await withClass(LabFixtures.storageClass(className, replicas: 1, reclaimPolicy: "Retain")) {
             try await withTestNamespace(client, prefix: "agent") { ns in
                 let claim = PersistentVolumeClaim(try await client.create(.persistentVolumeClaims, in: ns, LabFixtures.claim("data", storageClass: className)))
-                try await client.wait(for: .persistentVolumeClaims, named: "data", in: ns, timeout: .seconds(20), describedAs: "bound") {
+                try await client.wait(for: .persistentVolumeClaims, named: "data", in: ns, timeout: .seconds(45), describedAs: "bound") {
                     $0.map { PersistentVolumeClaim($0).isBound } ?? false
                 }
                 let pvName = "pvc-\(claim.uid)"
                 try await client.delete(.persistentVolumeClaims, named: "data", in: ns, uid: claim.uid)
-                let released = try await client.wait(for: .persistentVolumes, named: pvName, timeout: .seconds(20), describedAs: "released") {
+                let released = try await client.wait(for: .persistentVolumes, named: pvName, timeout: .seconds(45), describedAs: "released") {
                     $0.map { PersistentVolume($0).phase == "Released" } ?? false
                 }.map(PersistentVolume.init)
                 // Give the agent time to (wrongly) reclaim it.
@@ -152,7 +152,7 @@ struct LabAgentTests {
                     $0.map { Deployment($0).availableReplicas == 1 } ?? false
                 }
                 let weak = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "weak", in: ns))
-                let volume = try await client.wait(for: .longhornVolumes, named: try #require(weak.volumeName), in: "longhorn-system", timeout: .seconds(10), describedAs: "attached") {
+                let volume = try await client.wait(for: .longhornVolumes, named: try #require(weak.volumeName), in: "longhorn-system", timeout: .seconds(30), describedAs: "attached") {
                     $0.map { LonghornVolume($0).state == "attached" } ?? false
                 }.map(LonghornVolume.init)
                 #expect(volume?.robustness == "degraded")
@@ -161,7 +161,7 @@ struct LabAgentTests {
                 let clock = ContinuousClock()
                 let start = clock.now
                 try await client.patch(.deployments, named: "slow", in: ns, .merge(["spec": ["replicas": 0]]))
-                try await client.wait(for: .pods, named: pod.name, in: ns, timeout: .seconds(20), describedAs: "slow pod gone") { $0 == nil }
+                try await client.wait(for: .pods, named: pod.name, in: ns, timeout: .seconds(45), describedAs: "slow pod gone") { $0 == nil }
                 // The Deployment says 0/0 at once; the pod, and so the claim's use, lasts the delay.
                 #expect(clock.now - start >= .milliseconds(1800))
             }
@@ -177,7 +177,7 @@ struct LabAgentTests {
     /// A running Deployment on a new claim of a class with `replicas`; returns the volume's name.
     func attachedVolume(_ ns: String, className: String, claimAnnotations: [String: String] = [:], deploy: Bool = true) async throws -> String {
         try await client.create(.persistentVolumeClaims, in: ns, LabFixtures.claim("data", storageClass: className, annotations: claimAnnotations))
-        let bound = try await client.wait(for: .persistentVolumeClaims, named: "data", in: ns, timeout: .seconds(20), describedAs: "bound") {
+        let bound = try await client.wait(for: .persistentVolumeClaims, named: "data", in: ns, timeout: .seconds(45), describedAs: "bound") {
             $0.map { PersistentVolumeClaim($0).isBound } ?? false
         }.map(PersistentVolumeClaim.init)
         let volume = try #require(bound?.volumeName)
@@ -259,16 +259,16 @@ struct LabAgentTests {
             try await withTestNamespace(client, prefix: "agent") { ns in
                 let volume = try await attachedVolume(ns, className: className, claimAnnotations: ["lab.repave/schedulable-nodes": "2"])
                 try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["numberOfReplicas": 3]]))
-                let failed = try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(20), describedAs: "scheduling failure") {
+                let failed = try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(45), describedAs: "scheduling failure") {
                     $0.map { LonghornVolume($0).scheduled?.reason == "ReplicaSchedulingFailure" } ?? false
                 }.map(LonghornVolume.init)
                 #expect(failed?.scheduled?.status == "False")
                 #expect(failed?.scheduled?.message.contains("2 schedulable node") == true)
-                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(10), describedAs: "degraded") {
+                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(30), describedAs: "degraded") {
                     $0.map { LonghornVolume($0).robustness == "degraded" } ?? false
                 }
                 try await client.patch(.longhornVolumes, named: volume, in: "longhorn-system", .merge(["spec": ["numberOfReplicas": 1]]))
-                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(10), describedAs: "scheduled, healthy") {
+                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(30), describedAs: "scheduled, healthy") {
                     $0.map { LonghornVolume($0).scheduled?.status == "True" && LonghornVolume($0).robustness == "healthy" } ?? false
                 }
                 #expect(try await replicasOf(volume).count(where: { $0.isHealthy }) == 2)
@@ -295,7 +295,7 @@ struct LabAgentTests {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 #expect(try await replicasOf(volume).count(where: { $0.isHealthy }) == 2)
-                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(10), describedAs: "detached again") {
+                try await client.wait(for: .longhornVolumes, named: volume, in: "longhorn-system", timeout: .seconds(30), describedAs: "detached again") {
                     $0.map { LonghornVolume($0).state == "detached" && LonghornVolume($0).robustness == "unknown" } ?? false
                 }
             }
@@ -311,7 +311,7 @@ struct LabAgentTests {
             "spec": ["numberOfReplicas": 3, "size": "1073741824"],
         ]))
         // The agent reports its status (it has seen the volume) and makes nothing for it.
-        try await client.wait(for: .longhornVolumes, named: name, in: "longhorn-system", timeout: .seconds(10), describedAs: "status") {
+        try await client.wait(for: .longhornVolumes, named: name, in: "longhorn-system", timeout: .seconds(30), describedAs: "status") {
             $0.map { LonghornVolume($0).scheduled != nil } ?? false
         }
         try await Task.sleep(for: .seconds(1))
