@@ -42,7 +42,9 @@ struct TimedProcess {
             environment: .inherit.updating(updates), input: .none, output: .sequence, error: .combinedWithOutput
         ) { execution in
             var lines: [Line] = []
-            for try await text in execution.standardOutput.strings() {
+            // One line can be long: `repave audit -A -o json` on 5,000 claims prints one document
+            // of several hundred KiB (the default limit of 128 KiB stopped that run).
+            for try await text in execution.standardOutput.strings(bufferingPolicy: .maxLineLength(256 << 20)) {
                 lines.append(Line(at: clock.now - start, text: text))
             }
             return lines
