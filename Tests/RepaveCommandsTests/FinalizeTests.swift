@@ -41,7 +41,8 @@ struct FinalizeTests: DevpodTesting {
             let old = try await oldVolume(world)
             return old.pv == nil && old.longhorn == nil
         }
-        #expect(gone, "old volume left: \(try await oldVolume(world))")
+        let left = try await oldVolume(world)
+        #expect(gone, "old volume left: \(left)")
         let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace))
         #expect(claim.isBound && claim.volumeName != world.oldVolume && claim.storageClassName == world.newClass)
         let records = try Journal.read(directory: run).records
@@ -124,7 +125,8 @@ struct FinalizeTests: DevpodTesting {
                 let now = try await oldVolume(world).pv
                 return now?.phase == "Bound" && now?.claimRef?.uid == claim.uid
             }
-            try #require(bound, "the squatter claim did not bind: \(try await oldVolume(world).pv?.raw ?? [:])")
+            let seen = try await oldVolume(world).pv?.raw
+            try #require(bound, "the squatter claim did not bind: \(String(describing: seen))")
             let records = try Journal.read(directory: run).records.count
 
             let refused = try await finalize(world, run)
@@ -157,7 +159,8 @@ struct FinalizeTests: DevpodTesting {
             let wrong = try await typed("devpod/coder-jeda-codespace-home")
             #expect(wrong.status == 2 && wrong.standardOutput.contains("error[finalize.declined]: "), "\(wrong.standardOutput)")
             #expect(wrong.standardOutput.contains("Type \(world.oldVolume) to continue"), "\(wrong.standardOutput)")
-            #expect(try await oldVolume(world).pv?.uid == pvUID && (try await oldVolume(world).longhorn) != nil, "nothing deleted")
+            let untouched = try await oldVolume(world)
+            #expect(untouched.pv?.uid == pvUID && untouched.pv?.reclaimPolicy == "Retain" && untouched.longhorn != nil, "nothing changed")
             #expect(!(try Journal.read(directory: run).records.contains { $0.step?.hasPrefix("finalize") == true }), "nothing journaled")
 
             let right = try await typed(world.oldVolume)
