@@ -720,5 +720,7 @@ struct RecreateStepTests {
         #expect(try await keep.observe(kept.context))
         #expect(kept.server.requests == ["GET \(Self.volumePath)"])
         #expect(try kept.records.allSatisfy { if case .note = $0 { true } else { false } })
+        // The note points to finalize, with the run's directory.
+        #expect(try kept.records.contains { if case .note(let fields) = $0 { fields["note"]?.contains("repave finalize \(kept.run.runDirectory)") == true } else { false } })
     }
 }

@@ -165,7 +165,7 @@ struct ReleaseOldVolume: Step {
     var mutates: Bool { recreate.plan.oldVolume == .delete }
     var summary: String {
         recreate.plan.oldVolume == .delete ? "delete the retained old volume and its Longhorn volume (uid-guarded)"
-            : "keep the old volume (retain-until-verified) and print how to delete it"
+            : "keep the old volume (retain-until-verified) for 'repave finalize RUN'"
     }
     var estimate: Duration { .seconds(30) }
     var permissions: [KubeClient.AccessQuestion] {
