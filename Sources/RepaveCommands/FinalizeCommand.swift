@@ -1,7 +1,5 @@
 import ArgumentParser
-import Blocking
 import Foundation
-import Journal
 import RepaveCore
 
 /// `repave finalize RUN`: after a finished run, delete the volume it kept (and its claim no longer
@@ -29,12 +27,7 @@ struct FinalizeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let directory = RunLocator.resolve(run)
-        let journal = try await offPool("journal open") { () throws(JournalError) in try Journal.open(directory: directory) }
-        let stored = try RunLocator.plan(in: directory, journal: journal)
-        let client = try Cluster.connect(global: global, context: stored.strategy.kubeContext)
-        let session = try await MaintenanceSession.reopen(stored.strategy, journal: journal, directory: directory, client: client,
-                                                          storedPlan: stored.data, acceptChanged: true, bindingChecked: false)
+        let (directory, session) = try await RunLocator.reopenAsItWas(run, global: global)
         let ask: @Sendable (KeptVolume, [(id: String, summary: String)], String?) async throws -> Bool = { kept, steps, pointOfNoReturn in
             guard Confirmation.isInteractive else {
                 throw RepaveError(.noTerminal, "finalize deletes persistentvolume \(kept.name) and asks for its name first, and there is no terminal to ask on",
