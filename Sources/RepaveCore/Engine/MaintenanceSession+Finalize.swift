@@ -100,7 +100,13 @@ extension MaintenanceSession {
                 lines.append((changed ? "" : "already done: ") + step.summary)
                 try await EngineRecord.stepDone.append(to: journal, step: step.id)
             }
-        } catch let error as RepaveError {
+        } catch var error as RepaveError {
+            // A refusal after finalize changed something (a claim bound the volume since) is a
+            // stop, not "nothing changed".
+            if journal.records.contains(where: { $0.kind == EngineRecord.Kind.intent.rawValue && $0.step?.hasPrefix(Self.finalizeStep) == true }) {
+                error.exitStatus = .stoppedMidRun
+                error.hint = (error.hint.map { $0 + "; " } ?? "") + "then run 'repave finalize \(directory)' again"
+            }
             throw error
         } catch {
             throw RepaveError(.finalizeStopped, "finalize stopped at \(context.currentStep)", cause: error,
