@@ -169,6 +169,22 @@ struct FinalizeTests: DevpodTesting {
         }
     }
 
+    @Test("a run with oldVolume: delete kept nothing: finalize refuses (exit 2) and status does not offer it")
+    func nothingKept() async throws {
+        try await withDevpod(planExtra: "oldVolume: delete") { world in
+            let run = try await start(world)
+            #expect(run.status == 0, "\(run.standardError)")
+            let directory = try world.runDirectory()
+            let records = try Journal.read(directory: directory).records.count
+            let refused = try await finalize(world, directory)
+            #expect(refused.status == 2 && refused.standardError.hasPrefix("error[finalize.nothing-kept]: "), "\(refused.standardError)")
+            #expect(try Journal.read(directory: directory).records.count == records)
+            let status = try await repave(world, ["status", directory, "-o", "json"])
+            let state = try #require(try JSONSerialization.jsonObject(with: Data(status.standardOutput.utf8)) as? [String: Any])
+            #expect(state["allows"] as? [String] == [] && (state["notNow"] as? [String: String])?["finalize"] == "the run kept no volume", "\(state)")
+        }
+    }
+
     @Test("crashed at a failpoint inside finalize (before and after each delete, before its last record), the same command converges",
           arguments: ["after-confirmed:finalize", "before-outcome:finalize-reclaim-policy", "after-intent:finalize-delete-longhorn-volume",
                       "before-outcome:finalize-delete-longhorn-volume", "after-intent:finalize-delete-volume", "before-outcome:finalize-delete-volume",
