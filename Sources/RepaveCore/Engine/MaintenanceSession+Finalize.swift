@@ -57,7 +57,9 @@ extension MaintenanceSession {
         }
         let began = history.finalizing
         let steps = kept.steps
-        try await Self.checkPermissions(Self.permissions(lease: strategy.target.lease ? strategy.target.namespace : nil) + steps.flatMap(\.permissions),
+        // The steps' own, the Lease, and the claims a kept PV's claimRef may name (the target's namespace).
+        let claims = KubeClient.AccessQuestion("get", .persistentVolumeClaims, namespace: strategy.target.namespace)
+        try await Self.checkPermissions(Self.permissions(lease: strategy.target.lease ? strategy.target.namespace : nil) + steps.flatMap(\.permissions) + [claims],
                                         client: client, answered: [Self.identityQuestion: true])
         // Refused before anything changes. Once finalize began, a PV gone or replaced is one the
         // cluster's reclaim took after the policy went back (or finalize's own delete): the steps
