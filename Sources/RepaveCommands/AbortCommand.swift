@@ -1,7 +1,5 @@
 import ArgumentParser
-import Blocking
 import Foundation
-import Journal
 import RepaveCore
 
 /// `repave abort RUN`: before the point of no return, undo what the run changed.
@@ -22,12 +20,7 @@ struct AbortCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let directory = RunLocator.resolve(run)
-        let journal = try await offPool("journal open") { () throws(JournalError) in try Journal.open(directory: directory) }
-        let stored = try RunLocator.plan(in: directory, journal: journal)
-        let client = try Cluster.connect(global: global, context: stored.strategy.kubeContext)
-        let session = try await MaintenanceSession.reopen(stored.strategy, journal: journal, directory: directory, client: client,
-                                                          storedPlan: stored.data, acceptChanged: true, bindingChecked: false)
+        let (directory, session) = try await RunLocator.reopenAsItWas(run, global: global)
         Output.render(Result(run: directory, undone: try await session.abort()), global.output)
     }
 }

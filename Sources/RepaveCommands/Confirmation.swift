@@ -10,10 +10,12 @@ public enum Confirmation {
     /// Shows the steps and the point of no return on stderr, then reads one line from stdin on a
     /// thread of its own: an operator pausing at the prompt must not hold a thread of the
     /// cooperative pool the Lease renewal needs.
-    public static func askTypedName(_ expected: String, steps: [(id: String, summary: String)], pointOfNoReturn: String?) async -> Bool {
+    /// - Parameter gone: what is lost past the point of no return.
+    public static func askTypedName(_ expected: String, steps: [(id: String, summary: String)], pointOfNoReturn: String?,
+                                    gone: String = "the claim's data") async -> Bool {
         var text = "\nRepave will now change the cluster:\n"
         for step in steps {
-            let marker = step.id == pointOfNoReturn ? "  <- point of no return: the claim's data is gone after this" : ""
+            let marker = step.id == pointOfNoReturn ? "  <- point of no return: \(gone) is gone after this" : ""
             text += "  \(step.id): \(step.summary)\(marker)\n"
         }
         text += "Type \(expected) to continue: "

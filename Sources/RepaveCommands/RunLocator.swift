@@ -1,3 +1,4 @@
+import Blocking
 import Foundation
 import Journal
 import RepaveCore
@@ -34,6 +35,18 @@ enum RunLocator {
             throw RepaveError(.runPlanUnreadable, "\(path) is not a plan copy this repave can read", cause: error,
                               hint: "resume it with the repave that started the run")
         }
+    }
+
+    /// The run's session for `abort` and `finalize`, which act on what the run saved, by uid,
+    /// whatever else changed since: its binding is not checked.
+    static func reopenAsItWas(_ run: String, global: GlobalOptions) async throws -> (directory: String, session: MaintenanceSession) {
+        let directory = resolve(run)
+        let journal = try await offPool("journal open") { () throws(JournalError) in try Journal.open(directory: directory) }
+        let stored = try plan(in: directory, journal: journal)
+        let client = try Cluster.connect(global: global, context: stored.strategy.kubeContext)
+        let session = try await MaintenanceSession.reopen(stored.strategy, journal: journal, directory: directory, client: client,
+                                                          storedPlan: stored.data, acceptChanged: true, bindingChecked: false)
+        return (directory, session)
     }
 
     static func read(_ directory: String) throws -> (records: [JournalRecord], tornBytes: Int) {

@@ -26,6 +26,10 @@ struct StatusCommand: AsyncParsableCommand {
         var pointOfNoReturnCrossed: Bool
         var tornBytes: Int
         var cluster: [String: String]
+        /// The run commands the journal allows now (resume, abort, finalize).
+        var allows: [String]
+        /// The others, each with why not (rollback: not in this release).
+        var notNow: [String: String]
 
         var textLines: [String] {
             var lines = ["run:        \(run)",
@@ -34,7 +38,11 @@ struct StatusCommand: AsyncParsableCommand {
             if let inProgress { lines.append("in progress: \(inProgress) (a request's outcome is unknown; resume settles it by reading the cluster)") }
             lines.append("point of no return: \(pointOfNoReturnCrossed ? "crossed" : "not crossed")")
             lines += cluster.sorted { $0.key < $1.key }.map { "cluster \($0.key): \($0.value)" }
-            if !["finished", "running", "aborted"].contains(state) {
+            lines.append("allows:     " + (allows.isEmpty ? "none" : allows.joined(separator: ", ")))
+            lines += notNow.sorted { $0.key < $1.key }.map { "not now:    \($0.key): \($0.value)" }
+            if allows.contains("finalize") {
+                lines.append("next:       repave finalize \(run) (deletes the volume the run kept, once you are satisfied)")
+            } else if !["finished", "finalized", "running", "aborted"].contains(state) {
                 lines.append("next:       repave resume \(run)" + (pointOfNoReturnCrossed ? " (past the point of no return: only forward)" : ", or repave abort \(run)"))
             }
             return lines
@@ -50,11 +58,16 @@ struct StatusCommand: AsyncParsableCommand {
         let state = history.state
         let runningBy = RunLock.holder(of: directory)
         let ending = history.entries.last?.record.sequence == records.last?.sequence ? history.ending : nil
+        let strategy = try? RunLocator.plan(in: directory, journal: nil).strategy
+        let commands = runningBy != nil ? [] : MaintenanceSession.allowedCommands(history, strategy: strategy, run: records.first?.run ?? "")
         Output.render(Result(
-            run: directory, records: records.count, state: runningBy != nil ? "running" : ending?.kind.rawValue ?? "interrupted",
+            run: directory, records: records.count,
+            state: runningBy != nil ? "running" : ending?.kind.rawValue ?? (history.finalizing ? "finalize-interrupted" : "interrupted"),
             stepsDone: state.done.sorted(), inProgress: state.dangling, reason: ending?.reason, runningBy: runningBy,
             pointOfNoReturnCrossed: history.crossedPointOfNoReturn, tornBytes: torn,
-            cluster: await Self.liveState(directory: directory, global: global)), global.output)
+            cluster: await Self.liveState(directory: directory, global: global),
+            allows: commands.filter(\.allowed).map(\.command),
+            notNow: Dictionary(uniqueKeysWithValues: commands.filter { !$0.allowed }.map { ($0.command, $0.why) })), global.output)
     }
 }
 

@@ -99,6 +99,18 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let abortPastPointOfNoReturn = ErrorCode("abort.past-pnr", .journalRefused)
     public static let abortEnded = ErrorCode("abort.ended", .journalRefused)
     public static let statusNoRuns = ErrorCode("status.no-runs", .refused)
+    public static let resumeFinalized = ErrorCode("resume.finalized", .journalRefused)
+
+    // MARK: finalize (nothing changed unless it says so)
+    public static let finalizeNotFinished = ErrorCode("finalize.not-finished", .refused)
+    public static let finalizeNothingKept = ErrorCode("finalize.nothing-kept", .refused)
+    public static let finalizeVolumeGone = ErrorCode("finalize.volume-gone", .refused)
+    public static let finalizeVolumeReplaced = ErrorCode("finalize.volume-replaced", .refused)
+    public static let finalizeVolumeForeign = ErrorCode("finalize.volume-foreign", .refused)
+    public static let finalizeVolumeBound = ErrorCode("finalize.volume-bound", .refused)
+    public static let finalizeDeclined = ErrorCode("finalize.declined", .refused)
+    /// Stopped after a change: running `finalize` again continues it.
+    public static let finalizeStopped = ErrorCode("finalize.stopped", .stoppedMidRun)
 
     // MARK: audit
     /// `--write-plans`: a plan file is already there; nothing was written.
@@ -123,5 +135,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         abortPastPointOfNoReturn, abortEnded, statusNoRuns, auditPlanExists, auditPlanUnwritable, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
         notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, longhornGone, replicasNoVolume,
         replicasUnschedulable, rebuildTimeout, rebuildCountChanged,
+        resumeFinalized, finalizeNotFinished, finalizeNothingKept, finalizeVolumeGone, finalizeVolumeReplaced, finalizeVolumeForeign,
+        finalizeVolumeBound, finalizeDeclined, finalizeStopped,
     ]
 }

@@ -74,14 +74,11 @@ struct AuditLabTests: DevpodTesting {
             #expect(problems("degraded").contains("robustness") && problems("faulted").contains("robustness"))
             let retained = report["retainedVolumes"] as? [[String: Any]] ?? []
             #expect(retained.compactMap { $0["volume"] as? String } == [world.oldVolume], "\(retained)")
-            // Its run finished, and its directory is on this machine: the uid-guarded deletes
-            // (`repave finalize` is not in this release).
-            let pv = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
+            // Its run finished, its directory is on this machine and its journal names the volume:
+            // `repave finalize RUN` deletes it.
             #expect(retained.first?["runDirectory"] as? String == runDirectory && retained.first?["runState"] as? String == "finished")
             let cleanup = retained.first?["cleanup"] as? [String] ?? []
-            #expect(cleanup.count == 2 && cleanup[0].contains("\"uid\":\"\(pv.uid)\"") && cleanup[0].contains("delete --raw /api/v1/persistentvolumes/\(pv.name)"),
-                    "\(cleanup)")
-            #expect(!cleanup.contains { $0.contains("finalize") }, "\(cleanup)")
+            #expect(cleanup == ["repave finalize \(runDirectory)"], "\(cleanup)")
             #expect(retained.first?["claim"] as? String == "\(ns)/coder-jeda-codespace-home")
             let unbound = report["unboundClaims"] as? [[String: Any]] ?? []
             #expect(unbound.compactMap { $0["claim"] as? String } == ["waiting"] && unbound.first?["phase"] as? String == "Pending")

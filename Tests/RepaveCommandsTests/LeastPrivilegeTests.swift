@@ -73,6 +73,50 @@ struct LeastPrivilegeTests: DevpodTesting {
         }
     }
 
+    @Test("bound alone, deploy/rbac.yaml's recreate roles also finalize a run that kept its old volume; without delete persistentvolumes finalize refuses naming it, with nothing changed")
+    func finalizeNeedsNothingMore() async throws {
+        try await withDevpod { world in
+            do {
+                let (roles, kubeconfig) = try await bindRoles(world, roles: "repave", longhornRole: "repave-longhorn")
+                func repave(_ arguments: [String]) async throws -> ProcessResult {
+                    try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", kubeconfig])
+                }
+                let run = try await repave(["run", world.planFile, "--yes", "--state-dir", world.scratch.file("runs")])
+                #expect(run.status == 0, "\(run.standardError)")
+                let directory = try world.runDirectory()
+                // One verb finalize needs taken away: refused, naming it, before anything changes.
+                let clusterRole = try #require(roles.first { $0.namespace == nil })
+                let full = try await client.get(Self.clusterRoles, named: clusterRole.name)
+                let rules = full["rules"]?.arrayValue ?? []
+                let index = try #require(rules.firstIndex { $0["resources"]?.arrayValue?.first?.stringValue == "persistentvolumes" })
+                var reduced = rules
+                reduced[index]["verbs"] = .array((rules[index]["verbs"]?.arrayValue ?? []).filter { $0.stringValue != "delete" })
+                let asUser = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-test/least-privilege")
+                let question = KubeClient.AccessQuestion("delete", .persistentVolumes)
+                try await setRules(clusterRole, reduced)
+                try await poll(attempts: 100, every: .milliseconds(50)) { !(try await asUser.accessReview(question).allowed) }
+                let refused = try await repave(["finalize", directory, "--yes"])
+                #expect(refused.status == 2 && refused.standardError.contains("error[preflight.permissions]: ") && refused.standardError.contains("delete persistentvolumes"),
+                        "\(refused.standardError)")
+                #expect(try await client.getIfPresent(.persistentVolumes, named: world.oldVolume).map(PersistentVolume.init)?.reclaimPolicy == "Retain")
+                try await setRules(clusterRole, rules)
+                try await poll(attempts: 100, every: .milliseconds(50)) { try await asUser.accessReview(question).allowed }
+                let finalized = try await repave(["finalize", directory, "--yes"])
+                #expect(finalized.status == 0, "\(finalized.standardError)")
+                let gone = try await poll(attempts: 60, every: .milliseconds(250)) {
+                    let volume = try await client.getIfPresent(.persistentVolumes, named: world.oldVolume)
+                    let longhorn = try await client.getIfPresent(.longhornVolumes, named: world.oldVolume, in: "longhorn-system")
+                    return volume == nil && longhorn == nil
+                }
+                #expect(gone)
+            } catch {
+                await removeCrossNamespaceRBAC(world, roles: "repave", longhornRole: "repave-longhorn")
+                throw error
+            }
+            await removeCrossNamespaceRBAC(world, roles: "repave", longhornRole: "repave-longhorn")
+        }
+    }
+
     /// The three objects of deploy/rbac.yaml named `roles` (a Role in the claim's namespace and a
     /// ClusterRole) and `longhornRole` (a Role in longhorn-system) bound to a user of this test's
     /// own, each verb taken away in turn, then `repave run PLAN` with all of them, which must
@@ -107,7 +151,9 @@ struct LeastPrivilegeTests: DevpodTesting {
         }.joined(separator: "\n---\n")
     }
 
-    func exerciseBound(_ world: World, roles name: String, longhornRole: String, plan: String) async throws -> Int {
+    /// deploy/rbac.yaml's `roles` and `longhornRole` as an operator applies them, bound to a user
+    /// of this test's own; the roles, and a kubeconfig acting as that user.
+    func bindRoles(_ world: World, roles name: String, longhornRole: String) async throws -> (roles: [RoleObject], kubeconfig: String) {
         let user = "repave-lp-\(world.id)"
         // The file as an operator applies it, with names of this test's own.
         let yaml = try Self.documents(named: [name, longhornRole], id: world.id, namespace: world.namespace)
@@ -126,6 +172,11 @@ struct LeastPrivilegeTests: DevpodTesting {
         try String(contentsOfFile: lab.adminKubeconfig, encoding: .utf8)
             .replacingOccurrences(of: "  user:\n", with: "  user:\n    as: \(user)\n")
             .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        return (roles, kubeconfig)
+    }
+
+    func exerciseBound(_ world: World, roles name: String, longhornRole: String, plan: String) async throws -> Int {
+        let (roles, kubeconfig) = try await bindRoles(world, roles: name, longhornRole: longhornRole)
         func repave(_ arguments: [String]) async throws -> ProcessResult {
             try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", kubeconfig])
         }

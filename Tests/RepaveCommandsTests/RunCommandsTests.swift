@@ -94,6 +94,7 @@ struct RunbookTests {
         #expect(result.standardOutput == committed)
         #expect(committed.contains("| `delete-claim` **(point of no return)** |"))
         #expect(committed.contains("repave abort <run>"))
+        #expect(committed.contains("`repave finalize <run>` deletes it with its Longhorn volume"))
         let again = try await runProcess(try repaveBinary(), ["runbook", "plans/devpod-home.yaml", "--offline"], workingDirectory: root)
         #expect(again.standardOutput == result.standardOutput)
     }

@@ -177,10 +177,10 @@ struct AuditTests {
         #expect(world.server.writes.isEmpty, "the audit only reads: \(world.server.writes)")
     }
 
-    @Test("a bar of 1 finds only the unhealthy attached volumes; a kept volume whose run is on this machine gets the uid-guarded deletes, never 'repave finalize'")
+    @Test("a bar of 1 finds only the unhealthy attached volumes; a kept volume whose finished run here names it gets 'repave finalize RUN', one its run does not name the uid-guarded deletes")
     func lowBarAndFinalize() async throws {
         let world = try World()
-        let directory = try await world.run("run-1", ending: [.stepDone, .finished])
+        let directory = try await world.run("run-1", ending: [.fact(key: ClaimFact.volume.key, value: "pvc-kept"), .stepDone, .finished])
         // A directory that is not a run is passed over.
         try FileManager.default.createDirectory(atPath: world.scratch.file("runs/notes"), withIntermediateDirectories: true)
         var audit = world.audit()
@@ -190,13 +190,21 @@ struct AuditTests {
         #expect(report.settings.isEmpty)
         let kept = try #require(report.retainedVolumes.first)
         #expect(kept.runDirectory == directory)
-        // `repave finalize` does not exist in this release: the commands are the uid-guarded deletes.
-        #expect(kept.cleanup.count == 2 && kept.cleanup.allSatisfy { !$0.contains("finalize") }, "\(kept.cleanup)")
-        #expect(kept.cleanup[0].contains("\"uid\":\"uid-pvc-kept\"") && kept.cleanup[0].contains("--raw /api/v1/persistentvolumes/pvc-kept"))
-        #expect(kept.cleanup[1].contains("\"uid\":\"lh-kept\"") && kept.cleanup[1].contains("/namespaces/longhorn-system/volumes/pvc-kept"))
+        #expect(kept.cleanup == ["repave finalize \(directory)"], "\(kept.cleanup)")
         #expect(kept.runState == .finished && kept.note == nil)
+        #expect(report.textLines.contains("  remove: repave finalize \(directory)"), "\(report.textLines)")
         #expect(report.retainedVolumes.last?.runDirectory == nil && report.retainedVolumes.last?.runState == .notFound)
         #expect(report.retainedVolumes.last?.cleanup.count == 1, "its PV's uid-guarded delete, its note saying to check the run first")
+    }
+
+    @Test("a kept volume whose finished run here does not name it (the journal kept another volume) gets the uid-guarded deletes")
+    func finishedRunNamingAnotherVolume() async throws {
+        let world = try World()
+        _ = try await world.run("run-1", ending: [.fact(key: ClaimFact.volume.key, value: "pvc-other"), .stepDone, .finished])
+        let kept = try #require(try await world.audit().run(world.client).retainedVolumes.first)
+        #expect(kept.runState == .finished && kept.cleanup.count == 2 && kept.cleanup.allSatisfy { !$0.contains("finalize") }, "\(kept.cleanup)")
+        #expect(kept.cleanup[0].contains("\"uid\":\"uid-pvc-kept\"") && kept.cleanup[0].contains("--raw /api/v1/persistentvolumes/pvc-kept"))
+        #expect(kept.cleanup[1].contains("\"uid\":\"lh-kept\"") && kept.cleanup[1].contains("/namespaces/longhorn-system/volumes/pvc-kept"))
     }
 
     @Test("a kept volume whose run is not finished here, or was aborted, gets no delete command: resume or abort it first")

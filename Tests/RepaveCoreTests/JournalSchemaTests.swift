@@ -54,7 +54,7 @@ struct JournalSchemaTests {
             (.intent(.init(verb: "PATCH", path: "/p", precondition: "1", attempt: 1, dryRun: false)), "a"), (.outcome(.init(result: "ok", detail: nil)), "a"),
             (.fact(key: "k", value: "v"), "a"), (.applied, "a"), (.stepDone, "a"), (.resolved(applied: true), "b"), (.confirmed(by: "--yes"), nil),
             (.pointOfNoReturn(step: "b"), "b"), (.lock(.init(lease: "ns/l", holder: "r", intent: "acquire", result: nil)), nil),
-            (.note(["note": "hello"]), "b"), (.override(accepted: "x"), nil), (.stopped(reason: "why"), nil), (.aborted(undone: "u"), nil), (.finished, nil),
+            (.note(["note": "hello"]), "b"), (.override(accepted: "x"), nil), (.stopped(reason: "why"), nil), (.aborted(undone: "u"), nil), (.finished, nil), (.finalized(deleted: "pv"), nil),
         ]
         for (record, step) in written { try await record.append(to: journal, step: step) }
         let history = try RunHistory(try Journal.read(directory: scratch.file("run")).records)
@@ -74,6 +74,35 @@ struct JournalSchemaTests {
         #expect(try RunHistory(journal.records).entries.isEmpty)
         try journal.append(kind: "copy_progress", data: ["bytes": "1"])
         #expect(throws: RunHistoryError.unknownKind("copy_progress", sequence: 3)) { try RunHistory(journal.records) }
+    }
+
+    @Test("status's allowed commands follow the journal: resume and abort before the point of no return, resume past it, finalize once finished with a kept volume and until it is done; rollback never in this release")
+    func allowedCommands() async throws {
+        let scratch = try ScratchDirectory()
+        var plan = try RecreatePlan.parse(Data(PlanTests.minimal.utf8), file: "p.yaml")
+        let header = RunHeader(strategy: "recreate", plan: "p", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
+        func allowed(_ plan: RecreatePlan) throws -> [String] {
+            let commands = MaintenanceSession.allowedCommands(try RunHistory(journal.records), strategy: RecreateStrategy(plan: plan), run: "r")
+            #expect(commands.first { $0.command == "rollback" }.map { !$0.allowed && $0.why == "not available in this release" } == true)
+            return commands.filter(\.allowed).map(\.command)
+        }
+        try await EngineRecord.fact(key: ClaimFact.volume.key, value: "pvc-old").append(to: journal, step: "save-manifests")
+        try await EngineRecord.fact(key: ClaimFact.volumeUID.key, value: "uid-old").append(to: journal, step: "save-manifests")
+        #expect(try allowed(plan) == ["resume", "abort"])
+        try await EngineRecord.pointOfNoReturn(step: "delete-claim").append(to: journal, step: "delete-claim")
+        #expect(try allowed(plan) == ["resume"])
+        try await EngineRecord.finished.append(to: journal, step: nil)
+        #expect(try allowed(plan) == ["finalize"])
+        plan.oldVolume = .delete
+        #expect(try allowed(plan) == [], "the run deleted its old volume itself")
+        plan.oldVolume = .retainUntilVerified
+        try await EngineRecord.confirmed(by: "--yes").append(to: journal, step: MaintenanceSession.finalizeStep)
+        #expect(try RunHistory(journal.records).finalizing)
+        #expect(try allowed(plan) == ["finalize"], "finalize began: only finalize carries it on")
+        try await EngineRecord.finalized(deleted: "pv").append(to: journal, step: nil)
+        #expect(try allowed(plan) == [])
+        #expect(try RunHistory(journal.records).ending?.kind == .finalized)
     }
 
     /// A recreate session over a hand-written journal (no request is sent on these paths).

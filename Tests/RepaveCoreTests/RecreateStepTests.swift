@@ -720,5 +720,46 @@ struct RecreateStepTests {
         #expect(try await keep.observe(kept.context))
         #expect(kept.server.requests == ["GET \(Self.volumePath)"])
         #expect(try kept.records.allSatisfy { if case .note = $0 { true } else { false } })
+        // The note points to finalize, with the run's directory.
+        #expect(try kept.records.contains { if case .note(let fields) = $0 { fields["note"]?.contains("repave finalize \(kept.run.runDirectory)") == true } else { false } })
     }
+
+    // MARK: - finalize's refusals
+
+    @Test("finalize refuses a kept PV that is gone, replaced, not annotated with this run, or whose claimRef is a live claim; the Released PV of the deleted claim passes; oldVolume: delete keeps nothing")
+    func finalizeRefusals() async throws {
+        let world = try World()
+        let kept = try #require(RecreateStrategy(plan: world.run.plan).keptVolume(Self.savedFacts, run: Self.runID))
+        #expect(kept == KeptVolume(name: Self.oldVolume, uid: Self.volumeUID, longhornUID: Self.longhornUID, longhornNamespace: "longhorn-system", run: Self.runID))
+        #expect(try RecreateStrategy(plan: World(oldVolume: "delete").run.plan).keptVolume(Self.savedFacts, run: Self.runID) == nil)
+        let client = world.context.client
+        func code(_ volume: JSON?) async -> String? {
+            do {
+                try await kept.requireDeletable(volume.map(PersistentVolume.init), client: client)
+                return nil
+            } catch {
+                return (error as? RepaveError)?.code ?? "\(error)"
+            }
+        }
+        #expect(await code(nil) == "finalize.volume-gone")
+        #expect(await code(Self.oldPV(reclaimPolicy: "Retain", uid: "uid-someone-else", retainedBy: Self.runID)) == "finalize.volume-replaced")
+        #expect(await code(Self.oldPV(reclaimPolicy: "Retain", retainedBy: "another-run")) == "finalize.volume-foreign")
+        #expect(await code(Self.oldPV(reclaimPolicy: "Retain")) == "finalize.volume-foreign")
+        // Its claimRef names a claim that exists with that uid: bound to a live claim.
+        var released = Self.oldPV(reclaimPolicy: "Retain", retainedBy: Self.runID)
+        released["status"] = ["phase": "Released"]
+        // The claim as each look finds it, in turn: the old one, then the recreated one (twice), then none.
+        let recreated = StubObjects.claim(Self.claim, in: Self.namespace, uid: Self.newClaimUID, storageClass: Self.newClass, volume: Self.newVolume)
+        world.server.on(.get, Self.claimPath, .object(Self.oldClaim()), .object(recreated), .object(recreated),
+                        .failure(404, reason: "NotFound", message: "not found"))
+        #expect(await code(released) == "finalize.volume-bound")
+        // The claim of that name is another object now (the recreated one): the PV is free.
+        #expect(await code(released) == nil)
+        // Phase Bound refuses whatever the claimRef says.
+        #expect(await code(Self.oldPV(reclaimPolicy: "Retain", retainedBy: Self.runID)) == "finalize.volume-bound")
+        // No claim of that name at all.
+        #expect(await code(released) == nil)
+        #expect(world.server.writes.isEmpty)
+    }
+
 }

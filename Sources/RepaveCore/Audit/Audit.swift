@@ -165,9 +165,10 @@ public struct Audit: Sendable {
         return (recreated.run, "\(namespace)/\(name)")
     }
 
-    /// Retained volumes in scope, each with how to remove it: uid-guarded deletes of the PV and
-    /// of its Longhorn volume (`repave finalize`, when it exists, does this), only when its run
-    /// finished on this machine. A run not finished may still need the volume: one stopped after
+    /// Retained volumes in scope, each with how to remove it: `repave finalize RUN` when its run
+    /// finished on this machine and its journal names this volume as the one it kept; otherwise
+    /// uid-guarded deletes of the PV and of its Longhorn volume, for a finished run or one whose
+    /// directory is not here. A run not finished may still need the volume: one stopped after
     /// `delete-claim` leaves it Released, the only copy of the data.
     func retainedVolumes(_ volumes: [(volume: AuditRecord.Volume, run: String, claim: String)],
                          longhorn: [String: AuditRecord.LonghornVolume]) async -> [AuditReport.RetainedVolume] {
@@ -185,7 +186,9 @@ public struct Audit: Sendable {
             var cleanup: [String] = []
             // Issue 15: the uid-guarded commands go with a PV whose run finished here, or whose
             // run directory is elsewhere (its note says to make sure that run finished first).
-            if state == .finished || state == .notFound {
+            if state == .finished, let found, found.kept == volume.name {
+                cleanup = ["repave finalize \(found.directory)"]
+            } else if state == .finished || state == .notFound {
                 cleanup = [Self.guardedDelete(ResourceType.persistentVolumes.path(name: volume.name), uid: volume.metadata.uid ?? "")]
                 if let backing {
                     cleanup.append(Self.guardedDelete(ResourceType.longhornVolumes.path(namespace: longhornNamespace, name: backing.metadata.name),
@@ -208,14 +211,15 @@ public struct Audit: Sendable {
     /// Run id → its directory and how its journal ends, for every run under `root`: the run of
     /// each journal's records, read as `repave status` reads them (a directory whose journal does
     /// not read is skipped; a journal whose records this repave cannot decode is not finished).
-    static func runDirectories(under root: String) -> [String: (directory: String, state: AuditReport.RunState)] {
-        var found: [String: (directory: String, state: AuditReport.RunState)] = [:]
+    /// `kept`: the volume the run's journal says it kept (`ClaimFact.volume`), what `finalize` deletes.
+    static func runDirectories(under root: String) -> [String: (directory: String, state: AuditReport.RunState, kept: String?)] {
+        var found: [String: (directory: String, state: AuditReport.RunState, kept: String?)] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
             let directory = root + "/" + name
             guard let records = (try? Journal.read(directory: directory))?.records, let run = records.first?.run, !run.isEmpty else { continue }
             let history = try? RunHistory(records)
             let state: AuditReport.RunState = history?.finished == true ? .finished : history?.aborted != nil ? .aborted : .notFinished
-            found[run] = (directory, state)
+            found[run] = (directory, state, history?.facts[ClaimFact.volume])
         }
         return found
     }

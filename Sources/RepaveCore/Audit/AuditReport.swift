@@ -98,8 +98,9 @@ public struct AuditReport: Sendable, Encodable, Equatable {
         public var runState: RunState
         /// Why there are no commands, when there are none.
         public var note: String?
-        /// The commands that remove it, uid-guarded kubectl deletes of the PV and its Longhorn
-        /// volume; only when its run finished on this machine (empty otherwise).
+        /// The commands that remove it: `repave finalize RUN` when its run finished on this
+        /// machine and kept it; else uid-guarded kubectl deletes of the PV and its Longhorn volume
+        /// (a finished run that does not name it, or a run not found here); empty otherwise.
         public var cleanup: [String]
     }
 

@@ -36,11 +36,13 @@ public enum EngineRecord: Sendable, Equatable {
     case override(accepted: String)
     /// `abort` put back what the run changed.
     case aborted(undone: String)
+    /// `finalize` deleted the volume the finished run kept (with its Longhorn volume).
+    case finalized(deleted: String)
 
     public enum Kind: String, CaseIterable, Sendable {
         case header, intent, outcome, fact, resolved, applied, confirmed, pnr
         case stepDone = "step_done"
-        case lock, stopped, finished, repair, note, override, aborted
+        case lock, stopped, finished, repair, note, override, aborted, finalized
 
         /// Whether resuming depends on the record: a reader that does not know a critical kind
         /// refuses the journal; a non-critical one (a note) may be skipped.
@@ -85,6 +87,7 @@ public enum EngineRecord: Sendable, Equatable {
         case .note: .note
         case .override: .override
         case .aborted: .aborted
+        case .finalized: .finalized
         }
     }
 
@@ -99,6 +102,7 @@ public enum EngineRecord: Sendable, Equatable {
     private struct Result: Codable { var result: String }
     private struct Accepted: Codable { var accepted: String }
     private struct Undone: Codable { var undone: String }
+    private struct Deleted: Codable { var deleted: String }
 
     /// Appends the record, durable before returning, off the cooperative pool (fdatasync blocks).
     @discardableResult
@@ -122,6 +126,7 @@ public enum EngineRecord: Sendable, Equatable {
         case .note(let fields): return try await write(fields)
         case .override(let accepted): return try await write(Accepted(accepted: accepted))
         case .aborted(let undone): return try await write(Undone(undone: undone))
+        case .finalized(let deleted): return try await write(Deleted(deleted: deleted))
         }
     }
 
@@ -164,6 +169,7 @@ public enum EngineRecord: Sendable, Equatable {
         case .note: self = .note(try decode([String: String].self))
         case .override: self = .override(accepted: try decode(Accepted.self).accepted)
         case .aborted: self = .aborted(undone: try decode(Undone.self).undone)
+        case .finalized: self = .finalized(deleted: try decode(Deleted.self).deleted)
         }
     }
 }
@@ -261,13 +267,23 @@ public struct RunHistory: Sendable {
         entries.lazy.compactMap { if case .aborted(let undone) = $0.event { undone } else { nil } }.first
     }
 
-    /// How the run's last record ended it, when it did: finished, stopped (with why) or aborted.
+    /// What `finalize` deleted, when it finished.
+    public var finalized: String? {
+        entries.lazy.compactMap { if case .finalized(let deleted) = $0.event { deleted } else { nil } }.first
+    }
+    /// Whether `finalize` has begun on this run (any record of its steps): it is then only
+    /// carried on by `finalize`, never resumed forward nor aborted.
+    public var finalizing: Bool { entries.contains { $0.record.step?.hasPrefix(MaintenanceSession.finalizeStep) == true } }
+
+    /// How the run's last record ended it, when it did: finished, stopped (with why), aborted or
+    /// finalized.
     public var ending: (kind: EngineRecord.Kind, reason: String?)? {
         guard let last = entries.last else { return nil }
         switch last.event {
         case .finished: return (.finished, nil)
         case .stopped(let reason): return (.stopped, reason)
         case .aborted: return (.aborted, nil)
+        case .finalized(let deleted): return (.finalized, deleted)
         default: return nil
         }
     }

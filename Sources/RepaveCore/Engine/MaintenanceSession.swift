@@ -75,6 +75,12 @@ public struct MaintenanceSession: Sendable {
             throw RepaveError(.resumeAborted, "\(directory) was aborted: what it changed was put back, so there is nothing to resume",
                               hint: "start a new run: repave run PLAN")
         }
+        // The run finished and finalize is deleting the volume it kept: going forward again
+        // would find that volume gone and report it lost.
+        if history.finalizing {
+            throw RepaveError(.resumeFinalized, "finalize has begun on \(directory): the run finished, there is nothing to resume",
+                              hint: "finish deleting the kept volume with 'repave finalize \(directory)'")
+        }
         // An abort that began and did not finish may have put back Retain already: going forward
         // now could delete the claim of a volume set to be deleted with it.
         if history.entries.contains(where: { $0.record.step == Self.abortStep }) {

@@ -165,7 +165,7 @@ struct ReleaseOldVolume: Step {
     var mutates: Bool { recreate.plan.oldVolume == .delete }
     var summary: String {
         recreate.plan.oldVolume == .delete ? "delete the retained old volume and its Longhorn volume (uid-guarded)"
-            : "keep the old volume (retain-until-verified) and print how to delete it"
+            : "keep the old volume (retain-until-verified) for 'repave finalize RUN'"
     }
     var estimate: Duration { .seconds(30) }
     var permissions: [KubeClient.AccessQuestion] {
@@ -189,7 +189,7 @@ struct ReleaseOldVolume: Step {
                 try await context.note("WARNING: the old volume \(name) (uid \(context.facts[ClaimFact.volumeUID] ?? "?")) is gone: someone else deleted it during the run; repave did not. Its data survives only if its Longhorn volume \(recreate.plan.verify.namespace)/\(name) is still there")
                 return true
             }
-            try await context.note("old volume \(name) is retained. Delete it when no longer needed: kubectl delete pv \(name); kubectl -n \(recreate.plan.verify.namespace) delete volumes.longhorn.io \(name)")
+            try await context.note("old volume \(name) is retained. Delete it, with its Longhorn volume, when no longer needed: repave finalize \(recreate.runDirectory)")
             return true
         }
         // Done when neither object the run saved is left: one of that name with another uid was

@@ -93,11 +93,19 @@ public struct RecreateStrategy: Strategy {
         }
         if let old = facts[ClaimFact.volume] {
             lines.append("old volume: \(old) " + (facts[RecreateFact.oldVolumeLost].map { "GONE: \($0)" }
-                ?? (plan.oldVolume == .delete ? "deleted" : "retained (delete it later with the commands below)")))
+                ?? (plan.oldVolume == .delete ? "deleted" : "retained (delete it later: repave finalize \(run.directory))")))
         }
         for case (_, .note(let fields)) in history.entries { if let note = fields["note"] { lines.append("note:       \(note)") } }
         summary.lines = lines
         return summary
+    }
+}
+
+/// A recreate that kept its old volume (`retain-until-verified`) leaves it for `repave finalize`.
+extension RecreateStrategy: KeepsVolume {
+    public func keptVolume(_ facts: Facts, run: String) -> KeptVolume? {
+        guard plan.oldVolume != .delete else { return nil }
+        return KeptVolume.old(facts, run: run, longhornNamespace: plan.verify.namespace)
     }
 }
 

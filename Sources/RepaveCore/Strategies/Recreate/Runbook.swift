@@ -134,7 +134,7 @@ extension RecreateStrategy {
             "await-bound": "`kubectl -n \(ns) wait pvc/\(claim) --for=jsonpath='{.status.phase}'=Bound`",
             "scale-up": workloadRefs.map { "`kubectl -n \(ns) scale \($0) --replicas=<original>`" }.joined(separator: ", ") + ", `kubectl rollout status`",
             "verify": "`kubectl -n \(plan.verify.namespace) get volumes.longhorn.io <pv> -o jsonpath='{.spec.numberOfReplicas} {.status.robustness}'`",
-            "release-old-volume": plan.oldVolume == .delete ? "`kubectl delete pv <old pv>`" : "nothing (the old volume is kept)",
+            "release-old-volume": plan.oldVolume == .delete ? "`kubectl delete pv <old pv>`" : "nothing (the old volume is kept; later: `repave finalize <run>`)",
         ]
         for step in steps {
             let marker = step.isPointOfNoReturn ? " **(point of no return)**" : ""
@@ -161,7 +161,7 @@ extension RecreateStrategy {
             """
         text += plan.oldVolume == .delete
             ? "The old volume and its Longhorn volume are deleted by the run once the new one is verified.\n"
-            : "The old volume is kept (`retain-until-verified`). The run prints the exact commands to delete it (`kubectl delete pv <old pv>` and its Longhorn volume) once you no longer need it.\n"
+            : "The old volume is kept (`retain-until-verified`). Once you no longer need it, `repave finalize <run>` deletes it with its Longhorn volume (uid-guarded, after you type the PV's name); `repave status <run>` says when a run allows it.\n"
         return text
     }
 }
