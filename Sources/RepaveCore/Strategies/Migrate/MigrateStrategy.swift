@@ -29,7 +29,7 @@ public struct MigrateStrategy: Strategy {
         return [
             Preflight(claimRun: claimRun, extra: migrate.checks), SaveManifests(claimRun: claimRun), EnsureStorageClass(claimRun: claimRun),
             RetainOldVolume(claimRun: claimRun), CreateStagingClaim(migrate: migrate),
-            RetainOldVolume(claimRun: claimRun, id: "retain-staging-volume", volume: staging),
+            RetainOldVolume(claimRun: claimRun, id: "retain-staging-volume", volume: staging, needsWindow: false),
             CopyStep(migrate: migrate, pass: .warm), ScaleDown(claimRun: claimRun), AwaitDetach(migrate: migrate),
             CopyStep(migrate: migrate, pass: .final), CopyStep(migrate: migrate, pass: .verify), DeleteStagingClaim(migrate: migrate),
             DeleteClaim(claimRun: claimRun), PrebindVolume(claimRun: claimRun, volume: staging), CreateClaim(claimRun: claimRun, volume: staging),

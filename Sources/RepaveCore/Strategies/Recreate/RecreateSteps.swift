@@ -209,6 +209,8 @@ struct RetainOldVolume: Step {
     /// with its claim instead of putting its policy back.
     var id = "retain-old-volume"
     var volume = RebindVolume(name: ClaimFact.volume, uid: ClaimFact.volumeUID)
+    /// The staging volume is retained before the window opens.
+    var needsWindow = true
     var mutates: Bool { true }
     var summary: String {
         id == "retain-old-volume" ? "set the old volume's reclaim policy to Retain, so deleting the claim cannot destroy its data, and annotate it with the run and the claim"
