@@ -118,7 +118,7 @@ extension RealNodeTests {
             let staging = try #require(journal.firstMatch(of: /"staging\.pv\.name","value":"([^"]+)"/).map { String($0.1) }
                 ?? journal.firstMatch(of: /"key":"staging\.pv\.name"[^}]*"value":"([^"]+)"/).map { String($0.1) }, "\(journal)")
 
-            let aborted = try await repave(["abort", try runDirectory(world), "--yes"], world)
+            let aborted = try await runProcess(try repaveBinary(), ["abort", try runDirectory(world), "--kubeconfig", lab.adminKubeconfig])
             #expect(aborted.status == 0, "\(aborted.standardOutput)\n\(aborted.standardError)")
 
             let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
