@@ -137,4 +137,77 @@ extension RealNodeTests {
             #expect(read.standardOutput == "kept\n")
         }
     }
+
+    /// What differs from a converged migrate: the claim Bound on the new class to a copied
+    /// volume whose claimRef names it, exactly one claim, no copy pod, the workload running and
+    /// reading the file written before, the old volume retained.
+    func migrateDivergence(_ world: World, marker: String) async throws -> [String] {
+        var problems: [String] = []
+        guard let object = try await client.getIfPresent(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace) else {
+            return ["the claim is gone"]
+        }
+        let claim = PersistentVolumeClaim(object)
+        if !(claim.isBound && claim.storageClassName == world.newClass && claim.uid != world.original.uid) {
+            problems.append("claim: \(claim.phase), class \(claim.storageClassName ?? "-"), uid \(claim.uid == world.original.uid ? "old" : "new")")
+        }
+        if let volume = claim.volumeName, let pv = try await client.getIfPresent(.persistentVolumes, named: volume).map(PersistentVolume.init) {
+            if volume == world.oldVolume || pv.claimRef?.uid != claim.uid { problems.append("volume \(volume): claimRef uid \(pv.claimRef?.uid ?? "none")") }
+        } else {
+            problems.append("the claim has no volume")
+        }
+        let left = try await leftovers(world)
+        if left.claims != ["coder-jeda-codespace-home"] || !left.pods.isEmpty { problems.append("left: \(left)") }
+        let old = try await client.getIfPresent(.persistentVolumes, named: world.oldVolume).map(PersistentVolume.init)
+        if old?.reclaimPolicy != "Retain" { problems.append("old volume: \(old?.reclaimPolicy ?? "gone")") }
+        if let pod = try await runningPods(world.namespace).first {
+            let read = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "cat", "/home/coder/marker"])
+            if read.standardOutput != marker + "\n" { problems.append("the workspace reads \(read.standardOutput.debugDescription) \(read.standardError)") }
+        } else {
+            problems.append("no workspace pod running")
+        }
+        return problems
+    }
+
+    /// A world with a marker file in the workspace's home; returns the marker.
+    func writeMarker(_ world: World) async throws -> String {
+        let marker = "marker-\(suffix())"
+        let pod = try #require(try await runningPods(world.namespace).first)
+        let write = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "sh", "-c", "echo \(marker) > /home/coder/marker && sync"])
+        #expect(write.status == 0, "\(write.standardError)")
+        return marker
+    }
+
+    @Test("migrate crashed at every failpoint from delete-staging-claim to await-bound, resumed: the same claim name, Bound to the copy, one claim, the data there, the old volume retained")
+    func migrateCrashesInTheSwap() async throws {
+        var points: [String] = []
+        try await withRealWorkspace(on: lab) { _, world in
+            let marker = try await writeMarker(world)
+            let trace = world.scratch.file("trace")
+            let result = try await repave(["run", try migratePlan(world), "--yes"], world, environment: ["REPAVE_FAILPOINT_TRACE": trace])
+            #expect(result.status == 0, "\(result.standardError)")
+            let all = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.contains(":lease-renewal") }
+            let first = all.firstIndex { $0.hasSuffix(":delete-staging-claim") } ?? all.endIndex
+            let last = all.lastIndex { $0.hasSuffix(":await-bound") } ?? all.startIndex
+            points = first <= last ? Array(all[first...last]) : []
+            #expect(try await migrateDivergence(world, marker: marker) == [], "uninterrupted")
+        }
+        #expect(points.count >= 20, "\(points)")
+        print("migrate crash points in the swap: \(points.count): \(points.joined(separator: " "))")
+        var converged = 0
+        for point in points {
+            try await withRealWorkspace(on: lab) { _, world in
+                let marker = try await writeMarker(world)
+                let crashed = try await repave(["run", try migratePlan(world), "--yes"], world, environment: ["REPAVE_FAILPOINTS": point])
+                guard crashed.status == 137 else {
+                    Issue.record("\(point): the run did not stop there (exit \(crashed.status)): \(crashed.standardError)")
+                    return
+                }
+                let run = try runDirectory(world)
+                let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
+                let problems = (resumed.status == 0 ? [] : ["resume: exit \(resumed.status): \(resumed.standardError)"]) + (try await migrateDivergence(world, marker: marker))
+                if problems.isEmpty { converged += 1 } else { Issue.record("\(point): \(problems.joined(separator: "; "))") }
+            }
+        }
+        print("migrate crash matrix (swap): \(converged) of \(points.count) points converged")
+    }
 }
