@@ -1,6 +1,7 @@
 import Foundation
 import KubeAPI
 import RepaveTestSupport
+import Synchronization
 import Testing
 
 /// `strategy: migrate` on the real node: real rsync pods copy the workspace's volume onto the
@@ -23,7 +24,7 @@ extension RealNodeTests {
               provisioner: driver.longhorn.io
               parameters: {numberOfReplicas: "3", staleReplicaTimeout: "30", fsType: ext4}
             copy: {image: lab/mover:1, imagePullPolicy: Never}
-            timeouts: {scaleDown: 60s, claimDeletion: 60s, bind: 60s, rollout: 60s, verify: 30s, \(timeouts)}
+            timeouts: {scaleDown: 180s, claimDeletion: 180s, bind: 120s, rollout: 180s, verify: 60s, \(timeouts)}
             """.write(toFile: file, atomically: true, encoding: .utf8)
         return file
     }
@@ -193,21 +194,26 @@ extension RealNodeTests {
         }
         #expect(points.count >= 20, "\(points)")
         print("migrate crash points in the swap: \(points.count): \(points.joined(separator: " "))")
-        var converged = 0
-        for point in points {
-            try await withRealWorkspace(on: lab) { _, world in
-                let marker = try await writeMarker(world)
-                let crashed = try await repave(["run", try migratePlan(world), "--yes"], world, environment: ["REPAVE_FAILPOINTS": point])
-                guard crashed.status == 137 else {
-                    Issue.record("\(point): the run did not stop there (exit \(crashed.status)): \(crashed.standardError)")
-                    return
+        // Two at a time: the real node runs both worlds' pods side by side.
+        let converged = Mutex(0)
+        await concurrently(points, width: 2) { _, point in
+            do {
+                try await withRealWorkspace(on: lab) { _, world in
+                    let marker = try await writeMarker(world)
+                    let crashed = try await repave(["run", try migratePlan(world), "--yes"], world, environment: ["REPAVE_FAILPOINTS": point])
+                    guard crashed.status == 137 else {
+                        Issue.record("\(point): the run did not stop there (exit \(crashed.status)): \(crashed.standardError)")
+                        return
+                    }
+                    let run = try runDirectory(world)
+                    let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
+                    let problems = (resumed.status == 0 ? [] : ["resume: exit \(resumed.status): \(resumed.standardError)"]) + (try await migrateDivergence(world, marker: marker))
+                    if problems.isEmpty { converged.withLock { $0 += 1 } } else { Issue.record("\(point): \(problems.joined(separator: "; "))") }
                 }
-                let run = try runDirectory(world)
-                let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", lab.adminKubeconfig])
-                let problems = (resumed.status == 0 ? [] : ["resume: exit \(resumed.status): \(resumed.standardError)"]) + (try await migrateDivergence(world, marker: marker))
-                if problems.isEmpty { converged += 1 } else { Issue.record("\(point): \(problems.joined(separator: "; "))") }
+            } catch {
+                Issue.record("\(point): \(error)")
             }
         }
-        print("migrate crash matrix (swap): \(converged) of \(points.count) points converged")
+        print("migrate crash matrix (swap): \(converged.withLock { $0 }) of \(points.count) points converged")
     }
 }

@@ -96,8 +96,7 @@ public struct MigrateStrategy: Strategy {
 
     /// The claim's uid, when it exists.
     public func bindings(_ client: KubeClient) async throws -> [String: String] {
-        guard let object = try await client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: plan.target.namespace) else { return [:] }
-        return [claim.bindingKey: PersistentVolumeClaim(object).uid]
+        try await claim.bindings(client)
     }
 
     /// Recreate's summary, the old volume kept for `repave finalize`, and what each copy did.

@@ -62,8 +62,7 @@ public struct RecreateStrategy: Strategy {
 
     /// The claim's uid, when it exists.
     public func bindings(_ client: KubeClient) async throws -> [String: String] {
-        guard let object = try await client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: plan.target.namespace) else { return [:] }
-        return [claim.bindingKey: PersistentVolumeClaim(object).uid]
+        try await claim.bindings(client)
     }
 
     /// Old and new claim uid, class, the Longhorn volume's replicas and robustness now, the
