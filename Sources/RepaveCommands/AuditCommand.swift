@@ -40,7 +40,7 @@ struct AuditCommand: AsyncParsableCommand {
     @Option(name: .customLong("write-plans"), help: ArgumentHelp("Write one plan per finding into this directory (no file is overwritten).", valueName: "dir"))
     var writePlans: String?
 
-    @Option(name: .customLong("strategy"), help: "The strategy of the plans written: recreate or replicas (migrate: not in this release).")
+    @Option(name: .customLong("strategy"), help: "The strategy of the plans written: recreate, migrate or replicas.")
     var strategy: PlanStrategy?
 
     @Option(name: .customLong("storage-class"), help: "The class the claims move to (recreate, migrate).")
@@ -58,12 +58,7 @@ struct AuditCommand: AsyncParsableCommand {
             }
             return
         }
-        guard let strategy else { throw ValidationError("--write-plans \(writePlans) needs --strategy recreate or replicas") }
-        // Every plan written must pass `repave plan --offline`, and this release's plan files
-        // refuse migrate: until they accept it, so does the audit.
-        if strategy == .migrate {
-            throw ValidationError("--strategy migrate: this release of repave does not run migrate plans; write recreate or replicas plans")
-        }
+        guard let strategy else { throw ValidationError("--write-plans \(writePlans) needs --strategy recreate, migrate or replicas") }
         switch strategy {
         case .recreate, .migrate:
             if storageClass == nil { throw ValidationError("--strategy \(strategy.rawValue) needs --storage-class NAME: the class the claims move to") }

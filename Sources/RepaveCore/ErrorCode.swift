@@ -40,6 +40,13 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let foreignPod = ErrorCode("preflight.foreign-pod", .refused)
     public static let foreignWorkload = ErrorCode("preflight.foreign-workload", .refused)
     public static let noWorkload = ErrorCode("preflight.no-workload", .refused)
+    /// Migrate's preflight: a Block volume, a class of another driver, a finalizer repave does
+    /// not know, a StatefulSet that deletes its claims, a server dry run that refused.
+    public static let blockVolume = ErrorCode("preflight.block-volume", .refused)
+    public static let otherProvisioner = ErrorCode("preflight.other-provisioner", .refused)
+    public static let unknownFinalizers = ErrorCode("preflight.unknown-finalizers", .refused)
+    public static let claimRetentionDelete = ErrorCode("preflight.claim-retention-delete", .refused)
+    public static let dryRunRefused = ErrorCode("preflight.dry-run-refused", .refused)
     public static let classMismatch = ErrorCode("preflight.class-mismatch", .refused)
     public static let noClass = ErrorCode("preflight.no-class", .refused)
     public static let reconcilers = ErrorCode("preflight.reconcilers", .refused)
@@ -78,6 +85,12 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let copyImageUnsuitable = ErrorCode("copy.image-unsuitable", .stoppedMidRun)
     public static let copyFailed = ErrorCode("copy.failed", .stoppedMidRun)
     public static let copyDiffers = ErrorCode("copy.differs", .stoppedMidRun)
+    /// Migrate's other steps: a staging claim of its name made by someone else, an old volume
+    /// still attached after scale-down, the copied volume gone, the new claim bound elsewhere.
+    public static let stagingForeign = ErrorCode("create-staging-claim.foreign", .stoppedMidRun)
+    public static let detachStuck = ErrorCode("await-detach.stuck", .stoppedMidRun)
+    public static let rebindNoVolume = ErrorCode("prebind-volume.no-volume", .stoppedMidRun)
+    public static let rebindOtherVolume = ErrorCode("await-bound.other-volume", .stoppedMidRun)
     public static let replicasReplaced = ErrorCode("patch-replicas.replaced", .stoppedMidRun)
     public static let longhornGone = ErrorCode("save-manifests.longhorn-gone", .stoppedMidRun)
     public static let replicasNoVolume = ErrorCode("patch-replicas.no-volume", .stoppedMidRun)
@@ -130,7 +143,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         permissions, noClaim, claimNotBound, foreignPod, foreignWorkload, noWorkload, classMismatch, noClass, reconcilers,
         insideThePod, runDirectoryOnClaim, git, gitDirty, gitReportMissing, gitReportInvalid, gitReportForeign, gitReportStale,
         runRefused, runStopped, runInterrupted, lockHeld, manifestsWrite, writeUnsettled, claimInUse, scaledUp, retainNoVolume, retainReplaced,
-        deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers, demoForeign, demoNoUID,
+        deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers,
+        stagingForeign, detachStuck, rebindNoVolume, rebindOtherVolume, blockVolume, otherProvisioner, unknownFinalizers, claimRetentionDelete, dryRunRefused, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
         abortPastPointOfNoReturn, abortEnded, statusNoRuns, auditPlanExists, auditPlanUnwritable, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
         notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, longhornGone, replicasNoVolume,

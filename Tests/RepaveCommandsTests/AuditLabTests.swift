@@ -114,7 +114,7 @@ struct AuditLabTests: DevpodTesting {
             #expect(try FileManager.default.contentsOfDirectory(atPath: plans).sorted() == files)
             #expect(try files.map { try Data(contentsOf: URL(fileURLWithPath: plans + "/" + $0)) } == before)
 
-            // replicas plans pass plan --offline as written; migrate (not in this release) is refused.
+            // replicas and migrate plans pass plan --offline as written.
             let directory = world.scratch.file("plans-replicas")
             let wrote = try await repave(["audit", "-n", ns, "--write-plans", directory, "--strategy", "replicas"])
             let replicasFiles = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
@@ -125,8 +125,12 @@ struct AuditLabTests: DevpodTesting {
             }
             let migrate = try await repave(["audit", "-n", ns, "--write-plans", world.scratch.file("plans-migrate"), "--strategy", "migrate",
                                             "--storage-class", world.newClass, "--copy-image", "lab/mover:1"])
-            #expect(migrate.status == 64 && migrate.standardError.contains("this release of repave does not run migrate plans"), "\(migrate.standardError)")
-            #expect(!FileManager.default.fileExists(atPath: world.scratch.file("plans-migrate")))
+            let migrateFiles = try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("plans-migrate")).sorted()
+            #expect(migrate.status == 2 && migrateFiles == files, "\(migrate.standardError)")
+            for file in migrateFiles {
+                let checked = try await runProcess(try repaveBinary(), ["plan", world.scratch.file("plans-migrate") + "/" + file, "--offline"])
+                #expect(checked.status == 0 && checked.standardOutput.contains("strategy:      migrate"), "migrate \(file): \(checked.standardError)")
+            }
             // Every one of the deployments got its volume; the audit deleted and changed nothing.
             #expect(try await client.getIfPresent(.persistentVolumes, named: world.oldVolume) != nil)
         }
@@ -160,13 +164,13 @@ struct AuditLabTests: DevpodTesting {
 /// `repave audit`'s flags, refused before any kubeconfig is read (exit 64, one line each).
 @Suite("audit command line")
 struct AuditCommandLineTests {
-    @Test("--write-plans needs --strategy; recreate needs --storage-class; migrate is refused in this release; -n and -A exclude each other")
+    @Test("--write-plans needs --strategy; recreate needs --storage-class; migrate needs --copy-image; -n and -A exclude each other")
     func usage() async throws {
         let cases: [([String], String)] = [
             (["-n", "a", "-A"], "-n and -A exclude each other"),
             (["--write-plans", "d"], "needs --strategy"),
             (["--write-plans", "d", "--strategy", "recreate"], "needs --storage-class"),
-            (["--write-plans", "d", "--strategy", "migrate", "--storage-class", "c", "--copy-image", "i"], "this release of repave does not run migrate plans"),
+            (["--write-plans", "d", "--strategy", "migrate", "--storage-class", "c"], "--strategy migrate needs --copy-image IMAGE"),
             (["--write-plans", "d", "--strategy", "recreate", "--storage-class", "c", "--copy-image", "i"], "--copy-image goes with --strategy migrate only"),
             (["--write-plans", "d", "--strategy", "replicas", "--storage-class", "c"], "drop --storage-class"),
             (["--strategy", "replicas"], "go with --write-plans"),

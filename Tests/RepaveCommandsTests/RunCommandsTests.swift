@@ -98,4 +98,16 @@ struct RunbookTests {
         let again = try await runProcess(try repaveBinary(), ["runbook", "plans/devpod-home.yaml", "--offline"], workingDirectory: root)
         #expect(again.standardOutput == result.standardOutput)
     }
+
+    @Test("runbooks/devpod-home-migrate.md is what `repave runbook plans/devpod-home-migrate.yaml --offline` writes (regenerate it when this fails)")
+    func devpodMigrateRunbookIsCurrent() async throws {
+        let root = RunCommandsTests.root
+        let result = try await runProcess(try repaveBinary(), ["runbook", "plans/devpod-home-migrate.yaml", "--offline"], workingDirectory: root)
+        #expect(result.status == 0, "\(result.standardError)")
+        let committed = try String(contentsOfFile: root + "/runbooks/devpod-home-migrate.md", encoding: .utf8)
+        #expect(result.standardOutput == committed)
+        #expect(committed.contains("| `delete-claim` (point of no return) |") && committed.contains("| `warm-copy` |"))
+        let plan = try await runProcess(try repaveBinary(), ["plan", "plans/devpod-home-migrate.yaml", "--offline"], workingDirectory: root)
+        #expect(plan.status == 0 && plan.standardOutput.contains("strategy:      migrate"), "\(plan.standardError)")
+    }
 }

@@ -396,20 +396,20 @@ struct AuditTests {
         }
     }
 
-    @Test("a set of plans that 'repave plan --offline' would refuse (migrate, in this release) is refused whole: nothing is written")
-    func refusedPlansNotWritten() async throws {
+    @Test("the migrate plans audit writes parse as migrate plans (as 'repave plan --offline' reads them), and are written; so are replicas plans")
+    func migratePlansWritten() async throws {
         let world = try World()
         let report = try await findingsWithWorkloads(world)
         let directory = world.scratch.file("plans-migrate")
         let writer = AuditPlanWriter(directory: directory, strategy: .migrate, storageClass: "longhorn-3r", copyImage: "lab/mover:1",
                                      minReplicas: 3, longhornNamespace: "longhorn-system", existingClass: nil)
         let files = writer.files(for: report.findings)
-        let error = await #expect(throws: RepaveError.self) { try await writer.write(files) }
-        let message = error?.message ?? "", cause = error?.cause.map { "\($0)" } ?? ""
-        #expect(error?.errorCode == .internal && message.contains("\(files[0].path) does not parse"), "\(message)")
-        #expect(cause.contains("not available in this release"), "\(cause)")
-        #expect(!FileManager.default.fileExists(atPath: directory))
-        // Replicas plans pass it, and are written.
+        let written = try await writer.write(files)
+        #expect(written.count == 3)
+        for file in files {
+            let strategy = try PlanFile.load(contentsOf: file.path)
+            #expect(strategy.kind == "migrate", "\(file.path)")
+        }
         let replicas = AuditPlanWriter(directory: world.scratch.file("plans-replicas"), strategy: .replicas, storageClass: nil, copyImage: nil,
                                        minReplicas: 3, longhornNamespace: "longhorn-system", existingClass: nil)
         #expect(try await replicas.write(replicas.files(for: report.findings)).count == 3)

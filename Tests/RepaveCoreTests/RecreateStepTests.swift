@@ -182,7 +182,7 @@ struct RecreateStepTests {
         server.absent(Self.newClassPath)
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 2)))
         server.on(.get, "/apis/autoscaling/v1/namespaces/devpod/horizontalpodautoscalers", .object(StubObjects.list([])))
-        let step = Preflight(recreate: world.run)
+        let step = Preflight(claimRun: world.run)
         world.start(step)
         #expect(try await step.observe(world.context))
         #expect(server.requests == [
@@ -208,7 +208,7 @@ struct RecreateStepTests {
         server.on(.get, Self.newClassPath, .object(StubObjects.storageClass(Self.newClass, replicas: 3)))
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 2)))
         server.on(.get, "/apis/autoscaling/v1/namespaces/devpod/horizontalpodautoscalers", .object(StubObjects.list([])))
-        let step = Preflight(recreate: world.run)
+        let step = Preflight(claimRun: world.run)
         world.start(step)
         #expect(try await step.observe(world.context))
         let rules = server.sent.filter { $0.path.hasSuffix("/selfsubjectrulesreviews") }
@@ -234,7 +234,7 @@ struct RecreateStepTests {
         server.on(.get, Self.longhornPath, .object(StubObjects.longhornVolume(Self.oldVolume, uid: Self.longhornUID, replicas: 1)))
         // Scaled down by an earlier, interrupted attempt: the annotation holds the original count.
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 0, annotations: ["repave/original-replicas": "2"])))
-        let step = SaveManifests(recreate: world.run)
+        let step = SaveManifests(claimRun: world.run)
         world.start(step)
         #expect(try await step.observe(world.context))
         #expect(server.requests == [
@@ -267,7 +267,7 @@ struct RecreateStepTests {
         let server = world.server
         server.absent(Self.newClassPath)
         server.on(.post, Self.classesPath, .object(StubObjects.storageClass(Self.newClass, replicas: 3), status: 201))
-        let step = EnsureStorageClass(recreate: world.run)
+        let step = EnsureStorageClass(claimRun: world.run)
         world.start(step)
         #expect(try await !step.observe(world.context))
         try await step.apply(world.context)
@@ -285,7 +285,7 @@ struct RecreateStepTests {
         server.on(.get, Self.newClassPath, .failure(404, reason: "NotFound", message: "not found"),
                   .object(StubObjects.storageClass(Self.newClass, replicas: 3, annotations: ["repave/run-id": Self.runID])))
         server.on(.post, Self.classesPath, query: ["dryRun": "All"], .object(StubObjects.storageClass(Self.newClass, replicas: 3), status: 201))
-        let step = EnsureStorageClass(recreate: world.run)
+        let step = EnsureStorageClass(claimRun: world.run)
         world.start(step)
         #expect(try await step.rehearse(world.context).map(\.passed) == [true])
         #expect(server.writes.map(\.description) == ["POST \(Self.classesPath)?dryRun=All"])
@@ -304,7 +304,7 @@ struct RecreateStepTests {
         let server = world.server
         server.on(.get, Self.volumePath, .object(Self.oldPV()))
         server.on(.patch, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain", retainedBy: Self.runID)))
-        let step = RetainOldVolume(recreate: world.run)
+        let step = RetainOldVolume(claimRun: world.run)
         world.start(step)
         #expect(try await !step.observe(world.context))
         try await step.apply(world.context)
@@ -330,7 +330,7 @@ struct RecreateStepTests {
     func retainRefusesAnotherVolume() async throws {
         let world = try World()
         world.server.on(.get, Self.volumePath, .object(Self.oldPV(uid: "uid-someone-else")))
-        let step = RetainOldVolume(recreate: world.run)
+        let step = RetainOldVolume(claimRun: world.run)
         world.start(step)
         let error = await #expect(throws: RepaveError.self) { try await step.apply(world.context) }
         #expect(error?.code == ErrorCode.retainReplaced.name)
@@ -342,7 +342,7 @@ struct RecreateStepTests {
         let rehearsal = try World(dryRun: true)
         rehearsal.server.on(.get, Self.volumePath, .object(Self.oldPV()))
         rehearsal.server.on(.patch, Self.volumePath, query: ["dryRun": "All"], .object(Self.oldPV(reclaimPolicy: "Retain")))
-        let step = RetainOldVolume(recreate: rehearsal.run)
+        let step = RetainOldVolume(claimRun: rehearsal.run)
         rehearsal.start(step)
         #expect(try await step.rehearse(rehearsal.context).map(\.passed) == [true])
         #expect(rehearsal.server.writes.map(\.description) == ["PATCH \(Self.volumePath)?dryRun=All"])
@@ -351,7 +351,7 @@ struct RecreateStepTests {
         world.server.on(.get, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain", retainedBy: Self.runID)))
         world.server.on(.patch, Self.volumePath, .object(Self.oldPV()))
         world.context.update { $0.currentStep = "abort" }
-        #expect(try await RetainOldVolume(recreate: world.run).undo(world.context) == ["persistentvolume pvc-old reclaim policy back to Delete"])
+        #expect(try await RetainOldVolume(claimRun: world.run).undo(world.context) == ["persistentvolume pvc-old reclaim policy back to Delete"])
         let patch = try #require(world.server.writes.first)
         #expect(patch.query.isEmpty)
         #expect(patch.body == ["metadata": ["resourceVersion": "200", "annotations": ["repave/run-id": .null, "repave/claim": .null]],
@@ -372,7 +372,7 @@ struct RecreateStepTests {
         let server = world.server
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 2)))
         server.on(.patch, Self.deploymentPath, .object(Self.deployment(replicas: 0, resourceVersion: "301", annotations: ["repave/original-replicas": "2"])))
-        let step = ScaleDown(recreate: world.run)
+        let step = ScaleDown(claimRun: world.run)
         world.start(step)
         #expect(try await !step.observe(world.context))
         try await step.apply(world.context)
@@ -395,14 +395,14 @@ struct RecreateStepTests {
         let server = world.server
         // Someone scaled it back up since this process last read it at 0.
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 1)))
-        let step = ScaleDown(recreate: world.run)
+        let step = ScaleDown(claimRun: world.run)
         world.start(step)
         world.context.saw(Self.deployment(replicas: 0), .deployments, named: Self.workload, in: Self.namespace)
         #expect(try await !step.observe(world.context))
         #expect(server.requests == ["GET \(Self.deploymentPath)"])
         // A kept read that says "not yet down" is enough: no request.
         let kept = try World()
-        let keptStep = ScaleDown(recreate: kept.run)
+        let keptStep = ScaleDown(claimRun: kept.run)
         kept.start(keptStep)
         kept.context.saw(Self.deployment(replicas: 2), .deployments, named: Self.workload, in: Self.namespace)
         #expect(try await !keptStep.observe(kept.context))
@@ -418,7 +418,7 @@ struct RecreateStepTests {
         server.on(.get, Self.podsPath, query: ["fieldSelector": "metadata.name=ws-1"], .object(StubObjects.list([Self.pod], resourceVersion: "1000")))
         server.on(.get, Self.podsPath, query: ["watch": "1", "fieldSelector": "metadata.name=ws-1"], .events([(type: "DELETED", object: Self.pod)]))
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 0, annotations: ["repave/original-replicas": "2"])))
-        let step = ScaleDown(recreate: world.run)
+        let step = ScaleDown(claimRun: world.run)
         world.start(step)
         try await step.await(world.context)
         #expect(server.requests == [
@@ -437,7 +437,7 @@ struct RecreateStepTests {
         let rehearsal = try World(dryRun: true)
         rehearsal.server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 2)))
         rehearsal.server.on(.patch, Self.deploymentPath, query: ["dryRun": "All"], .object(Self.deployment(replicas: 0)))
-        let step = ScaleDown(recreate: rehearsal.run)
+        let step = ScaleDown(claimRun: rehearsal.run)
         rehearsal.start(step)
         #expect(try await step.rehearse(rehearsal.context).map(\.passed) == [true])
         #expect(rehearsal.server.writes.map(\.description) == ["PATCH \(Self.deploymentPath)?dryRun=All"])
@@ -448,7 +448,7 @@ struct RecreateStepTests {
         world.server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 0, resourceVersion: "301", annotations: ["repave/original-replicas": "2"])))
         world.server.on(.patch, Self.deploymentPath, .object(Self.deployment(replicas: 2, resourceVersion: "302")))
         world.context.update { $0.currentStep = "abort" }
-        #expect(try await ScaleDown(recreate: world.run).undo(world.context) == ["Deployment/ws back to 2 replicas"])
+        #expect(try await ScaleDown(claimRun: world.run).undo(world.context) == ["Deployment/ws back to 2 replicas"])
         let patch = try #require(world.server.writes.first)
         #expect(patch.query.isEmpty)
         #expect(patch.body == ["metadata": ["resourceVersion": "301", "annotations": ["repave/original-replicas": .null]], "spec": ["replicas": 2]])
@@ -460,7 +460,7 @@ struct RecreateStepTests {
         let world = try World()
         world.server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 2)))
         world.server.on(.patch, Self.deploymentPath, .failure(503, reason: "ServiceUnavailable", message: "etcd is restarting"))
-        let step = ScaleDown(recreate: world.run)
+        let step = ScaleDown(claimRun: world.run)
         world.start(step)
         let error = await #expect(throws: UnsettledWrite.self) { try await step.apply(world.context) }
         #expect(error?.verb == "PATCH" && error?.path == Self.deploymentPath)
@@ -474,7 +474,7 @@ struct RecreateStepTests {
         let world = try World()
         world.server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 2)))
         world.server.on(.patch, Self.deploymentPath, .failure(409, reason: "Conflict", message: "the object has been modified; please apply your changes to the latest version and try again"))
-        let step = ScaleDown(recreate: world.run)
+        let step = ScaleDown(claimRun: world.run)
         world.start(step)
         let error = await #expect(throws: KubeAPIError.self) { try await step.apply(world.context) }
         #expect(error?.reason == .conflict && error?.httpStatus == 409)
@@ -492,7 +492,7 @@ struct RecreateStepTests {
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 0, annotations: ["repave/original-replicas": "2"])))
         server.on(.get, Self.podsPath, .object(StubObjects.list([])))
         server.on(.delete, Self.claimPath, .object(Self.oldClaim(deleting: true)))
-        let step = DeleteClaim(recreate: world.run)
+        let step = DeleteClaim(claimRun: world.run)
         world.start(step)
         #expect(try await !step.observe(world.context))
         try await step.apply(world.context)
@@ -518,7 +518,7 @@ struct RecreateStepTests {
     func deleteClaimTerminatingAndRehearse() async throws {
         let world = try World()
         world.server.on(.get, Self.claimPath, .object(Self.oldClaim(deleting: true)))
-        let step = DeleteClaim(recreate: world.run)
+        let step = DeleteClaim(claimRun: world.run)
         world.start(step)
         try await step.apply(world.context)
         #expect(world.server.writes.isEmpty)
@@ -539,7 +539,7 @@ struct RecreateStepTests {
         let world = try World()
         world.server.on(.get, Self.claimsPath, query: ["fieldSelector": "metadata.name=home"], .object(StubObjects.list([Self.oldClaim(deleting: true)], resourceVersion: "1100")))
         world.server.on(.get, Self.claimsPath, query: ["watch": "1", "fieldSelector": "metadata.name=home"], .events([(type: "DELETED", object: Self.oldClaim(deleting: true))]))
-        let step = DeleteClaim(recreate: world.run)
+        let step = DeleteClaim(claimRun: world.run)
         world.start(step)
         try await step.await(world.context)
         #expect(world.server.requests == [
@@ -561,7 +561,7 @@ struct RecreateStepTests {
         server.on(.get, Self.podsPath, .object(StubObjects.list([])))
         server.on(.post, Self.claimsPath, .object(StubObjects.claim(Self.claim, in: Self.namespace, uid: Self.newClaimUID, storageClass: Self.newClass,
                                                                     volume: nil, phase: "Pending"), status: 201))
-        let step = CreateClaim(recreate: world.run)
+        let step = CreateClaim(claimRun: world.run)
         world.start(step)
         #expect(try await !step.observe(world.context))
         try await step.apply(world.context)
@@ -585,7 +585,7 @@ struct RecreateStepTests {
         try FileManager.default.createDirectory(atPath: world.scratch.file("run/manifests"), withIntermediateDirectories: true)
         try Self.oldClaim().encoded().write(to: URL(fileURLWithPath: world.scratch.file("run/manifests/persistentvolumeclaim-home.json")))
         world.server.on(.post, Self.claimsPath, query: ["dryRun": "All"], .object(Self.oldClaim(), status: 201))
-        let step = CreateClaim(recreate: world.run)
+        let step = CreateClaim(claimRun: world.run)
         world.start(step)
         #expect(try await step.rehearse(world.context).map(\.passed) == [true])
         let post = try #require(world.server.writes.first)
@@ -606,7 +606,7 @@ struct RecreateStepTests {
         world.server.on(.get, Self.claimPath, .object(pending))
         world.server.on(.get, Self.claimsPath, query: ["fieldSelector": "metadata.name=home"], .object(StubObjects.list([pending], resourceVersion: "1200")))
         world.server.on(.get, Self.claimsPath, query: ["watch": "1", "fieldSelector": "metadata.name=home"], .events([(type: "MODIFIED", object: bound)]))
-        let step = AwaitBound(recreate: world.run)
+        let step = AwaitBound(claimRun: world.run)
         world.start(step)
         #expect(try await !step.observe(world.context))
         try await step.await(world.context)
@@ -628,7 +628,7 @@ struct RecreateStepTests {
         let server = world.server
         server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 0, resourceVersion: "310", annotations: ["repave/original-replicas": "2"])))
         server.on(.patch, Self.deploymentPath, .object(Self.deployment(replicas: 3, resourceVersion: "311")))
-        let step = ScaleUp(recreate: world.run)
+        let step = ScaleUp(claimRun: world.run)
         world.start(step)
         #expect(try await !step.observe(world.context))
         try await step.apply(world.context)
@@ -646,7 +646,7 @@ struct RecreateStepTests {
         world.server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 0, annotations: ["repave/original-replicas": "2"])))
         world.server.on(.patch, Self.deploymentPath, query: ["dryRun": "All"], .object(Self.deployment(replicas: 2)))
         world.server.on(.get, Self.deploymentsPath, query: ["fieldSelector": "metadata.name=ws"], .object(StubObjects.list([Self.deployment(replicas: 2)])))
-        let step = ScaleUp(recreate: world.run)
+        let step = ScaleUp(claimRun: world.run)
         world.start(step)
         #expect(try await step.rehearse(world.context).map(\.passed) == [true])
         #expect(world.server.writes.map(\.description) == ["PATCH \(Self.deploymentPath)?dryRun=All"])
@@ -666,7 +666,7 @@ struct RecreateStepTests {
                         .object(StubObjects.longhornVolume(Self.newVolume, uid: "uid-lh-new", replicas: 3)),
                         .object(StubObjects.longhornVolume(Self.newVolume, uid: "uid-lh-new", replicas: 3, robustness: "degraded")))
         world.server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 2)))
-        let step = Verify(recreate: world.run)
+        let step = Verify(claimRun: world.run)
         world.start(step)
         #expect(try await step.observe(world.context))
         #expect(world.server.requests == [
@@ -687,7 +687,7 @@ struct RecreateStepTests {
         server.on(.get, Self.longhornPath, .object(StubObjects.longhornVolume(Self.oldVolume, uid: Self.longhornUID, replicas: 1)))
         server.on(.delete, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain")))
         server.on(.delete, Self.longhornPath, .object(StubObjects.longhornVolume(Self.oldVolume, uid: Self.longhornUID, replicas: 1)))
-        let step = ReleaseOldVolume(recreate: world.run)
+        let step = ReleaseOldVolume(claimRun: world.run)
         world.start(step)
         #expect(step.mutates)
         #expect(try await !step.observe(world.context))
@@ -707,14 +707,14 @@ struct RecreateStepTests {
         let world = try World(oldVolume: "delete")
         world.server.on(.get, Self.volumePath, .object(Self.oldPV(uid: "uid-someone-else")))
         world.server.absent(Self.longhornPath)
-        let step = ReleaseOldVolume(recreate: world.run)
+        let step = ReleaseOldVolume(claimRun: world.run)
         world.start(step)
         try await step.apply(world.context)
         #expect(world.server.requests == ["GET \(Self.volumePath)", "GET \(Self.longhornPath)"])
 
         let kept = try World()
         kept.server.on(.get, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain")))
-        let keep = ReleaseOldVolume(recreate: kept.run)
+        let keep = ReleaseOldVolume(claimRun: kept.run)
         kept.start(keep)
         #expect(!keep.mutates)
         #expect(try await keep.observe(kept.context))
@@ -729,9 +729,11 @@ struct RecreateStepTests {
     @Test("finalize refuses a kept PV that is gone, replaced, not annotated with this run, or whose claimRef is a live claim; the Released PV of the deleted claim passes; oldVolume: delete keeps nothing")
     func finalizeRefusals() async throws {
         let world = try World()
-        let kept = try #require(RecreateStrategy(plan: world.run.plan).keptVolume(Self.savedFacts, run: Self.runID))
+        let plan = try #require(world.run.plan as? RecreatePlan)
+        let kept = try #require(RecreateStrategy(plan: plan).keptVolume(Self.savedFacts, run: Self.runID))
         #expect(kept == KeptVolume(name: Self.oldVolume, uid: Self.volumeUID, longhornUID: Self.longhornUID, longhornNamespace: "longhorn-system", run: Self.runID))
-        #expect(try RecreateStrategy(plan: World(oldVolume: "delete").run.plan).keptVolume(Self.savedFacts, run: Self.runID) == nil)
+        let deleting = try #require(try World(oldVolume: "delete").run.plan as? RecreatePlan)
+        #expect(RecreateStrategy(plan: deleting).keptVolume(Self.savedFacts, run: Self.runID) == nil)
         let client = world.context.client
         func code(_ volume: JSON?) async -> String? {
             do {

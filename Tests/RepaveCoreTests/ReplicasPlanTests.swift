@@ -78,14 +78,14 @@ struct ReplicasPlanTests {
         #expect(error?.hint != nil || fragment.contains("out of range") || fragment.contains("whole number") || fragment.contains("required"), "\(error?.message ?? "")")
     }
 
-    @Test("recreate's parser and replicas' parser each refuse the other's plan; migrate stays unavailable")
+    @Test("recreate's parser and replicas' parser each refuse the other's plan; a migrate plan with replicas' keys is refused by migrate's")
     func strategiesApart() throws {
         let error = #expect(throws: PlanError.self) { try RecreatePlan.parse(Data(Self.minimal.utf8), file: "r.yaml") }
         #expect(error?.message.contains("strategy 'replicas' is not a recreate plan") == true)
         let other = #expect(throws: PlanError.self) { try parse(PlanTests.minimal) }
         #expect(other?.message.contains("strategy 'recreate' is not a replicas plan") == true)
         let migrate = #expect(throws: PlanError.self) { try PlanFile.parse(Data(Self.minimal.replacingOccurrences(of: "strategy: replicas", with: "strategy: migrate").utf8), file: "r.yaml") }
-        #expect(migrate?.message.contains("not available in this release") == true)
+        #expect(migrate?.message.contains("belongs to strategy replicas, not migrate") == true, "\(migrate?.message ?? "")")
     }
 
     @Test("repave plan's description and the runbook name the count, the detached policy and the class caveat; the runbook is deterministic")

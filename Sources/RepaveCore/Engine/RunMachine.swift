@@ -9,12 +9,17 @@ public struct RunMachine: Sendable, Equatable {
         public var pointOfNoReturn: Bool
         /// The step's timeout: what the window must still hold for it.
         public var estimate: Duration
+        /// False: the step may change the cluster outside the window (migrate's staging claim
+        /// and warm copy, which leave the workload running); its change does not count as the
+        /// maintenance having begun, so the window still gates the steps that need it.
+        public var needsWindow: Bool
 
-        public init(id: String, mutates: Bool, pointOfNoReturn: Bool = false, estimate: Duration = .zero) {
+        public init(id: String, mutates: Bool, pointOfNoReturn: Bool = false, estimate: Duration = .zero, needsWindow: Bool = true) {
             self.id = id
             self.mutates = mutates
             self.pointOfNoReturn = pointOfNoReturn
             self.estimate = estimate
+            self.needsWindow = needsWindow
         }
     }
 
@@ -82,6 +87,9 @@ public struct RunMachine: Sendable, Equatable {
     /// Whether the run has changed the cluster (in this process or before a resume): a stop
     /// then leaves something to resume, and the window only warns.
     public private(set) var changed = false
+    /// Whether a step that needs the window has changed the cluster: from then on the window
+    /// only warns.
+    public private(set) var changedInWindow = false
     /// Retries per step in this process.
     public private(set) var retries: [String: Int] = [:]
     private var last: Action?
@@ -124,6 +132,11 @@ public struct RunMachine: Sendable, Equatable {
             dangling = pending
             applied = changedSteps
             changed = changedAnything
+            // Steps that need no window ran first: the window's steps changed something once
+            // one of them is done, applied or dangling.
+            changedInWindow = changedAnything && (steps.allSatisfy(\.needsWindow) || steps.contains { step in
+                step.needsWindow && step.mutates && (completed.contains(step.id) || changedSteps.contains(step.id) || pending == step.id)
+            })
             confirmed = true
             cursor = steps.firstIndex { !completed.contains($0.id) } ?? steps.count
             if let step = current, applied.contains(step.id) {
@@ -176,12 +189,18 @@ public struct RunMachine: Sendable, Equatable {
             if let lockLost { return .stop("not starting \(step.id): \(lockLost)") }
             // No change starts that the window cannot hold. Once something changed it only
             // warns: a half-done maintenance is worse than a late one.
+            // A step that needs no window only needs the Lease.
+            if !step.needsWindow {
+                changed = true
+                return .apply(step.id, windowWarning: nil)
+            }
             if let problem = window.explanation {
-                guard changed else { return .stop("not starting \(step.id): \(problem)") }
+                guard changedInWindow else { return .stop("not starting \(step.id): \(problem)") }
                 changed = true
                 return .apply(step.id, windowWarning: problem)
             }
             changed = true
+            changedInWindow = true
             return .apply(step.id, windowWarning: nil)
         case .applied:
             guard let step = current else { return .stop("internal: no step to await") }
@@ -212,7 +231,8 @@ public struct RunMachine: Sendable, Equatable {
 
     private func gateCurrent() -> Action {
         guard let step = current else { return .finish }
-        let remaining = steps[cursor...].reduce(Duration.zero) { $0 + $1.estimate }
+        // What the window must hold: this step and every later one that needs it.
+        let remaining = steps[cursor...].filter(\.needsWindow).reduce(Duration.zero) { $0 + $1.estimate }
         return .gate(step.id, remaining: remaining)
     }
 }

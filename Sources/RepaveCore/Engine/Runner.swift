@@ -54,7 +54,7 @@ final class Runner {
     /// Runs from the start (`resuming: false`) or from where the journal says it stopped.
     func run(resuming: Bool, state: RunState, confirmationRequired: Bool) async -> Outcome {
         var machine = RunMachine(
-            steps: steps.map { .init(id: $0.id, mutates: $0.mutates, pointOfNoReturn: $0.isPointOfNoReturn, estimate: $0.estimate) },
+            steps: steps.map { .init(id: $0.id, mutates: $0.mutates, pointOfNoReturn: $0.isPointOfNoReturn, estimate: $0.estimate, needsWindow: $0.needsWindow) },
             confirmationRequired: confirmationRequired)
         var renewal: Task<Void, Never>?
         if let lock {

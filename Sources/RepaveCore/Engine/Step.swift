@@ -20,6 +20,9 @@ public protocol Step: Sendable {
     var summary: String { get }
     /// The longest the step may take (its timeout), for the window check.
     var estimate: Duration { get }
+    /// False: the step may change the cluster before the window opens (see
+    /// ``RunMachine/StepInfo/needsWindow``).
+    var needsWindow: Bool { get }
     /// Every API permission `observe`, `apply`, `await`, `undo` and `rehearse` use.
     var permissions: [KubeClient.AccessQuestion] { get }
 
@@ -36,6 +39,7 @@ public protocol Step: Sendable {
 
 extension Step {
     public var isPointOfNoReturn: Bool { false }
+    public var needsWindow: Bool { true }
     public func await(_ context: StepContext) async throws {}
     public func undo(_ context: StepContext) async throws -> [String] { [] }
     /// A mutating step sends its `apply` with dryRun=All; a reading one has nothing to rehearse.
@@ -215,6 +219,13 @@ public final class StepContext: Sendable {
     public func note(_ text: String) async throws {
         try await EngineRecord.note(["note": text]).append(to: journal, step: currentStep)
         logger.info("\(text)")
+    }
+
+    /// Reports how a long wait goes (a copy's bytes, percent, rate), as a progress line that
+    /// replaces the last one; unlike ``waiting(_:)`` it is no failpoint.
+    public func progressing(_ what: String, since: ContinuousClock.Instant) {
+        let (step, progress) = state.withLock { ($0.currentStep, $0.progress) }
+        progress(.waiting(step: step, for: what, since: since))
     }
 
     /// Says what a step waits for (a progress line), and marks the wait so that crash tests can

@@ -23,7 +23,11 @@ public enum PlanFile {
             var plan = try ReplicasPlan.parse(data, file: file)
             plan.window = moved(plan.window)
             return ReplicasStrategy(plan: plan)
-        case .recreate, .migrate:
+        case .migrate:
+            var plan = try MigratePlan.parse(data, file: file)
+            plan.window = moved(plan.window)
+            return MigrateStrategy(plan: plan)
+        case .recreate:
             var plan = try RecreatePlan.parse(data, file: file)
             plan.window = moved(plan.window)
             return RecreateStrategy(plan: plan)
@@ -46,6 +50,7 @@ public enum PlanFile {
         switch object["strategy"] as? String {
         case PlanStrategy.recreate.rawValue?: return RecreateStrategy(plan: try decoder.decode(RecreatePlan.self, from: normalised))
         case PlanStrategy.replicas.rawValue?: return ReplicasStrategy(plan: try decoder.decode(ReplicasPlan.self, from: normalised))
+        case PlanStrategy.migrate.rawValue?: return MigrateStrategy(plan: try decoder.decode(MigratePlan.self, from: normalised))
         default:
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "strategy '\(object["strategy"] ?? "none")' is not one this repave runs"))
         }

@@ -70,16 +70,10 @@ public enum PlanStrategy: String, CaseIterable, Sendable, Codable {
 }
 
 extension PlanStrategy {
-    /// Recreate's parser met another strategy's plan: what to say, and what to do. Migrate is
-    /// not in this release; replicas has its own parser (``PlanFile/load(contentsOf:windowStart:logger:)``
-    /// picks it).
+    /// Recreate's parser met another strategy's plan: what to say, and what to do (migrate and
+    /// replicas have their own parsers; ``PlanFile/load(contentsOf:windowStart:logger:)`` picks them).
     static func notRecreate(_ strategy: PlanStrategy) -> (problem: String, hint: String) {
-        switch strategy {
-        case .migrate:
-            ("strategy 'migrate' is not available in this release of repave", "use strategy: recreate or replicas, or a repave that has migrate")
-        case .recreate, .replicas:
-            ("strategy '\(strategy.rawValue)' is not a recreate plan", "load it with PlanFile.load, which reads every strategy")
-        }
+        ("strategy '\(strategy.rawValue)' is not a recreate plan", "load it with PlanFile.load, which reads every strategy")
     }
 }
 

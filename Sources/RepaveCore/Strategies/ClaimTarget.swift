@@ -27,6 +27,12 @@ public struct ClaimTarget: Sendable, Equatable {
         plannedWorkloads.isEmpty ? [.init(kind: .deployment, name: "*"), .init(kind: .statefulSet, name: "*")] : plannedWorkloads
     }
 
+    /// The claim's uid, when it exists (``Strategy/bindings(_:)``).
+    public func bindings(_ client: KubeClient) async throws -> [String: String] {
+        guard let object = try await client.getIfPresent(.persistentVolumeClaims, named: claim, in: namespace) else { return [:] }
+        return [bindingKey: PersistentVolumeClaim(object).uid]
+    }
+
     /// The claim, the plan's workloads and the Lease as the cluster has them now.
     public func liveState(_ client: KubeClient, lease: MaintenanceTarget) async throws -> [String: String] {
         var state: [String: String] = [:]

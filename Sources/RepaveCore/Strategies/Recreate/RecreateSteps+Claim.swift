@@ -3,13 +3,13 @@ import Foundation
 import KubeAPI
 
 struct ScaleDown: Step {
-    let recreate: RecreateRun
+    let claimRun: ClaimRun
     var id: String { "scale-down" }
     var mutates: Bool { true }
     var summary: String { "scale the workloads to 0 (original replicas in an annotation) and wait until no pod mounts the claim" }
-    var estimate: Duration { recreate.plan.timeouts.scaleDown.duration }
+    var estimate: Duration { claimRun.plan.timeouts.scaleDown.duration }
     var permissions: [KubeClient.AccessQuestion] {
-        recreate.target.workloadQuestions(["get", "patch"]) + [.init("list", .pods, namespace: recreate.namespace), .init("watch", .pods, namespace: recreate.namespace)]
+        claimRun.target.workloadQuestions(["get", "patch"]) + [.init("list", .pods, namespace: claimRun.namespace), .init("watch", .pods, namespace: claimRun.namespace)]
     }
 
     func rehearse(_ context: StepContext) async throws -> [CheckResult] {
@@ -19,16 +19,16 @@ struct ScaleDown: Step {
     /// Each workload back to the replicas it had, its annotation removed.
     func undo(_ context: StepContext) async throws -> [String] {
         var report: [String] = []
-        for workload in recreate.target.workloads(context) {
+        for workload in claimRun.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
-            guard let object = try await context.client.getIfPresent(type, named: workload.name, in: recreate.namespace),
+            guard let object = try await context.client.getIfPresent(type, named: workload.name, in: claimRun.namespace),
                   let original = context.facts[ClaimFact.replicas(workload)]
             else { continue }
             let meta = ObjectMeta(object["metadata"] ?? [:])
-            guard ClaimTarget.replicas(workload.kind, object) != original || meta.annotations[RecreateRun.replicasAnnotation] != nil else { continue }
-            try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name), precondition: meta.resourceVersion) {
-                try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
-                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .null]],
+            guard ClaimTarget.replicas(workload.kind, object) != original || meta.annotations[ClaimRun.replicasAnnotation] != nil else { continue }
+            try await context.mutate("PATCH", type.path(namespace: claimRun.namespace, name: workload.name), precondition: meta.resourceVersion) {
+                try await context.client.patch(type, named: workload.name, in: claimRun.namespace, .merge([
+                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(ClaimRun.replicasAnnotation): .null]],
                     "spec": ["replicas": .integer(Int64(original))],
                 ]))
             }
@@ -38,33 +38,33 @@ struct ScaleDown: Step {
     }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        for workload in recreate.target.workloads(context) {
+        for workload in claimRun.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
             // The preflight's read when nothing this run did since could change it: "not yet
             // scaled down" may come from it (the patch is guarded by its resourceVersion); "down"
             // is never taken from memory.
-            let remembered = context.kept(type, named: workload.name, in: recreate.namespace) != nil
-            var object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
-            if remembered, ClaimTarget.replicas(workload.kind, object) == 0 { object = try await context.readExisting(type, named: workload.name, in: recreate.namespace) }
+            let remembered = context.kept(type, named: workload.name, in: claimRun.namespace) != nil
+            var object = try await context.recentExisting(type, named: workload.name, in: claimRun.namespace)
+            if remembered, ClaimTarget.replicas(workload.kind, object) == 0 { object = try await context.readExisting(type, named: workload.name, in: claimRun.namespace) }
             if ClaimTarget.replicas(workload.kind, object) != 0 { return false }
         }
-        return try await recreate.target.podsMountingClaim(context.client).isEmpty
+        return try await claimRun.target.podsMountingClaim(context.client).isEmpty
     }
 
     func apply(_ context: StepContext) async throws {
-        for workload in recreate.target.workloads(context) {
+        for workload in claimRun.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
             // Observe's read, unless a patch came between: the patch is guarded by its resourceVersion.
-            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
+            let object = try await context.recentExisting(type, named: workload.name, in: claimRun.namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
             let replicas = ClaimTarget.replicas(workload.kind, object)
             guard replicas != 0 else { continue }
             let original = context.facts[ClaimFact.replicas(workload)] ?? replicas
             // One merge patch, guarded by the resourceVersion just read: replicas and the note of
             // what they were, together.
-            try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name), precondition: meta.resourceVersion) {
-                try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
-                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .string(String(original))]],
+            try await context.mutate("PATCH", type.path(namespace: claimRun.namespace, name: workload.name), precondition: meta.resourceVersion) {
+                try await context.client.patch(type, named: workload.name, in: claimRun.namespace, .merge([
+                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(ClaimRun.replicasAnnotation): .string(String(original))]],
                     "spec": ["replicas": 0],
                 ]), dryRun: context.dryRun)
             }
@@ -72,7 +72,7 @@ struct ScaleDown: Step {
     }
 
     func await(_ context: StepContext) async throws {
-        var (pods, listedAt) = try await recreate.target.podsMountingClaimListed(context.client)
+        var (pods, listedAt) = try await claimRun.target.podsMountingClaimListed(context.client)
         context.waiting(pods.isEmpty ? "no pod to mount the claim" : "\(pods.count) pod\(pods.count == 1 ? "" : "s") to terminate: \(pods.map(\.name).joined(separator: ", "))")
         let deadline = context.deadline(estimate)
         // The workload says 0/0 while a terminating pod still holds the claim: wait for the pods,
@@ -80,33 +80,33 @@ struct ScaleDown: Step {
         // workload stays at 0; all within the step's one deadline.
         let waited = !pods.isEmpty
         while !pods.isEmpty {
-            let up = try await recreate.target.workloadsBackUp(context)
+            let up = try await claimRun.target.workloadsBackUp(context)
             if !up.isEmpty { break }
             for pod in pods {
                 let left = deadline - ContinuousClock.now
                 // Watched from the list just made (each pod's wait is one request), so a pod
                 // already gone by now is a DELETED event, not a second list.
-                try await context.client.wait(for: .pods, named: pod.name, in: recreate.namespace, from: pod.raw, at: listedAt,
+                try await context.client.wait(for: .pods, named: pod.name, in: claimRun.namespace, from: pod.raw, at: listedAt,
                                               timeout: left > .zero ? left : .milliseconds(1),
                                               describedAs: "pod \(pod.name) to terminate (it mounts the claim)") { $0 == nil }
             }
-            (pods, listedAt) = try await recreate.target.podsMountingClaimListed(context.client)
+            (pods, listedAt) = try await claimRun.target.podsMountingClaimListed(context.client)
         }
         // After a wait, whether the workloads stayed down (the pods were just listed). Without
         // one, delete-claim's last look, right after this, is the check.
-        if waited { try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true, listed: pods) }
+        if waited { try await claimRun.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true, listed: pods) }
     }
 }
 
 struct DeleteClaim: Step {
-    let recreate: RecreateRun
+    let claimRun: ClaimRun
     var id: String { "delete-claim" }
     var mutates: Bool { true }
     var isPointOfNoReturn: Bool { true }
-    var summary: String { "delete persistentvolumeclaim \(recreate.namespace)/\(recreate.claim) (uid-guarded) and wait until it is gone" }
-    var estimate: Duration { recreate.plan.timeouts.claimDeletion.duration }
+    var summary: String { "delete persistentvolumeclaim \(claimRun.namespace)/\(claimRun.claim) (uid-guarded) and wait until it is gone" }
+    var estimate: Duration { claimRun.plan.timeouts.claimDeletion.duration }
     var permissions: [KubeClient.AccessQuestion] {
-        let ns = recreate.namespace
+        let ns = claimRun.namespace
         return ["get", "delete", "list", "watch"].map { .init($0, .persistentVolumeClaims, namespace: ns) }
     }
 
@@ -118,7 +118,7 @@ struct DeleteClaim: Step {
         guard let old = context.facts[ClaimFact.claimUID] else { return false }
         // The old claim gone or replaced, by this run or someone else: the run is past its point
         // of no return either way, and the journal must say so before abort can be asked.
-        guard let current = try await context.read(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace).map(PersistentVolumeClaim.init) else {
+        guard let current = try await context.read(.persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace).map(PersistentVolumeClaim.init) else {
             try await context.crossPointOfNoReturn()
             return true
         }
@@ -127,7 +127,7 @@ struct DeleteClaim: Step {
             return true
         }
         // Last look before the point of no return: nothing may have come back to use the claim.
-        if !current.metadata.isTerminating { try await recreate.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true) }
+        if !current.metadata.isTerminating { try await claimRun.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true) }
         return false
     }
 
@@ -136,27 +136,27 @@ struct DeleteClaim: Step {
             throw RepaveError(.deleteNoUID, "no recorded claim uid")
         }
         // Observe's read (its last look found nothing using the claim); the delete is uid-guarded.
-        let current = try await context.recent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+        let current = try await context.recent(.persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace)
         try await context.crossPointOfNoReturn()
         if let current, PersistentVolumeClaim(current).metadata.isTerminating { return }   // already deleting: only wait
-        let answer = try await context.mutate("DELETE", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace, name: recreate.claim), precondition: uid) {
-            try await context.client.delete(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, uid: uid, dryRun: context.dryRun)
+        let answer = try await context.mutate("DELETE", ResourceType.persistentVolumeClaims.path(namespace: claimRun.namespace, name: claimRun.claim), precondition: uid) {
+            try await context.client.delete(.persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace, uid: uid, dryRun: context.dryRun)
         }
         // Held by its finalizer, the claim comes back with its deletionTimestamp: the wait
         // watches from there.
         if !context.dryRun, answer["kind"]?.stringValue == "PersistentVolumeClaim" {
-            context.saw(answer, .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+            context.saw(answer, .persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace)
         }
     }
 
     func await(_ context: StepContext) async throws {
         context.waiting("the old claim to be gone (its pvc-protection finalizer clears when no pod uses it)")
         let old = context.facts[ClaimFact.claimUID] ?? ""
-        let answered = context.kept(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)?.object
+        let answered = context.kept(.persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace)?.object
         do {
-            try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, from: answered,
+            try await context.client.wait(for: .persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace, from: answered,
                                           timeout: context.timeLeft(of: estimate),
-                                          describedAs: "claim \(recreate.claim) (uid \(old)) to be gone") { object in
+                                          describedAs: "claim \(claimRun.claim) (uid \(old)) to be gone") { object in
                 object.map { PersistentVolumeClaim($0).uid != old } ?? true
             }
         } catch let error as WaitTimedOut {
@@ -168,23 +168,28 @@ struct DeleteClaim: Step {
 }
 
 struct CreateClaim: Step {
-    let recreate: RecreateRun
+    let claimRun: ClaimRun
+    /// The volume the new claim binds to (`spec.volumeName`, ``Rebind``); nil: the class
+    /// provisions a new, empty one.
+    var volume: RebindVolume? = nil
     var id: String { "create-claim" }
     var mutates: Bool { true }
-    var summary: String { "create the claim again, same name, on storageclass \(recreate.plan.storageClass.name)" }
+    var summary: String {
+        "create the claim again, same name, on storageclass \(claimRun.plan.storageClass.name)" + (volume == nil ? "" : ", bound to the copied volume (volumeName)")
+    }
     var estimate: Duration { .seconds(30) }
     var permissions: [KubeClient.AccessQuestion] {
-        ["get", "create"].map { .init($0, .persistentVolumeClaims, namespace: recreate.namespace) }
+        ["get", "create"].map { .init($0, .persistentVolumeClaims, namespace: claimRun.namespace) }
     }
 
     /// The claim still exists, so its re-creation is checked under a stand-in name.
     func rehearse(_ context: StepContext) async throws -> [CheckResult] {
-        let plan = recreate.plan
+        let plan = claimRun.plan
         return [await CheckResult.attempt("create the claim on \(plan.storageClass.name) (checked as \(plan.target.claim)-dry-run: the claim still exists)") {
-            let saved = try await recreate.savedClaim()
+            let saved = try await claimRun.savedClaim()
             var object = CreateClaim.recreated(from: saved, storageClass: plan.storageClass.name, run: "dry-run")
             object["metadata"]?["name"] = .string(String((plan.target.claim + "-dry-run").prefix(253)))
-            try await context.client.create(.persistentVolumeClaims, in: recreate.namespace, object, dryRun: true)
+            try await context.client.create(.persistentVolumeClaims, in: claimRun.namespace, object, dryRun: true)
         }]
     }
 
@@ -192,15 +197,15 @@ struct CreateClaim: Step {
     /// ends at the old claim's deletion event, even when someone has made another claim of that
     /// name since (`OtherActorsTests`), and that claim must be named, not met by a failed create.
     func observe(_ context: StepContext) async throws -> Bool {
-        guard let current = try await context.read(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else {
+        guard let current = try await context.read(.persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace) else {
             // A workload scaled up now would start on the new, empty claim the moment it exists.
-            try await recreate.target.requireWorkloadsDown(context, before: "creating the new claim", abortable: false)
+            try await claimRun.target.requireWorkloadsDown(context, before: "creating the new claim", abortable: false)
             return false
         }
         let claim = PersistentVolumeClaim(current)
         guard claim.uid != context.facts[ClaimFact.claimUID] else { return false }
-        guard claim.metadata.annotations[RecreateRun.runAnnotation] == recreate.run else {
-            throw RepaveError(.createForeign, "a claim \(recreate.namespace)/\(recreate.claim) (uid \(claim.uid)) exists that this run did not create",
+        guard claim.metadata.annotations[ClaimRun.runAnnotation] == claimRun.run else {
+            throw RepaveError(.createForeign, "a claim \(claimRun.namespace)/\(claimRun.claim) (uid \(claim.uid)) exists that this run did not create",
                               hint: "someone else recreated it; repave neither adopts nor deletes it: inspect it, then decide")
         }
         if context.facts[RecreateFact.newClaimUID] == nil { try await context.remember(RecreateFact.newClaimUID, claim.uid) }
@@ -208,16 +213,23 @@ struct CreateClaim: Step {
     }
 
     func apply(_ context: StepContext) async throws {
-        let saved = try await recreate.savedClaim()
-        let object = Self.recreated(from: saved, storageClass: recreate.plan.storageClass.name, run: recreate.run)
+        let saved = try await claimRun.savedClaim()
+        let className = claimRun.plan.storageClass.name
+        let object: JSON
+        if let volume {
+            guard let name = context.facts[volume.name] else { throw RepaveError(.rebindNoVolume, "no recorded volume for the new claim") }
+            object = Rebind.claim(from: saved, storageClass: className, volume: name, run: claimRun.run)
+        } else {
+            object = Self.recreated(from: saved, storageClass: className, run: claimRun.run)
+        }
         // A new claim: it may be bound to a volume, and pods waiting for it may start; the
         // workloads themselves are not changed by it.
-        let created = try await context.mutate("POST", ResourceType.persistentVolumeClaims.path(namespace: recreate.namespace),
+        let created = try await context.mutate("POST", ResourceType.persistentVolumeClaims.path(namespace: claimRun.namespace),
                                                changing: [.persistentVolumeClaims, .persistentVolumes, .pods, .longhornVolumes]) {
-            try await context.client.create(.persistentVolumeClaims, in: recreate.namespace, object, dryRun: context.dryRun)
+            try await context.client.create(.persistentVolumeClaims, in: claimRun.namespace, object, dryRun: context.dryRun)
         }
         if !context.dryRun {
-            context.saw(created, .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)
+            context.saw(created, .persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace)
             try await context.remember(RecreateFact.newClaimUID, PersistentVolumeClaim(created).uid)
         }
     }
@@ -230,7 +242,7 @@ struct CreateClaim: Step {
             !(key.hasPrefix("pv.kubernetes.io/") || key.hasPrefix("volume.beta.kubernetes.io/") || key.hasPrefix("volume.kubernetes.io/")
               || key == "kubectl.kubernetes.io/last-applied-configuration")
         }
-        annotations[RecreateRun.runAnnotation] = .string(run)
+        annotations[ClaimRun.runAnnotation] = .string(run)
         var metadata: JSON = ["name": meta["name"] ?? "", "namespace": meta["namespace"] ?? "", "annotations": .object(annotations)]
         if let labels = meta["labels"] { metadata["labels"] = labels }
         var spec: JSON = [
@@ -244,28 +256,48 @@ struct CreateClaim: Step {
 }
 
 struct AwaitBound: Step {
-    let recreate: RecreateRun
+    let claimRun: ClaimRun
+    /// The pre-bound volume (``Rebind``): it binds at once, whatever the class's binding mode,
+    /// and its claimRef must name the new claim's uid.
+    var volume: RebindVolume? = nil
     var id: String { "await-bound" }
     var mutates: Bool { false }
-    var summary: String { recreate.plan.storageClass.volumeBindingMode == "WaitForFirstConsumer" ? "(WaitForFirstConsumer: the claim binds after scale-up)" : "wait until the new claim is Bound" }
-    var estimate: Duration { recreate.plan.timeouts.bind.duration }
+    private var bindsAfterScaleUp: Bool { volume == nil && claimRun.plan.storageClass.volumeBindingMode == "WaitForFirstConsumer" }
+    var summary: String {
+        if bindsAfterScaleUp { return "(WaitForFirstConsumer: the claim binds after scale-up)" }
+        return volume == nil ? "wait until the new claim is Bound" : "wait until the new claim is Bound to the copied volume, whose claimRef names its uid"
+    }
+    var estimate: Duration { claimRun.plan.timeouts.bind.duration }
     var permissions: [KubeClient.AccessQuestion] {
-        ["get", "list", "watch"].map { .init($0, .persistentVolumeClaims, namespace: recreate.namespace) }
+        ["get", "list", "watch"].map { .init($0, .persistentVolumeClaims, namespace: claimRun.namespace) }
     }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        if recreate.plan.storageClass.volumeBindingMode == "WaitForFirstConsumer" { return true }
+        if bindsAfterScaleUp { return true }
         // Right after create-claim, its answer (Pending): the wait below watches from it.
-        guard let current = try await context.recent(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace) else { return false }
-        return PersistentVolumeClaim(current).isBound
+        guard let current = try await context.recent(.persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace) else { return false }
+        guard PersistentVolumeClaim(current).isBound else { return false }
+        try await checkVolume(PersistentVolumeClaim(current), context)
+        return true
+    }
+
+    /// The pre-bound volume's claimRef names the new claim (its uid), and the claim that volume.
+    private func checkVolume(_ claim: PersistentVolumeClaim, _ context: StepContext) async throws {
+        guard let volume, let name = context.facts[volume.name] else { return }
+        let bound = try await context.read(.persistentVolumes, named: name).map(PersistentVolume.init)
+        guard claim.volumeName == name, let bound, bound.uid == context.facts[volume.uid], bound.claimRef?.uid == claim.uid else {
+            throw RepaveError(.rebindOtherVolume, "claim \(claimRun.namespace)/\(claimRun.claim) (uid \(claim.uid)) is bound to \(claim.volumeName ?? "nothing"), and volume \(name)'s claimRef names uid \(bound?.claimRef?.uid ?? "none")",
+                              hint: "the claim must be bound to the copied volume \(name): inspect both before scaling anything up")
+        }
     }
 
     func apply(_ context: StepContext) async throws {}
 
     func await(_ context: StepContext) async throws {
         context.waiting("the new claim to be Bound (the provisioner creates its volume)")
-        let seen = context.kept(.persistentVolumeClaims, named: recreate.claim, in: recreate.namespace)?.object
-        try await context.client.wait(for: .persistentVolumeClaims, named: recreate.claim, in: recreate.namespace, from: seen, timeout: context.timeLeft(of: estimate),
-                                      describedAs: "the new claim to be Bound") { $0.map { PersistentVolumeClaim($0).isBound } ?? false }
+        let seen = context.kept(.persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace)?.object
+        let bound = try await context.client.wait(for: .persistentVolumeClaims, named: claimRun.claim, in: claimRun.namespace, from: seen, timeout: context.timeLeft(of: estimate),
+                                                  describedAs: "the new claim to be Bound") { $0.map { PersistentVolumeClaim($0).isBound } ?? false }
+        if let bound { try await checkVolume(PersistentVolumeClaim(bound), context) }
     }
 }

@@ -2,12 +2,12 @@ import Foundation
 import KubeAPI
 
 struct ScaleUp: Step {
-    let recreate: RecreateRun
+    let claimRun: ClaimRun
     var id: String { "scale-up" }
     var mutates: Bool { true }
     var summary: String { "restore the workloads' original replicas and wait for the rollout" }
-    var estimate: Duration { recreate.plan.timeouts.rollout.duration }
-    var permissions: [KubeClient.AccessQuestion] { recreate.target.workloadQuestions(["get", "patch", "list", "watch"]) }
+    var estimate: Duration { claimRun.plan.timeouts.rollout.duration }
+    var permissions: [KubeClient.AccessQuestion] { claimRun.target.workloadQuestions(["get", "patch", "list", "watch"]) }
 
     func rehearse(_ context: StepContext) async throws -> [CheckResult] {
         [await CheckResult.attempt("restore the workloads' replicas") { try await apply(context) }]
@@ -22,18 +22,18 @@ struct ScaleUp: Step {
     }
 
     func observe(_ context: StepContext) async throws -> Bool {
-        for workload in recreate.target.workloads(context) {
+        for workload in claimRun.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
             // create-claim's last look, when nothing this run did since could change the workload
             // (a resumed run reads afresh): "not yet restored" may come from it (the patch that
             // follows is guarded by its resourceVersion); "restored" is read afresh below.
-            let remembered = context.kept(type, named: workload.name, in: recreate.namespace) != nil
-            var object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
+            let remembered = context.kept(type, named: workload.name, in: claimRun.namespace) != nil
+            var object = try await context.recentExisting(type, named: workload.name, in: claimRun.namespace)
             let want = original(workload, context)
             func restored(_ object: JSON) -> Bool {
-                ClaimTarget.replicas(workload.kind, object) == want && ObjectMeta(object["metadata"] ?? [:]).annotations[RecreateRun.replicasAnnotation] == nil
+                ClaimTarget.replicas(workload.kind, object) == want && ObjectMeta(object["metadata"] ?? [:]).annotations[ClaimRun.replicasAnnotation] == nil
             }
-            if remembered, restored(object) { object = try await context.readExisting(type, named: workload.name, in: recreate.namespace) }
+            if remembered, restored(object) { object = try await context.readExisting(type, named: workload.name, in: claimRun.namespace) }
             if !restored(object) { return false }
             if workload.kind == .deployment ? Deployment(object).rolloutState != .complete : StatefulSet(object).readyReplicas != want { return false }
         }
@@ -41,29 +41,29 @@ struct ScaleUp: Step {
     }
 
     func apply(_ context: StepContext) async throws {
-        for workload in recreate.target.workloads(context) {
+        for workload in claimRun.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
             // Observe's read, unless a patch came between: the patch is guarded by its resourceVersion.
-            let object = try await context.recentExisting(type, named: workload.name, in: recreate.namespace)
+            let object = try await context.recentExisting(type, named: workload.name, in: claimRun.namespace)
             let meta = ObjectMeta(object["metadata"] ?? [:])
-            let patched = try await context.mutate("PATCH", type.path(namespace: recreate.namespace, name: workload.name), precondition: meta.resourceVersion) {
-                try await context.client.patch(type, named: workload.name, in: recreate.namespace, .merge([
-                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(RecreateRun.replicasAnnotation): .null]],
+            let patched = try await context.mutate("PATCH", type.path(namespace: claimRun.namespace, name: workload.name), precondition: meta.resourceVersion) {
+                try await context.client.patch(type, named: workload.name, in: claimRun.namespace, .merge([
+                    "metadata": ["resourceVersion": .string(meta.resourceVersion), "annotations": [.init(ClaimRun.replicasAnnotation): .null]],
                     "spec": ["replicas": .integer(Int64(original(workload, context)))],
                 ]), dryRun: context.dryRun)
             }
-            if !context.dryRun { context.saw(patched, type, named: workload.name, in: recreate.namespace) }
+            if !context.dryRun { context.saw(patched, type, named: workload.name, in: claimRun.namespace) }
         }
     }
 
     func await(_ context: StepContext) async throws {
-        context.waiting("the rollout of " + recreate.target.workloads(context).map { "\($0.kind.rawValue)/\($0.name)" }.joined(separator: ", "))
-        for workload in recreate.target.workloads(context) {
+        context.waiting("the rollout of " + claimRun.target.workloads(context).map { "\($0.kind.rawValue)/\($0.name)" }.joined(separator: ", "))
+        for workload in claimRun.target.workloads(context) {
             let type = ClaimTarget.workloadType(workload.kind)
             let want = original(workload, context)
             // From the patch's answer when this process just sent it: the watch alone then.
-            let patched = context.kept(type, named: workload.name, in: recreate.namespace)?.object
-            let object = try await context.client.wait(for: type, named: workload.name, in: recreate.namespace, from: patched, timeout: context.timeLeft(of: estimate),
+            let patched = context.kept(type, named: workload.name, in: claimRun.namespace)?.object
+            let object = try await context.client.wait(for: type, named: workload.name, in: claimRun.namespace, from: patched, timeout: context.timeLeft(of: estimate),
                                                        describedAs: "\(workload.kind.rawValue)/\(workload.name) to roll out") { object in
                 guard let object else { return false }
                 if workload.kind == .deployment {
@@ -82,15 +82,15 @@ struct ScaleUp: Step {
 }
 
 struct Verify: Step {
-    let recreate: RecreateRun
+    let claimRun: ClaimRun
     var id: String { "verify" }
     var mutates: Bool { false }
-    var summary: String { "check: claim Bound on \(recreate.plan.storageClass.name), Longhorn volume with \(recreate.plan.verify.replicas) replicas and \(recreate.plan.verify.robustness), workload available" }
-    var estimate: Duration { recreate.plan.timeouts.verify.duration }
+    var summary: String { "check: claim Bound on \(claimRun.plan.storageClass.name), Longhorn volume with \(claimRun.plan.verify.replicas) replicas and \(claimRun.plan.verify.robustness), workload available" }
+    var estimate: Duration { claimRun.plan.timeouts.verify.duration }
     var permissions: [KubeClient.AccessQuestion] {
-        let longhorn = recreate.plan.verify.namespace
-        return [.init("get", .persistentVolumeClaims, namespace: recreate.namespace)]
-            + ["get", "list", "watch"].map { .init($0, .longhornVolumes, namespace: longhorn) } + recreate.target.workloadQuestions(["get"])
+        let longhorn = claimRun.plan.verify.namespace
+        return [.init("get", .persistentVolumeClaims, namespace: claimRun.namespace)]
+            + ["get", "list", "watch"].map { .init($0, .longhornVolumes, namespace: longhorn) } + claimRun.target.workloadQuestions(["get"])
     }
 
     func observe(_ context: StepContext) async throws -> Bool {
@@ -100,7 +100,7 @@ struct Verify: Step {
     func apply(_ context: StepContext) async throws {}
 
     func await(_ context: StepContext) async throws {
-        context.waiting("the new volume to verify (up to \(recreate.plan.timeouts.verify))")
+        context.waiting("the new volume to verify (up to \(claimRun.plan.timeouts.verify))")
         let deadline = context.deadline(estimate)
         var last: VerifyFindings
         var interval = Duration.milliseconds(100)
@@ -120,8 +120,8 @@ struct Verify: Step {
                 // Longhorn rebuilding replicas can take minutes: watched (from the volume as
                 // just read, so no list; reopened every 5 minutes), not polled.
                 do {
-                    let seen = context.kept(.longhornVolumes, named: volume, in: recreate.plan.verify.namespace)?.object
-                    try await context.client.wait(for: .longhornVolumes, named: volume, in: recreate.plan.verify.namespace, from: seen, timeout: left,
+                    let seen = context.kept(.longhornVolumes, named: volume, in: claimRun.plan.verify.namespace)?.object
+                    try await context.client.wait(for: .longhornVolumes, named: volume, in: claimRun.plan.verify.namespace, from: seen, timeout: left,
                                                   describedAs: "Longhorn volume \(volume) to verify") { object in
                         object.map { expected.problems(LonghornVolume($0)).isEmpty } ?? false
                     }
@@ -141,8 +141,8 @@ struct Verify: Step {
     /// Recreate's verify: the claim Bound on the plan's class, its Longhorn volume with the
     /// plan's replicas and robustness, the workloads available.
     var checks: [VerifyCheck] {
-        let verify = recreate.plan.verify, target = recreate.target
-        return [target.claimBound(onClass: recreate.plan.storageClass.name),
+        let verify = claimRun.plan.verify, target = claimRun.target
+        return [target.claimBound(onClass: claimRun.plan.storageClass.name),
                 target.longhornVolume(in: verify.namespace) { context in expectation(context) },
                 target.workloadsAvailable]
     }
@@ -154,24 +154,25 @@ struct Verify: Step {
     /// The plan's replica count, and its robustness while a workload runs on the volume (a
     /// detached volume reports robustness unknown).
     private func expectation(_ context: StepContext) -> VolumeExpectation {
-        let running = recreate.target.workloads(context).contains { (context.facts[ClaimFact.replicas($0)] ?? 0) > 0 }
-        return VolumeExpectation(replicas: recreate.plan.verify.replicas, robustness: running ? recreate.plan.verify.robustness : nil)
+        let running = claimRun.target.workloads(context).contains { (context.facts[ClaimFact.replicas($0)] ?? 0) > 0 }
+        return VolumeExpectation(replicas: claimRun.plan.verify.replicas, robustness: running ? claimRun.plan.verify.robustness : nil)
     }
 }
 
 struct ReleaseOldVolume: Step {
-    let recreate: RecreateRun
-    var id: String { "release-old-volume" }
-    var mutates: Bool { recreate.plan.oldVolume == .delete }
+    let claimRun: ClaimRun
+    /// Migrate's is `keep-old-volume`.
+    var id = "release-old-volume"
+    var mutates: Bool { claimRun.plan.deletesOldVolume }
     var summary: String {
-        recreate.plan.oldVolume == .delete ? "delete the retained old volume and its Longhorn volume (uid-guarded)"
+        claimRun.plan.deletesOldVolume ? "delete the retained old volume and its Longhorn volume (uid-guarded)"
             : "keep the old volume (retain-until-verified) for 'repave finalize RUN'"
     }
     var estimate: Duration { .seconds(30) }
     var permissions: [KubeClient.AccessQuestion] {
-        let longhorn = recreate.plan.verify.namespace
+        let longhorn = claimRun.plan.verify.namespace
         let read: [KubeClient.AccessQuestion] = [.init("get", .persistentVolumes), .init("get", .longhornVolumes, namespace: longhorn)]
-        return read + (recreate.plan.oldVolume == .delete ? [.init("delete", .persistentVolumes), .init("delete", .longhornVolumes, namespace: longhorn)] : [])
+        return read + (claimRun.plan.deletesOldVolume ? [.init("delete", .persistentVolumes), .init("delete", .longhornVolumes, namespace: longhorn)] : [])
     }
 
     func rehearse(_ context: StepContext) async throws -> [CheckResult] {
@@ -181,21 +182,21 @@ struct ReleaseOldVolume: Step {
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let name = context.facts[ClaimFact.volume] else { return true }
-        if recreate.plan.oldVolume == .retainUntilVerified {
+        if !claimRun.plan.deletesOldVolume {
             // Repave never deletes it in this mode; someone else may have.
             let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init)
             guard volume?.uid == context.facts[ClaimFact.volumeUID] else {
                 try await context.remember(RecreateFact.oldVolumeLost, "deleted by someone else during the run (repave did not delete it)")
-                try await context.note("WARNING: the old volume \(name) (uid \(context.facts[ClaimFact.volumeUID] ?? "?")) is gone: someone else deleted it during the run; repave did not. Its data survives only if its Longhorn volume \(recreate.plan.verify.namespace)/\(name) is still there")
+                try await context.note("WARNING: the old volume \(name) (uid \(context.facts[ClaimFact.volumeUID] ?? "?")) is gone: someone else deleted it during the run; repave did not. Its data survives only if its Longhorn volume \(claimRun.plan.verify.namespace)/\(name) is still there")
                 return true
             }
-            try await context.note("old volume \(name) is retained. Delete it, with its Longhorn volume, when no longer needed: repave finalize \(recreate.runDirectory)")
+            try await context.note("old volume \(name) is retained. Delete it, with its Longhorn volume, when no longer needed: repave finalize \(claimRun.runDirectory)")
             return true
         }
         // Done when neither object the run saved is left: one of that name with another uid was
         // made by someone else and is not ours to delete.
         let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init)
-        let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: recreate.plan.verify.namespace).map(LonghornVolume.init)
+        let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: claimRun.plan.verify.namespace).map(LonghornVolume.init)
         return volume?.uid != context.facts[ClaimFact.volumeUID] && (longhorn == nil || longhorn?.uid != context.facts[ClaimFact.longhornUID])
     }
 
@@ -207,10 +208,10 @@ struct ReleaseOldVolume: Step {
             }
         }
         if let longhornUID = context.facts[ClaimFact.longhornUID],
-           let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: recreate.plan.verify.namespace).map(LonghornVolume.init),
+           let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: claimRun.plan.verify.namespace).map(LonghornVolume.init),
            longhorn.uid == longhornUID {
-            try await context.mutate("DELETE", ResourceType.longhornVolumes.path(namespace: recreate.plan.verify.namespace, name: name), precondition: longhorn.uid) {
-                try await context.client.delete(.longhornVolumes, named: name, in: recreate.plan.verify.namespace, uid: longhorn.uid, dryRun: context.dryRun)
+            try await context.mutate("DELETE", ResourceType.longhornVolumes.path(namespace: claimRun.plan.verify.namespace, name: name), precondition: longhorn.uid) {
+                try await context.client.delete(.longhornVolumes, named: name, in: claimRun.plan.verify.namespace, uid: longhorn.uid, dryRun: context.dryRun)
             }
         }
     }

@@ -21,12 +21,12 @@ public struct RecreateStrategy: Strategy {
     public var claim: ClaimTarget { ClaimTarget(namespace: plan.target.namespace, claim: plan.target.claim, workloads: plan.target.workloads) }
 
     public func steps(for run: RunInfo) -> [any Step] {
-        let recreate = RecreateRun(plan: plan, run: run)
+        let recreate = ClaimRun(plan: plan, run: run)
         return [
-            Preflight(recreate: recreate), SaveManifests(recreate: recreate), EnsureStorageClass(recreate: recreate),
-            RetainOldVolume(recreate: recreate), ScaleDown(recreate: recreate), DeleteClaim(recreate: recreate),
-            CreateClaim(recreate: recreate), AwaitBound(recreate: recreate), ScaleUp(recreate: recreate),
-            Verify(recreate: recreate), ReleaseOldVolume(recreate: recreate),
+            Preflight(claimRun: recreate), SaveManifests(claimRun: recreate), EnsureStorageClass(claimRun: recreate),
+            RetainOldVolume(claimRun: recreate), ScaleDown(claimRun: recreate), DeleteClaim(claimRun: recreate),
+            CreateClaim(claimRun: recreate), AwaitBound(claimRun: recreate), ScaleUp(claimRun: recreate),
+            Verify(claimRun: recreate), ReleaseOldVolume(claimRun: recreate),
         ]
     }
 
@@ -62,42 +62,15 @@ public struct RecreateStrategy: Strategy {
 
     /// The claim's uid, when it exists.
     public func bindings(_ client: KubeClient) async throws -> [String: String] {
-        guard let object = try await client.getIfPresent(.persistentVolumeClaims, named: plan.target.claim, in: plan.target.namespace) else { return [:] }
-        return [claim.bindingKey: PersistentVolumeClaim(object).uid]
+        try await claim.bindings(client)
     }
 
     /// Old and new claim uid, class, the Longhorn volume's replicas and robustness now, the
     /// downtime and the whole run as the journal measured them, what became of the old volume,
     /// and the notes the run journaled for the operator.
     public func summary(of run: FinishedRun, client: KubeClient) async -> RunSummary {
-        var summary = RunSummary(headline: "\(target.description) recreated on storageclass \(plan.storageClass.name) (run \(run.directory))",
-                                 fields: ["claim": target.description, "storageClass": plan.storageClass.name])
-        guard let history = try? RunHistory(run.records) else { return summary }
-        let facts = history.facts
-        let times = RunbookEvidence.PreviousRun(directory: run.directory, records: run.records.map { ($0.time, $0.kind, $0.step) })
-        var lines = ["claim:      old uid \(facts[ClaimFact.claimUID] ?? "?") -> new uid \(facts[RecreateFact.newClaimUID] ?? "?")"]
-        // What verify read, when nothing changed after it in this process; else read now.
-        func object(_ type: ResourceType, _ name: String, _ namespace: String) async -> JSON? {
-            if let read = run.lastRead(type, named: name, in: namespace) { return read }
-            return try? await client.getIfPresent(type, named: name, in: namespace)
-        }
-        let claim = await object(.persistentVolumeClaims, plan.target.claim, plan.target.namespace).map(PersistentVolumeClaim.init)
-        if let volume = claim?.volumeName,
-           let longhorn = await object(.longhornVolumes, volume, plan.verify.namespace).map(LonghornVolume.init) {
-            lines.append("volume:     \(volume) on \(claim?.storageClassName ?? "?"): \(longhorn.numberOfReplicas) replicas, \(longhorn.robustness.isEmpty ? "robustness unknown" : longhorn.robustness)")
-        }
-        if let measured = run.measured {
-            lines.append(String(format: "downtime:   %.1fs (scale-down to the workloads back); whole run %.1fs", measured.downtime.inSeconds, measured.total.inSeconds))
-        } else {
-            lines.append("downtime:   \(times.downtime.map(\.description) ?? "none") (scale-down to the workloads back, from the journal's whole-second times); whole run \(times.total)")
-        }
-        if let old = facts[ClaimFact.volume] {
-            lines.append("old volume: \(old) " + (facts[RecreateFact.oldVolumeLost].map { "GONE: \($0)" }
-                ?? (plan.oldVolume == .delete ? "deleted" : "retained (delete it later: repave finalize \(run.directory))")))
-        }
-        for case (_, .note(let fields)) in history.entries { if let note = fields["note"] { lines.append("note:       \(note)") } }
-        summary.lines = lines
-        return summary
+        await ClaimSummary.summary(of: run, plan: plan, client: client, headline: "recreated on storageclass \(plan.storageClass.name)",
+                                   oldVolume: plan.oldVolume == .delete ? "deleted" : "retained (delete it later: repave finalize \(run.directory))")
     }
 }
 
@@ -106,42 +79,6 @@ extension RecreateStrategy: KeepsVolume {
     public func keptVolume(_ facts: Facts, run: String) -> KeptVolume? {
         guard plan.oldVolume != .delete else { return nil }
         return KeptVolume.old(facts, run: run, longhornNamespace: plan.verify.namespace)
-    }
-}
-
-/// What every recreate step knows: the plan, the run, where manifests go, the claim, and the
-/// fact keys the steps share through the journal.
-struct RecreateRun: Sendable {
-    let plan: RecreatePlan
-    let run: String
-    let runDirectory: String
-    let target: ClaimTarget
-    /// This process has just checked every permission (`run` does, before it makes a journal):
-    /// the preflight step does not ask the API server a second time.
-    let permissionsChecked: Bool
-
-    init(plan: RecreatePlan, run: RunInfo) {
-        self.plan = plan
-        self.run = run.id
-        runDirectory = run.directory
-        target = ClaimTarget(namespace: plan.target.namespace, claim: plan.target.claim, workloads: plan.target.workloads)
-        permissionsChecked = run.permissionsChecked
-    }
-
-    var namespace: String { plan.target.namespace }
-    var claim: String { plan.target.claim }
-    var manifests: ClaimManifests { ClaimManifests(target: target, runDirectory: runDirectory, longhornNamespace: plan.verify.namespace) }
-    static let runAnnotation = "repave/run-id"
-
-    /// The claim as save-manifests saved it (read off the cooperative pool).
-    func savedClaim() async throws -> JSON {
-        let file = runDirectory + "/manifests/persistentvolumeclaim-\(claim).json"
-        return try JSON.decode(try await offPool("saved claim read") { try Data(contentsOf: URL(fileURLWithPath: file)) })
-    }
-    static let replicasAnnotation = "repave/original-replicas"
-
-    func refuse(_ code: ErrorCode, _ message: String, hint: String) -> RepaveError {
-        RepaveError(code, message, hint: hint)
     }
 }
 
