@@ -91,6 +91,10 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let detachStuck = ErrorCode("await-detach.stuck", .stoppedMidRun)
     public static let rebindNoVolume = ErrorCode("prebind-volume.no-volume", .stoppedMidRun)
     public static let rebindOtherVolume = ErrorCode("await-bound.other-volume", .stoppedMidRun)
+    /// Migrate's last look before deleting the claim: the workloads changed after the final copy
+    /// began, or the staging volume holding the copy is gone, replaced or no longer Retain.
+    public static let sourceChanged = ErrorCode("delete-claim.source-changed", .stoppedMidRun)
+    public static let stagingVolumeLost = ErrorCode("delete-claim.copy-gone", .stoppedMidRun)
     public static let replicasReplaced = ErrorCode("patch-replicas.replaced", .stoppedMidRun)
     public static let longhornGone = ErrorCode("save-manifests.longhorn-gone", .stoppedMidRun)
     public static let replicasNoVolume = ErrorCode("patch-replicas.no-volume", .stoppedMidRun)
@@ -144,7 +148,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         insideThePod, runDirectoryOnClaim, git, gitDirty, gitReportMissing, gitReportInvalid, gitReportForeign, gitReportStale,
         runRefused, runStopped, runInterrupted, lockHeld, manifestsWrite, writeUnsettled, claimInUse, scaledUp, retainNoVolume, retainReplaced,
         deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers,
-        stagingForeign, detachStuck, rebindNoVolume, rebindOtherVolume, blockVolume, otherProvisioner, unknownFinalizers, claimRetentionDelete, dryRunRefused, demoForeign, demoNoUID,
+        stagingForeign, detachStuck, rebindNoVolume, rebindOtherVolume, sourceChanged, stagingVolumeLost, blockVolume, otherProvisioner, unknownFinalizers, claimRetentionDelete, dryRunRefused, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
         abortPastPointOfNoReturn, abortEnded, statusNoRuns, auditPlanExists, auditPlanUnwritable, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
         notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, longhornGone, replicasNoVolume,

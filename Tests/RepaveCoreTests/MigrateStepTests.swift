@@ -124,6 +124,40 @@ struct MigrateStepTests {
         #expect(try await done.step("prebind-volume").observe(done.context))
     }
 
+    @Test("delete-claim's last look: a workload whose generation moved after the final copy began, or a staging volume gone, replaced or not Retain, stops the run before anything is deleted")
+    func lastLookBeforeDeletingTheClaim() async throws {
+        var facts = Self.stagingFacts
+        facts.set(ClaimFact.claimUID, "uid-claim")
+        facts.set(ClaimFact.workloads, [Workload(kind: .deployment, name: "ws")])
+        facts.set(MigrateFact.finalSource, "Deployment/ws@2")
+        /// delete-claim's observe with the Deployment at `generation` and the staging PV as given: the error's code, or nil when it may delete.
+        func lastLook(generation: Int64, stagingPV: JSON?) async throws -> ErrorCode? {
+            let world = try World(facts: facts)
+            world.server.on(.get, "/api/v1/namespaces/devpod/persistentvolumeclaims/home",
+                            .object(StubObjects.claim("home", in: "devpod", uid: "uid-claim", storageClass: "longhorn-1r", volume: "pvc-old")))
+            var deployment = StubObjects.deployment("ws", in: "devpod", replicas: 0)
+            deployment["metadata"]?["generation"] = .integer(generation)
+            world.server.on(.get, "/apis/apps/v1/namespaces/devpod/deployments/ws", .object(deployment))
+            world.server.on(.get, "/api/v1/namespaces/devpod/pods", .object(StubObjects.list([])))
+            world.server.on(.get, Self.stagingVolumePath, stagingPV.map { .object($0) } ?? .failure(404, reason: "NotFound", message: "persistentvolumes \"pvc-staging\" not found"))
+            let step = try world.step("delete-claim")
+            defer { #expect(world.server.writes.isEmpty) }
+            do {
+                #expect(try await !step.observe(world.context))
+                return nil
+            } catch let error as RepaveError {
+                return error.errorCode
+            }
+        }
+        let retained = StubObjects.volume(Self.stagingVolume, uid: "uid-pv-staging", reclaimPolicy: "Retain", claim: ("devpod", Self.staging, "uid-staging"))
+        #expect(try await lastLook(generation: 2, stagingPV: retained) == nil)
+        // Scaled up and down again after the final copy began: the copy may lack what was written.
+        #expect(try await lastLook(generation: 4, stagingPV: retained) == .sourceChanged)
+        #expect(try await lastLook(generation: 2, stagingPV: nil) == .stagingVolumeLost)
+        #expect(try await lastLook(generation: 2, stagingPV: StubObjects.volume(Self.stagingVolume, uid: "uid-other", reclaimPolicy: "Retain")) == .stagingVolumeLost)
+        #expect(try await lastLook(generation: 2, stagingPV: StubObjects.volume(Self.stagingVolume, uid: "uid-pv-staging", reclaimPolicy: "Delete")) == .stagingVolumeLost)
+    }
+
     @Test("prebind-volume changes nothing when the staging PV is gone or is another object")
     func prebindRefusesAnotherVolume() async throws {
         let world = try World(facts: Self.stagingFacts)

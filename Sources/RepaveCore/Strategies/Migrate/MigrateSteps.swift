@@ -362,6 +362,8 @@ struct CopyStep: Step {
                 return try await skip(context, because: "the old volume is attached to no node and no pod mounts the claim, so the copy cannot be pinned next to it")
             }
         }
+        // What delete-claim's last look compares with: the workloads as the final copy begins.
+        if pass == .final { try await migrate.rememberSource(context) }
         let manifest = migrate.pod(pass, node: node).manifest
         let created = try await context.mutate("POST", ResourceType.pods.path(namespace: migrate.namespace), changing: [.pods]) {
             try await context.client.create(.pods, in: migrate.namespace, manifest, dryRun: context.dryRun)

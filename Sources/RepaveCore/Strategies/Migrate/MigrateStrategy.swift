@@ -32,7 +32,7 @@ public struct MigrateStrategy: Strategy {
             RetainOldVolume(claimRun: claimRun, id: "retain-staging-volume", volume: staging, needsWindow: false),
             CopyStep(migrate: migrate, pass: .warm), ScaleDown(claimRun: claimRun), AwaitDetach(migrate: migrate),
             CopyStep(migrate: migrate, pass: .final), CopyStep(migrate: migrate, pass: .verify), DeleteStagingClaim(migrate: migrate),
-            DeleteClaim(claimRun: claimRun), PrebindVolume(claimRun: claimRun, volume: staging), CreateClaim(claimRun: claimRun, volume: staging),
+            DeleteClaim(claimRun: claimRun, lastLook: migrate.requireCopyCurrent), PrebindVolume(claimRun: claimRun, volume: staging), CreateClaim(claimRun: claimRun, volume: staging),
             AwaitBound(claimRun: claimRun, volume: staging), ScaleUp(claimRun: claimRun), Verify(claimRun: claimRun),
             ReleaseOldVolume(claimRun: claimRun, id: "keep-old-volume"),
         ]

@@ -100,6 +100,9 @@ struct ScaleDown: Step {
 
 struct DeleteClaim: Step {
     let claimRun: ClaimRun
+    /// A strategy's own last look before the point of no return, after recreate's (migrate: the
+    /// copy is still the data).
+    var lastLook: (@Sendable (StepContext) async throws -> Void)? = nil
     var id: String { "delete-claim" }
     var mutates: Bool { true }
     var isPointOfNoReturn: Bool { true }
@@ -127,7 +130,10 @@ struct DeleteClaim: Step {
             return true
         }
         // Last look before the point of no return: nothing may have come back to use the claim.
-        if !current.metadata.isTerminating { try await claimRun.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true) }
+        if !current.metadata.isTerminating {
+            try await claimRun.target.requireWorkloadsDown(context, before: "deleting the claim", abortable: true)
+            try await lastLook?(context)
+        }
         return false
     }
 
