@@ -75,7 +75,7 @@ struct MigrateStepTests {
         let pointsOfNoReturn = world.steps.filter { $0.isPointOfNoReturn }.map(\.id)
         #expect(pointsOfNoReturn == ["delete-claim"])
         let beforeWindow = world.steps.filter { !$0.needsWindow }.map(\.id)
-        #expect(beforeWindow == ["create-staging-claim", "retain-staging-volume", "warm-copy"])
+        #expect(beforeWindow == ["ensure-storage-class", "retain-old-volume", "create-staging-claim", "retain-staging-volume", "warm-copy"])
         // Recreate's steps all need it, as before.
         let recreate = try #require(try PlanFile.parse(Data(Self.plan.replacingOccurrences(of: "strategy: migrate", with: "strategy: recreate")
             .replacingOccurrences(of: "copy: {image: lab/mover:1}\n", with: "").utf8), file: "r.yaml") as? RecreateStrategy)
