@@ -221,4 +221,13 @@ struct MigrateStepTests {
         #expect(early.next(after: .observed(goalHolds: false)) == .gate("scale-down", remaining: .seconds(60)))
         if case .stop = early.next(after: closed) {} else { Issue.record("the window should stop scale-down") }
     }
+
+    @Test("a copy pod whose image cannot be pulled is named at once (its waiting reason), not at the copy's timeout")
+    func cannotStart() {
+        let pod: JSON = ["status": ["phase": "Pending", "containerStatuses": [["name": "rsync", "state": ["waiting": [
+            "reason": "ErrImageNeverPull", "message": "Container image \"lab/nothing:1\" is not present with pull policy of Never"]]]]]]
+        #expect(CopyStep.cannotStart(pod) == "ErrImageNeverPull: Container image \"lab/nothing:1\" is not present with pull policy of Never")
+        let creating: JSON = ["status": ["phase": "Pending", "containerStatuses": [["name": "rsync", "state": ["waiting": ["reason": "ContainerCreating"]]]]]]
+        #expect(CopyStep.cannotStart(creating) == nil)
+    }
 }
