@@ -117,25 +117,56 @@ struct LeastPrivilegeTests: DevpodTesting {
         }
     }
 
+    @Test("bound with recreate's roles, deploy/rbac.yaml's repave-migrate roles let a migrate run make its staging claim and abort it; without any one of their verbs, preflight refuses naming it, with nothing changed")
+    func exactlyEnoughForMigrate() async throws {
+        try await withDevpod { world in
+            // No warm copy (the simulated kubelet runs no rsync) and a window a day away: the run
+            // makes and retains its staging claim, then stops before scale-down.
+            let plan = world.scratch.file("migrate.yaml")
+            let start = ISO8601DateFormatter().string(from: Date().addingTimeInterval(86_400))
+            try (self.plan(namespace: world.namespace, newClass: world.newClass).replacingOccurrences(of: "kind: RecreatePlan", with: "kind: Plan\nstrategy: migrate")
+                + "\ncopy: {image: lab/mover:1, warm: false}\nwindow: {start: \"\(start)\", duration: 2h}\n").write(toFile: plan, atomically: true, encoding: .utf8)
+            let variants = try await exercise(world, roles: "repave", longhornRole: "repave-longhorn", plan: plan, extra: "repave-migrate") { repave in
+                let run = try await repave(["run", plan, "--yes", "--state-dir", world.scratch.file("runs")])
+                #expect(run.status == 3 && run.standardError.contains("not starting scale-down: the maintenance window opens in"), "\(run.standardError)")
+                let runs = try FileManager.default.contentsOfDirectory(atPath: world.scratch.file("runs"))
+                let claims = try await client.list(.persistentVolumeClaims, in: world.namespace).items.map { PersistentVolumeClaim($0).name }
+                #expect(claims.count == 2 && claims.contains { $0.contains("-repave-") }, "\(claims)")
+                let aborted = try await repave(["abort", world.scratch.file("runs/" + (try #require(runs.first)))])
+                #expect(aborted.status == 0, "\(aborted.standardError)")
+            }
+            #expect(variants == 6)
+            let claims = try await client.list(.persistentVolumeClaims, in: world.namespace).items.map(PersistentVolumeClaim.init)
+            #expect(claims.map(\.name) == [world.original.name] && claims.first?.uid == world.original.uid)
+            let old = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
+            #expect(old.reclaimPolicy == "Delete")
+        }
+    }
+
     /// The three objects of deploy/rbac.yaml named `roles` (a Role in the claim's namespace and a
     /// ClusterRole) and `longhornRole` (a Role in longhorn-system) bound to a user of this test's
     /// own, each verb taken away in turn, then `repave run PLAN` with all of them, which must
     /// succeed. Returns how many verbs were taken away.
-    func exercise(_ world: World, roles name: String, longhornRole: String, plan: String) async throws -> Int {
+    /// - Parameters:
+    ///   - extra: the name of a further Role and ClusterRole of the file (`repave-migrate`), bound too;
+    ///     then only its verbs are taken away, and `finish` runs the maintenance instead of `repave run PLAN`.
+    func exercise(_ world: World, roles name: String, longhornRole: String, plan: String, extra: String? = nil,
+                  finish: ((_ repave: @escaping ([String]) async throws -> ProcessResult) async throws -> Void)? = nil) async throws -> Int {
         do {
-            let variants = try await exerciseBound(world, roles: name, longhornRole: longhornRole, plan: plan)
-            await removeCrossNamespaceRBAC(world, roles: name, longhornRole: longhornRole)
+            let variants = try await exerciseBound(world, roles: name, longhornRole: longhornRole, plan: plan, extra: extra, finish: finish)
+            await removeCrossNamespaceRBAC(world, roles: name, longhornRole: longhornRole, extra: extra)
             return variants
         } catch {
-            await removeCrossNamespaceRBAC(world, roles: name, longhornRole: longhornRole)
+            await removeCrossNamespaceRBAC(world, roles: name, longhornRole: longhornRole, extra: extra)
             throw error
         }
     }
 
     /// What the namespace's deletion does not take along.
-    func removeCrossNamespaceRBAC(_ world: World, roles name: String, longhornRole: String) async {
+    func removeCrossNamespaceRBAC(_ world: World, roles name: String, longhornRole: String, extra: String? = nil) async {
+        let more = extra.map { [["clusterrole", "\($0)-\(world.id)"], ["clusterrolebinding", "\($0)-\(world.id)"]] } ?? []
         for arguments in [["role", "\(longhornRole)-\(world.id)", "-n", "longhorn-system"], ["rolebinding", "\(name)-\(world.id)", "-n", "longhorn-system"],
-                          ["clusterrole", "\(name)-\(world.id)"], ["clusterrolebinding", "\(name)-\(world.id)"]] {
+                          ["clusterrole", "\(name)-\(world.id)"], ["clusterrolebinding", "\(name)-\(world.id)"]] + more {
             _ = try? await runProcess("kubectl", ["delete"] + arguments + ["--ignore-not-found", "--kubeconfig", lab.adminKubeconfig])
         }
     }
@@ -151,22 +182,29 @@ struct LeastPrivilegeTests: DevpodTesting {
         }.joined(separator: "\n---\n")
     }
 
-    /// deploy/rbac.yaml's `roles` and `longhornRole` as an operator applies them, bound to a user
-    /// of this test's own; the roles, and a kubeconfig acting as that user.
-    func bindRoles(_ world: World, roles name: String, longhornRole: String) async throws -> (roles: [RoleObject], kubeconfig: String) {
+    /// deploy/rbac.yaml's `roles` and `longhornRole` (and `extra`'s Role and ClusterRole) as an
+    /// operator applies them, bound to a user of this test's own; the roles whose verbs a test
+    /// takes away (with `extra`, only its), and a kubeconfig acting as that user.
+    func bindRoles(_ world: World, roles name: String, longhornRole: String, extra: String? = nil) async throws -> (roles: [RoleObject], kubeconfig: String) {
         let user = "repave-lp-\(world.id)"
         // The file as an operator applies it, with names of this test's own.
-        let yaml = try Self.documents(named: [name, longhornRole], id: world.id, namespace: world.namespace)
-        let roles = [RoleObject(kind: "role", name: "\(name)-\(world.id)", namespace: world.namespace),
-                     RoleObject(kind: "role", name: "\(longhornRole)-\(world.id)", namespace: "longhorn-system"),
-                     RoleObject(kind: "clusterrole", name: "\(name)-\(world.id)", namespace: nil)]
-        #expect(yaml.components(separatedBy: "\n---\n").count == 3, "\(yaml)")
+        let yaml = try Self.documents(named: [name, longhornRole] + (extra.map { [$0] } ?? []), id: world.id, namespace: world.namespace)
+        let base = [RoleObject(kind: "role", name: "\(name)-\(world.id)", namespace: world.namespace),
+                    RoleObject(kind: "role", name: "\(longhornRole)-\(world.id)", namespace: "longhorn-system"),
+                    RoleObject(kind: "clusterrole", name: "\(name)-\(world.id)", namespace: nil)]
+        let more = extra.map { [RoleObject(kind: "role", name: "\($0)-\(world.id)", namespace: world.namespace),
+                                RoleObject(kind: "clusterrole", name: "\($0)-\(world.id)", namespace: nil)] } ?? []
+        #expect(yaml.components(separatedBy: "\n---\n").count == base.count + more.count, "\(yaml)")
         let applied = try await kubectl(["apply"], input: yaml, scratch: world.scratch)
         #expect(applied.status == 0, "\(applied.standardError)")
-        for (role, binding) in zip(roles, [["rolebinding", "--role"], ["rolebinding", "--role"], ["clusterrolebinding", "--clusterrole"]]) {
-            let bound = try await kubectl(["create", binding[0], "\(name)-\(world.id)", "\(binding[1])=\(role.name)", "--user=\(user)"] + role.scope, scratch: world.scratch)
+        let bindings = [["rolebinding", "--role"], ["rolebinding", "--role"], ["clusterrolebinding", "--clusterrole"], ["rolebinding", "--role"], ["clusterrolebinding", "--clusterrole"]]
+        for (index, (role, binding)) in zip(base + more, bindings).enumerated() {
+            let bindingName = (index < base.count ? name : extra ?? name) + "-\(world.id)"
+            let bound = try await kubectl(["create", binding[0], bindingName, "\(binding[1])=\(role.name)", "--user=\(user)"] + role.scope, scratch: world.scratch)
             #expect(bound.status == 0, "\(bound.standardError)")
         }
+        // With a further role, only its verbs are taken away (the base ones are exercised by their own test).
+        let roles = extra == nil ? base : more
         // Repave acting as that user: the admin's kubeconfig, impersonating it.
         let kubeconfig = world.scratch.file("as-user.kubeconfig")
         try String(contentsOfFile: lab.adminKubeconfig, encoding: .utf8)
@@ -175,8 +213,9 @@ struct LeastPrivilegeTests: DevpodTesting {
         return (roles, kubeconfig)
     }
 
-    func exerciseBound(_ world: World, roles name: String, longhornRole: String, plan: String) async throws -> Int {
-        let (roles, kubeconfig) = try await bindRoles(world, roles: name, longhornRole: longhornRole)
+    func exerciseBound(_ world: World, roles name: String, longhornRole: String, plan: String, extra: String? = nil,
+                       finish: ((_ repave: @escaping ([String]) async throws -> ProcessResult) async throws -> Void)? = nil) async throws -> Int {
+        let (roles, kubeconfig) = try await bindRoles(world, roles: name, longhornRole: longhornRole, extra: extra)
         func repave(_ arguments: [String]) async throws -> ProcessResult {
             try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", kubeconfig])
         }
@@ -221,8 +260,12 @@ struct LeastPrivilegeTests: DevpodTesting {
         #expect(refusedNamingIt == variants)
 
         // With exactly the file, the whole maintenance.
-        let run = try await repave(["run", plan, "--yes", "--state-dir", world.scratch.file("runs")])
-        #expect(run.status == 0, "\(run.standardError)")
+        if let finish {
+            try await finish(repave)
+        } else {
+            let run = try await repave(["run", plan, "--yes", "--state-dir", world.scratch.file("runs")])
+            #expect(run.status == 0, "\(run.standardError)")
+        }
         return variants
     }
 }

@@ -19,22 +19,8 @@ struct MigrateTests: DevpodTesting {
     func migratePlan(_ world: World, claim: String = "coder-jeda-codespace-home", workload: String = "coder-jeda-codespace",
                      provisioner: String = "driver.longhorn.io") throws -> String {
         let file = world.scratch.file("migrate.yaml")
-        try """
-            apiVersion: repave/v1
-            kind: Plan
-            strategy: migrate
-            metadata: {name: devpod-home-migrate}
-            target:
-              namespace: \(world.namespace)
-              claim: \(claim)
-              workloads: [{kind: Deployment, name: \(workload)}]
-            storageClass:
-              name: \(world.newClass)
-              provisioner: \(provisioner)
-              parameters: {numberOfReplicas: "3"}
-            copy: {image: lab/mover:1}
-            timeouts: {scaleDown: 60s, claimDeletion: 60s, bind: 60s, rollout: 60s, verify: 30s}
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+        try migratePlanText(namespace: world.namespace, newClass: world.newClass, claim: claim, workload: workload, provisioner: provisioner)
+            .write(toFile: file, atomically: true, encoding: .utf8)
         return file
     }
 

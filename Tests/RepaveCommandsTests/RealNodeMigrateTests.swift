@@ -10,22 +10,9 @@ extension RealNodeTests {
     /// The migrate plan for the world's claim, written beside its recreate plan.
     func migratePlan(_ world: World, timeouts: String = "warmCopy: 300s, finalCopy: 300s, verifyCopy: 300s") throws -> String {
         let file = world.scratch.file("migrate.yaml")
-        try """
-            apiVersion: repave/v1
-            kind: Plan
-            strategy: migrate
-            metadata: {name: devpod-home-migrate}
-            target:
-              namespace: \(world.namespace)
-              claim: coder-jeda-codespace-home
-              workloads: [{kind: Deployment, name: coder-jeda-codespace}]
-            storageClass:
-              name: \(world.newClass)
-              provisioner: driver.longhorn.io
-              parameters: {numberOfReplicas: "3", staleReplicaTimeout: "30", fsType: ext4}
-            copy: {image: lab/mover:1, imagePullPolicy: Never}
-            timeouts: {scaleDown: 180s, claimDeletion: 180s, bind: 120s, rollout: 180s, verify: 60s, \(timeouts)}
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+        try migratePlanText(namespace: world.namespace, newClass: world.newClass, copy: "{image: lab/mover:1, imagePullPolicy: Never}",
+                            timeouts: "scaleDown: 180s, claimDeletion: 180s, bind: 120s, rollout: 180s, verify: 60s, \(timeouts)")
+            .write(toFile: file, atomically: true, encoding: .utf8)
         return file
     }
 
@@ -136,6 +123,27 @@ extension RealNodeTests {
             let pod = try #require(try await runningPods(world.namespace).first)
             let read = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "cat", "/home/coder/notes"])
             #expect(read.standardOutput == "kept\n")
+        }
+    }
+
+    @Test("a copy image the node cannot start stops the warm copy at once with copy.image-unsuitable, and abort puts everything back")
+    func migrateImageMissing() async throws {
+        try await withRealWorkspace(on: lab) { client, world in
+            let file = world.scratch.file("missing-image.yaml")
+            try migratePlanText(namespace: world.namespace, newClass: world.newClass, copy: "{image: lab/nothing:1, imagePullPolicy: Never}",
+                                timeouts: "scaleDown: 180s, claimDeletion: 180s, bind: 120s, rollout: 180s, verify: 60s")
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            let clock = ContinuousClock(), start = clock.now
+            let result = try await repave(["run", file, "--yes"], world)
+            #expect(result.status == 3 && result.standardError.contains("error[copy.image-unsuitable]") && result.standardError.contains("ErrImageNeverPull"),
+                    "\(result.standardError)")
+            #expect(clock.now - start < .seconds(120), "stopped only after \(clock.now - start)")
+            let aborted = try await runProcess(try repaveBinary(), ["abort", try runDirectory(world), "--kubeconfig", lab.adminKubeconfig])
+            #expect(aborted.status == 0, "\(aborted.standardError)")
+            let left = try await leftovers(world)
+            #expect(left.claims == ["coder-jeda-codespace-home"] && left.pods.isEmpty, "\(left)")
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
+            #expect(claim.uid == world.original.uid && claim.volumeName == world.oldVolume)
         }
     }
 

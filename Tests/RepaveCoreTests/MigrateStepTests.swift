@@ -75,7 +75,7 @@ struct MigrateStepTests {
         let pointsOfNoReturn = world.steps.filter { $0.isPointOfNoReturn }.map(\.id)
         #expect(pointsOfNoReturn == ["delete-claim"])
         let beforeWindow = world.steps.filter { !$0.needsWindow }.map(\.id)
-        #expect(beforeWindow == ["create-staging-claim", "retain-staging-volume", "warm-copy"])
+        #expect(beforeWindow == ["ensure-storage-class", "retain-old-volume", "create-staging-claim", "retain-staging-volume", "warm-copy"])
         // Recreate's steps all need it, as before.
         let recreate = try #require(try PlanFile.parse(Data(Self.plan.replacingOccurrences(of: "strategy: migrate", with: "strategy: recreate")
             .replacingOccurrences(of: "copy: {image: lab/mover:1}\n", with: "").utf8), file: "r.yaml") as? RecreateStrategy)
@@ -254,5 +254,14 @@ struct MigrateStepTests {
         #expect(early.next(after: .resume(done: ["preflight", "warm-copy"], dangling: nil)) == .observe("scale-down"))
         #expect(early.next(after: .observed(goalHolds: false)) == .gate("scale-down", remaining: .seconds(60)))
         if case .stop = early.next(after: closed) {} else { Issue.record("the window should stop scale-down") }
+    }
+
+    @Test("a copy pod whose image cannot be pulled is named at once (its waiting reason), not at the copy's timeout")
+    func cannotStart() {
+        let pod: JSON = ["status": ["phase": "Pending", "containerStatuses": [["name": "rsync", "state": ["waiting": [
+            "reason": "ErrImageNeverPull", "message": "Container image \"lab/nothing:1\" is not present with pull policy of Never"]]]]]]
+        #expect(CopyStep.cannotStart(pod) == "ErrImageNeverPull: Container image \"lab/nothing:1\" is not present with pull policy of Never")
+        let creating: JSON = ["status": ["phase": "Pending", "containerStatuses": [["name": "rsync", "state": ["waiting": ["reason": "ContainerCreating"]]]]]]
+        #expect(CopyStep.cannotStart(creating) == nil)
     }
 }

@@ -56,6 +56,29 @@ extension DevpodTesting {
         """
     }
 
+    /// A migrate plan (`strategy: migrate`) of `claim` and its Deployment onto `newClass`, its
+    /// copy pods in `lab/mover:1`.
+    public func migratePlanText(namespace: String, newClass: String, claim: String = "coder-jeda-codespace-home", workload: String = "coder-jeda-codespace",
+                                provisioner: String = "driver.longhorn.io", copy: String = "{image: lab/mover:1}",
+                                timeouts: String = "scaleDown: 60s, claimDeletion: 60s, bind: 60s, rollout: 60s, verify: 30s") -> String {
+        """
+        apiVersion: repave/v1
+        kind: Plan
+        strategy: migrate
+        metadata: {name: devpod-home-migrate}
+        target:
+          namespace: \(namespace)
+          claim: \(claim)
+          workloads: [{kind: Deployment, name: \(workload)}]
+        storageClass:
+          name: \(newClass)
+          provisioner: \(provisioner)
+          parameters: {numberOfReplicas: "3", staleReplicaTimeout: "30", fsType: ext4}
+        copy: \(copy)
+        timeouts: {\(timeouts)}
+        """
+    }
+
     /// A replicas plan (`strategy: replicas`) for the world's claim, written next to its
     /// recreate plan; returns its path.
     public func replicasPlan(_ world: DevpodWorld, replicas: Int = 3, extra: String = "") throws -> String {

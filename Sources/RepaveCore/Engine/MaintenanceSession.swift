@@ -321,10 +321,12 @@ public struct MaintenanceSession: Sendable {
             if !allowed { missing.append(question) }
         }
         guard !missing.isEmpty else { return }
-        let lines = missing.map { "\($0.verb) \($0.type)" + ($0.namespace.map { " in \($0)" } ?? " (cluster-wide)") }
+        // A subresource (`pods/log`) is named as RBAC names it.
+        func resource(_ question: KubeClient.AccessQuestion) -> String { question.type.plural + (question.subresource.map { "/" + $0 } ?? "") }
+        let lines = missing.map { "\($0.verb) \($0.type)" + ($0.subresource.map { "/" + $0 } ?? "") + ($0.namespace.map { " in \($0)" } ?? " (cluster-wide)") }
         var grouped: [String: [String]] = [:]
         for question in missing {
-            grouped["\(question.type.group)|\(question.type.plural)|\(question.namespace ?? "*")", default: []].append(question.verb)
+            grouped["\(question.type.group)|\(resource(question))|\(question.namespace ?? "*")", default: []].append(question.verb)
         }
         let rules = grouped.sorted { $0.key < $1.key }.map { key, verbs in
             let parts = key.split(separator: "|", omittingEmptySubsequences: false).map(String.init)

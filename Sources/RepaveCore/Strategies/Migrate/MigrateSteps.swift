@@ -405,10 +405,17 @@ struct CopyStep: Step {
         func left() -> Duration { max(deadline - .now, .milliseconds(1)) }
         let seen = context.kept(.pods, named: name, in: namespace)?.object
         let started = try await client.wait(for: .pods, named: name, in: namespace, from: seen, timeout: left(), describedAs: "copy pod \(name) to start") {
-            ["Running", "Succeeded", "Failed"].contains($0.map { Pod($0).phase } ?? "") || $0 == nil
+            ["Running", "Succeeded", "Failed"].contains($0.map { Pod($0).phase } ?? "") || $0 == nil || $0.flatMap(Self.cannotStart) != nil
         }
-        guard started != nil else {
+        guard let started else {
             throw RepaveError(.copyFailed, "\(id): the copy pod \(name) is gone before it finished", hint: "'repave resume RUN' copies again")
+        }
+        // An image that cannot be pulled or a container that cannot be made waits for ever: the
+        // step stops at once instead of at its timeout (hours for a warm copy).
+        if let reason = Self.cannotStart(started) {
+            try await context.remember(MigrateFact.refusedPod(pass), Pod(started).uid)
+            throw RepaveError(.copyImageUnsuitable, "\(id): the copy pod \(name) cannot start: \(reason)",
+                              hint: "check copy.image and copy.imagePullPolicy (kubectl describe pod -n \(namespace) \(name)); 'repave resume RUN' tries again, 'repave abort RUN' puts everything back")
         }
         context.waiting("the \(pass.rawValue) copy (pod \(name))")
         let pass = self.pass
@@ -440,6 +447,16 @@ struct CopyStep: Step {
         }
         guard let pod else { throw RepaveError(.copyFailed, "\(id): the copy pod \(name) is gone before it finished", hint: "'repave resume RUN' copies again") }
         return (pod, log)
+    }
+
+    /// Why the pod's container cannot start (`ErrImagePull: …`), when the kubelet says it will not.
+    static func cannotStart(_ pod: JSON) -> String? {
+        let stuck: Set<String> = ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"]
+        for status in pod[path: "status", "containerStatuses"]?.arrayValue ?? [] {
+            guard let reason = status[path: "state", "waiting", "reason"]?.stringValue, stuck.contains(reason) else { continue }
+            return reason + (status[path: "state", "waiting", "message"]?.stringValue.map { ": " + $0 } ?? "")
+        }
+        return nil
     }
 
     /// `warm copy: 1.2 GiB, 45%, 80.0 MiB/s, 0:00:12 left`.

@@ -27,8 +27,9 @@ public struct MigrateStrategy: Strategy {
         let migrate = MigrateRun(plan: plan, claimRun: claimRun)
         let staging = MigrateRun.stagingVolume
         return [
-            Preflight(claimRun: claimRun, extra: migrate.checks), SaveManifests(claimRun: claimRun), EnsureStorageClass(claimRun: claimRun),
-            RetainOldVolume(claimRun: claimRun), CreateStagingClaim(migrate: migrate),
+            // Steps 1-7 may run before the window opens: the workload keeps running through them.
+            Preflight(claimRun: claimRun, extra: migrate.checks), SaveManifests(claimRun: claimRun), EnsureStorageClass(claimRun: claimRun, needsWindow: false),
+            RetainOldVolume(claimRun: claimRun, needsWindow: false), CreateStagingClaim(migrate: migrate),
             RetainOldVolume(claimRun: claimRun, id: "retain-staging-volume", volume: staging, needsWindow: false),
             CopyStep(migrate: migrate, pass: .warm), ScaleDown(claimRun: claimRun), AwaitDetach(migrate: migrate),
             CopyStep(migrate: migrate, pass: .final), CopyStep(migrate: migrate, pass: .verify), DeleteStagingClaim(migrate: migrate),

@@ -161,6 +161,8 @@ struct SaveManifests: Step {
 
 struct EnsureStorageClass: Step {
     let claimRun: ClaimRun
+    /// Migrate makes the class before the window opens (its staging claim needs it).
+    var needsWindow = true
     var id: String { "ensure-storage-class" }
     var mutates: Bool { true }
     var summary: String { "create storageclass \(claimRun.plan.storageClass.name) if absent" }
@@ -209,7 +211,7 @@ struct RetainOldVolume: Step {
     /// with its claim instead of putting its policy back.
     var id = "retain-old-volume"
     var volume = RebindVolume(name: ClaimFact.volume, uid: ClaimFact.volumeUID)
-    /// The staging volume is retained before the window opens.
+    /// Migrate retains both volumes before the window opens.
     var needsWindow = true
     var mutates: Bool { true }
     var summary: String {
