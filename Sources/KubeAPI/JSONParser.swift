@@ -253,7 +253,7 @@ struct JSONParser {
         let body = negative ? text.dropFirst() : text[...]
         let parts = body.split(maxSplits: 1, omittingEmptySubsequences: false, whereSeparator: { $0 == "e" || $0 == "E" })
         guard let exponent = parts.count == 2 ? Int(parts[1].hasPrefix("+") ? parts[1].dropFirst() : parts[1]) : 0,
-              abs(exponent) < 100 else { return nil }
+              exponent > -100, exponent < 100 else { return nil }   // not abs(): Int.min would trap (a fuzz finding)
         let mantissa = parts[0].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
         let fraction = mantissa.count == 2 ? mantissa[1] : ""
         var digits = Array(mantissa[0] + fraction).drop { $0 == "0" }

@@ -51,6 +51,11 @@ struct JSONParserTests {
         #expect(parsed(#"{"uid":"first","uid":"second"}"#) == ["uid": "second"])
         // Int64.max written with an exponent: exactly, where the reference gives the nearest double.
         #expect(parsed("9.223372036854775807e18") == .integer(.max))
+        // An exponent of Int.min once trapped (abs() overflows): a fuzz finding. Zero, not a crash;
+        // an exponent past Double's range is refused.
+        #expect(parsed("1e-9223372036854775808") == .double(0))
+        #expect(parsed("[-1e-9223372036854775808]") != nil)
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(Data("1e9223372036854775807".utf8)) }
     }
 
     @Test("invalid UTF-8 in a string, and nesting past 512 levels, are refused with where")
