@@ -534,18 +534,45 @@ struct RecreateStepTests {
         try expectJournaled(rehearsal, preconditions: [Self.claimUID])
     }
 
-    @Test("delete-claim waits with a list and a watch on fieldSelector metadata.name=home until the claim is gone")
-    func deleteClaimAwait() async throws {
+    /// Then, before the claim's name is used again, the old PV must have left Bound: the PV
+    /// controller has seen the old claim go (kubernetes#105131).
+    @Test("delete-claim waits with a list and a watch on fieldSelector metadata.name=home until the claim is gone, then until the old PV is no longer Bound to it",
+          arguments: [1, 3])
+    func deleteClaimAwait(boundReads: Int) async throws {
         let world = try World()
         world.server.on(.get, Self.claimsPath, query: ["fieldSelector": "metadata.name=home"], .object(StubObjects.list([Self.oldClaim(deleting: true)], resourceVersion: "1100")))
         world.server.on(.get, Self.claimsPath, query: ["watch": "1", "fieldSelector": "metadata.name=home"], .events([(type: "DELETED", object: Self.oldClaim(deleting: true))]))
+        var released = Self.oldPV(reclaimPolicy: "Retain")
+        released["status"] = ["phase": "Released"]
+        let bound = RecordingTransport.Reply.object(Self.oldPV(reclaimPolicy: "Retain"))
+        if boundReads == 1 {
+            world.server.on(.get, Self.volumePath, .object(released))
+        } else {
+            world.server.on(.get, Self.volumePath, bound, bound, .object(released))
+        }
         let step = DeleteClaim(claimRun: world.run)
         world.start(step)
         try await step.await(world.context)
         #expect(world.server.requests == [
             "GET \(Self.claimsPath)?limit=500&fieldSelector=metadata.name=home",
             "GET \(Self.claimsPath)?watch=1&allowWatchBookmarks=true&resourceVersion=1100&timeoutSeconds=300&fieldSelector=metadata.name=home",
-        ])
+        ] + Array(repeating: "GET \(Self.volumePath)", count: boundReads))
+    }
+
+    @Test("delete-claim stops with delete-claim.stuck when the old PV stays Bound to the deleted claim past the timeout")
+    func deleteClaimOldVolumeStaysBound() async throws {
+        let world = try World()
+        world.server.on(.get, Self.claimsPath, query: ["fieldSelector": "metadata.name=home"], .object(StubObjects.list([], resourceVersion: "1100")))
+        world.server.on(.get, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain")))
+        let step = DeleteClaim(claimRun: world.run)
+        world.start(step)
+        // The wait began 4.5 s ago: half a second of the plan's 5 s is left.
+        world.context.update { $0.waitStarted = (step.id, .now - .milliseconds(4500)) }
+        let error = await #expect(throws: RepaveError.self) { try await step.await(world.context) }
+        #expect(error?.errorCode == .deleteStuck)
+        #expect(error?.message == "pv pvc-old is still Bound to the deleted claim after 5s")
+        #expect(world.server.requests.count >= 3)
+        #expect(world.server.writes.isEmpty)
     }
 
     // MARK: - create-claim

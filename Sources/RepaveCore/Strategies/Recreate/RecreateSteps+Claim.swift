@@ -110,7 +110,7 @@ struct DeleteClaim: Step {
     var estimate: Duration { claimRun.plan.timeouts.claimDeletion.duration }
     var permissions: [KubeClient.AccessQuestion] {
         let ns = claimRun.namespace
-        return ["get", "delete", "list", "watch"].map { .init($0, .persistentVolumeClaims, namespace: ns) }
+        return ["get", "delete", "list", "watch"].map { .init($0, .persistentVolumeClaims, namespace: ns) } + [.init("get", .persistentVolumes)]
     }
 
     func rehearse(_ context: StepContext) async throws -> [CheckResult] {
@@ -167,8 +167,39 @@ struct DeleteClaim: Step {
             }
         } catch let error as WaitTimedOut {
             let finalizers = error.lastSeen.map { ObjectMeta($0["metadata"] ?? [:]).finalizers } ?? []
-            throw RepaveError(.deleteStuck, "the claim is still there after \(estimate)", causes: ["finalizers: \(finalizers.joined(separator: ", "))"],
+            throw RepaveError(.deleteStuck, "the claim is still there after \(claimRun.plan.timeouts.claimDeletion)", causes: ["finalizers: \(finalizers.joined(separator: ", "))"],
                               hint: "kubernetes.io/pvc-protection stays while a pod uses the claim; 'repave resume' continues once it is gone")
+        }
+        try await awaitOldVolumeReleased(context, claimUID: old)
+    }
+
+    /// The old PV no longer Bound to the old claim: the PV controller has seen the claim go.
+    /// Before Kubernetes 1.23 (kubernetes#105131, fixed by #105211), a controller whose cache
+    /// still holds the old claim when the new claim's volume arrives finds a claim of that name
+    /// with another uid, marks the new volume Released, and its provisioner deletes it (a
+    /// Delete class): the new claim is left on a deleted volume. The lab's 1.20 did just that
+    /// on a loaded CI machine. Polled with GETs (the release takes a moment), so repave needs
+    /// no list or watch of every PV.
+    func awaitOldVolumeReleased(_ context: StepContext, claimUID: String) async throws {
+        guard let volume = context.facts[ClaimFact.volume] else { return }
+        let released = { (object: JSON?) -> Bool in
+            guard let object, let claimRef = PersistentVolume(object).claimRef else { return true }
+            return PersistentVolume(object).phase != "Bound" || claimRef.uid != claimUID
+        }
+        var pause = Duration.milliseconds(200)
+        var seen = try await context.read(.persistentVolumes, named: volume)
+        guard !released(seen) else { return }
+        context.waiting("the PV controller to release pv \(volume) (until then a new claim of the same name is not safe: kubernetes#105131)")
+        let deadline = context.deadline(estimate)
+        while !released(seen) {
+            guard deadline > .now else {
+                throw RepaveError(.deleteStuck, "pv \(volume) is still Bound to the deleted claim after \(claimRun.plan.timeouts.claimDeletion)",
+                                  causes: ["the PV controller (kube-controller-manager) has not released it"],
+                                  hint: "check that kube-controller-manager runs; 'repave resume' continues once the PV is Released")
+            }
+            try await Task.sleep(for: min(pause, max(deadline - .now, .milliseconds(1))))
+            pause = min(pause * 2, .seconds(2))
+            seen = try await context.read(.persistentVolumes, named: volume)
         }
     }
 }
