@@ -400,6 +400,9 @@ final class LabAgent: Sendable {
             "csi": ["driver": .string(Self.driver), "volumeHandle": .string(name), "fsType": .string(storageClass.parameters["fsType"] ?? "ext4"),
                     "volumeAttributes": .object(volumeAttributes(storageClass, volume: name))],
         ]
+        // `lab.repave/publish: read-only`: the kubelet publishes the volume read-only (the CSI
+        // plugin honours readonly), so every write to it fails with EROFS.
+        if annotation("publish", knobs) == "read-only" { spec["csi"]?["readOnly"] = true }
         if let selectedNode {
             spec["nodeAffinity"] = ["required": ["nodeSelectorTerms": [["matchExpressions": [
                 ["key": "kubernetes.io/hostname", "operator": "In", "values": [.string(selectedNode)]],
