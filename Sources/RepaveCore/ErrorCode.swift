@@ -46,6 +46,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let otherProvisioner = ErrorCode("preflight.other-provisioner", .refused)
     public static let unknownFinalizers = ErrorCode("preflight.unknown-finalizers", .refused)
     public static let claimRetentionDelete = ErrorCode("preflight.claim-retention-delete", .refused)
+    public static let waitForFirstConsumer = ErrorCode("preflight.wait-for-first-consumer", .refused)
     public static let dryRunRefused = ErrorCode("preflight.dry-run-refused", .refused)
     public static let classMismatch = ErrorCode("preflight.class-mismatch", .refused)
     public static let noClass = ErrorCode("preflight.no-class", .refused)
@@ -148,7 +149,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         insideThePod, runDirectoryOnClaim, git, gitDirty, gitReportMissing, gitReportInvalid, gitReportForeign, gitReportStale,
         runRefused, runStopped, runInterrupted, lockHeld, manifestsWrite, writeUnsettled, claimInUse, scaledUp, retainNoVolume, retainReplaced,
         deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers,
-        stagingForeign, detachStuck, rebindNoVolume, rebindOtherVolume, sourceChanged, stagingVolumeLost, blockVolume, otherProvisioner, unknownFinalizers, claimRetentionDelete, dryRunRefused, demoForeign, demoNoUID,
+        stagingForeign, detachStuck, rebindNoVolume, rebindOtherVolume, sourceChanged, stagingVolumeLost, blockVolume, otherProvisioner, unknownFinalizers, claimRetentionDelete, waitForFirstConsumer, dryRunRefused, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
         abortPastPointOfNoReturn, abortEnded, statusNoRuns, auditPlanExists, auditPlanUnwritable, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,
         notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, longhornGone, replicasNoVolume,

@@ -110,7 +110,7 @@ struct FinalizeTests: DevpodTesting {
         }
     }
 
-    @Test("a kept PV bound again to a live claim is refused (exit 2) and nothing is changed: a Bound PV is never deleted")
+    @Test("a kept PV pre-bound to another claim name, then bound to a live claim, is refused (exit 2) and nothing is changed: a Bound PV is never deleted")
     func refusesBoundVolume() async throws {
         try await withDevpod { world in
             let run = try await recreated(world)
@@ -118,6 +118,12 @@ struct FinalizeTests: DevpodTesting {
             let pv = try #require(try await oldVolume(world).pv)
             _ = try await client.patch(.persistentVolumes, named: pv.name, .merge([
                 "spec": ["claimRef": ["namespace": .string(world.namespace), "name": "squatter", "uid": .null, "resourceVersion": .null]]]))
+            // Pre-bound, not yet Bound: Available, waiting for a claim of that name. Also refused.
+            let available = try await poll(attempts: 120, every: .milliseconds(250)) { try await oldVolume(world).pv?.phase == "Available" }
+            try #require(available, "the pre-bound volume did not become Available")
+            let preBound = try await finalize(world, run)
+            #expect(preBound.status == 2 && preBound.standardError.hasPrefix("error[finalize.volume-bound]: ")
+                    && preBound.standardError.contains("is Available and pre-bound to \(world.namespace)/squatter, not Released"), "\(preBound.standardError)")
             var squatter = LabFixtures.claim("squatter", storageClass: pv.storageClassName ?? "", size: "60Gi")
             squatter["spec"]?["volumeName"] = .string(pv.name)
             let claim = PersistentVolumeClaim(try await client.create(.persistentVolumeClaims, in: world.namespace, squatter))

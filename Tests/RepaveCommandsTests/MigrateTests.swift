@@ -51,6 +51,18 @@ struct MigrateTests: DevpodTesting {
         }
     }
 
+    @Test("a target class that binds on first consumer is refused by the preflight (exit 2, preflight.wait-for-first-consumer), nothing changed")
+    func waitForFirstConsumer() async throws {
+        try await withDevpod { world in
+            try await client.create(.storageClasses, LabFixtures.storageClass(world.newClass, replicas: 3, bindingMode: "WaitForFirstConsumer"))
+            let before = try await state(world, claim: "coder-jeda-codespace-home", workload: "coder-jeda-codespace")
+            let result = try await repave(world, ["run", try migratePlan(world), "--yes", "--state-dir", world.scratch.file("runs")])
+            #expect(result.status == 2, "\(result.standardError)")
+            #expect(result.standardError.contains("error[preflight.wait-for-first-consumer]") && result.standardError.contains(world.newClass), "\(result.standardError)")
+            #expect(try await state(world, claim: "coder-jeda-codespace-home", workload: "coder-jeda-codespace") == before)
+        }
+    }
+
     @Test("a claim of volumeMode Block is refused by the preflight (exit 2, preflight.block-volume), nothing changed")
     func blockVolume() async throws {
         try await withDevpod { world in

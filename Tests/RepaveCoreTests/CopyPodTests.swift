@@ -76,12 +76,19 @@ struct CopyPodTests {
         #expect(warm.contains("\nrsync --version 2>&1\n"))
         #expect(Self.pod(.final).script == warm)
         // The verify pass carries extraArgs' filters, in their order, and nothing else of them.
-        #expect(Self.pod(.verify).script.hasSuffix("\nrsync -aHAXS --numeric-ids -n -c -i --delete '--exclude=it'\\''s here' '--include=*.keep' /source/ /dest/"),
-                "\(Self.pod(.verify).script)")
+        // Its output is held, then printed; rsync's failure is its exit code, anything it itemized
+        // is exit 99.
+        #expect(Self.pod(.verify).script.hasSuffix("""
+
+            out=$(rsync -aHAXS --numeric-ids -n -c -i --delete '--exclude=it'\\''s here' '--include=*.keep' /source/ /dest/ 2>&1); code=$?
+            [ -z "$out" ] || printf '%s\\n' "$out"
+            [ "$code" -eq 0 ] || exit "$code"
+            [ -z "$out" ] || exit 99
+            """), "\(Self.pod(.verify).script)")
         var plain = Self.copy
         plain.extraArgs = ["--bwlimit=50m", "-W"]
         let bare = CopyPod(pass: .verify, namespace: "devpod", sourceClaim: "home", stagingClaim: "s", runID: "r", copy: plain).script
-        #expect(bare.hasSuffix("\nrsync -aHAXS --numeric-ids -n -c -i --delete /source/ /dest/"), "\(bare)")
+        #expect(bare.contains("\nout=$(rsync -aHAXS --numeric-ids -n -c -i --delete /source/ /dest/ 2>&1); code=$?\n"), "\(bare)")
         #expect(CopyPod.shellQuoted("plain-word_1.0") == "plain-word_1.0")
         #expect(CopyPod.shellQuoted("a b") == "'a b'")
         #expect(CopyPod.shellQuoted("$(rm -rf /)") == "'$(rm -rf /)'")
@@ -104,10 +111,21 @@ struct CopyPodTests {
         #expect(lines.first == "rsync  version 3.5.0  protocol version 32")
         #expect(lines.filter { $0.hasPrefix("arg:") } == (CopyPod.copyOptions + ["--exclude=it's here", "--bwlimit=50m", "--include=*.keep", "/source/", "/dest/"]).map { "arg:" + $0 })
         // The verify pass gets the filters, unchanged, and not the rate limit.
+        // (This rsync prints its arguments: to the verify script, lines it itemized, so the
+        // pod's exit code says the copy differs.)
         let verify = try await runProcess("/usr/bin/busybox", ["sh", "-c", Self.pod(.verify).script], environment: ["PATH": bin])
-        #expect(verify.status == 0, "\(verify.standardError)")
+        #expect(verify.status == CopyPod.differsExitCode, "\(verify.standardError)")
         #expect(verify.standardOutput.components(separatedBy: "\n").filter { $0.hasPrefix("arg:") }
             == (CopyPod.verifyOptions + ["--exclude=it's here", "--include=*.keep", "/source/", "/dest/"]).map { "arg:" + $0 })
+        // An rsync that itemizes nothing: 0; one that fails: its own code, with what it said.
+        for (body, status, output) in [("exit 0", Int32(0), ""), ("echo 'rsync: read error' >&2; exit 23", 23, "rsync: read error")] {
+            try "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'rsync  version 3.5.0  protocol version 32'; exit 0; fi\n\(body)\n"
+                .write(toFile: bin + "/rsync", atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/rsync")
+            let result = try await runProcess("/usr/bin/busybox", ["sh", "-c", Self.pod(.verify).script], environment: ["PATH": bin])
+            #expect(result.status == status, "\(body): \(result.standardOutput)")
+            #expect(result.standardOutput.components(separatedBy: "\n").dropFirst().filter { !$0.isEmpty } == (output.isEmpty ? [] : [output]))
+        }
 
         // (busybox sh finds its own applets, tr among them, whatever PATH says: take rsync away.)
         try FileManager.default.removeItem(atPath: bin + "/rsync")
@@ -246,6 +264,13 @@ struct CopyPodTests {
         #expect(CopyVerdict(pass: .verify, exitCode: 0, log: dirty) == .differs(itemized: dirty.itemized))
         let clean = Self.read(["rsync  version 3.5.0  protocol version 32", "Copyright (C) 1996-2026 by Andrew Tridgell, Wayne Davison, and others."])
         #expect(CopyVerdict(pass: .verify, exitCode: 0, log: clean) == .accepted(code: 0, namedFiles: []))
+        // The pod's verdict holds when its log was cut (a resumed run reading a rotated log).
+        let capable = Self.read(try Self.fixture("version-v3.2.7.txt"))
+        let verdict = CopyVerdict(pass: .verify, exitCode: CopyPod.differsExitCode, log: capable)
+        #expect(verdict == .differs(itemized: []))
+        let error = verdict.error(pass: .verify, log: capable, pod: "p", namespace: "ns")
+        #expect(error?.errorCode == .copyDiffers && error?.message == "verify-copy: the copy differs from the source (the pod exited 99; its log no longer lists where)")
+        #expect(CopyVerdict(pass: .final, exitCode: CopyPod.differsExitCode, log: clean) == .refused(code: 99, meaning: "exit code 99", namedFiles: []))
     }
 
     @Test("a finished pod's exit code is the rsync container's")

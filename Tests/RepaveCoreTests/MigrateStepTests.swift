@@ -256,6 +256,69 @@ struct MigrateStepTests {
         if case .stop = early.next(after: closed) {} else { Issue.record("the window should stop scale-down") }
     }
 
+    /// The plan's finalCopy timeout (2h by default) would make a short window refuse every
+    /// migrate; once the warm copy measured its rate, the window holds that estimate instead.
+    @Test("final-copy's estimate comes from the warm copy's bytes and rate (at least 60 s, at most the plan's timeout), and the next window check holds it")
+    func finalCopyEstimate() throws {
+        let world = try World()
+        let final = try world.step("final-copy")
+        #expect(final.estimate(given: Facts()) == final.estimate)
+        var facts = Facts()
+        facts.set(MigrateFact.bytes(.warm), 600_000_000)
+        facts.set(MigrateFact.rate(.warm), 2_000_000)
+        #expect(final.estimate(given: facts) == .seconds(301))
+        facts.set(MigrateFact.rate(.warm), 1_000_000_000)
+        #expect(final.estimate(given: facts) == .seconds(60))
+        facts.set(MigrateFact.rate(.warm), 1)
+        #expect(final.estimate(given: facts) == final.estimate)
+        facts.set(MigrateFact.rate(.warm), 2_000_000)
+        #expect(try world.step("verify-copy").estimate(given: facts) == world.step("verify-copy").estimate)
+
+        // The runner revises the machine's estimates as facts arrive: scale-down's gate holds it.
+        var machine = RunMachine(steps: [
+            .init(id: "warm-copy", mutates: true, estimate: .seconds(3600), needsWindow: false),
+            .init(id: "scale-down", mutates: true, estimate: .seconds(30)),
+            .init(id: "final-copy", mutates: true, estimate: .seconds(7200)),
+        ], confirmationRequired: false)
+        #expect(machine.next(after: .start) == .observe("warm-copy"))
+        #expect(machine.next(after: .observed(goalHolds: true)) == .record("warm-copy"))
+        machine.revise(estimate: final.estimate(given: facts), of: "final-copy")
+        #expect(machine.next(after: .recorded) == .observe("scale-down"))
+        #expect(machine.next(after: .observed(goalHolds: false)) == .gate("scale-down", remaining: .seconds(331)))
+    }
+
+    /// A resumed run whose copy step was applied goes straight to its wait: there, the pod that
+    /// stopped the run (or none at all) is replaced before anything is followed.
+    @Test("a resumed copy wait replaces the pod that was refused (DELETE with its uid, then a new POST) and one that is gone (POST), before following", arguments: [true, false])
+    func resumedWaitReplacesRefusedPod(refusedPodExists: Bool) async throws {
+        var facts = Self.stagingFacts
+        facts.set(MigrateFact.refusedPod(.final), "uid-refused")
+        facts.set(ClaimFact.workloads, [Workload(kind: .statefulSet, name: "ws")])
+        let world = try World(facts: facts)
+        let podPath = "/api/v1/namespaces/devpod/pods/\(Self.staging)-final"
+        var refused = StubObjects.pod("\(Self.staging)-final", in: "devpod", claim: "home", replicaSet: "none")
+        refused["metadata"]?["uid"] = "uid-refused"
+        if refusedPodExists {
+            world.server.on(.get, podPath, .object(refused))
+            world.server.on(.delete, podPath, .object(refused))
+            world.server.on(.get, "/api/v1/namespaces/devpod/pods", query: ["fieldSelector": "metadata.name=\(Self.staging)-final"], .object(StubObjects.list([], resourceVersion: "9")))
+        } else {
+            world.server.absent(podPath)
+        }
+        world.server.on(.get, "/apis/apps/v1/namespaces/devpod/statefulsets/ws", .failure(500, reason: "InternalError", message: "stop here"))
+        let step = try world.step("final-copy")
+        await #expect(throws: (any Error).self) { try await step.await(world.context) }
+        let sent = world.server.requests
+        if refusedPodExists {
+            #expect(sent.prefix(2) == ["GET \(podPath)", "DELETE \(podPath)"], "\(sent)")
+            #expect(world.server.writes.first?.body?[path: "preconditions", "uid"]?.stringValue == "uid-refused")
+        } else {
+            #expect(sent.first == "GET \(podPath)", "\(sent)")
+        }
+        // Then the final copy's source is journaled (its read stops this test before the POST).
+        #expect(sent.last == "GET /apis/apps/v1/namespaces/devpod/statefulsets/ws", "\(sent)")
+    }
+
     @Test("a copy pod whose image cannot be pulled is named at once (its waiting reason), not at the copy's timeout")
     func cannotStart() {
         let pod: JSON = ["status": ["phase": "Pending", "containerStatuses": [["name": "rsync", "state": ["waiting": [

@@ -77,7 +77,7 @@ public struct RunMachine: Sendable, Equatable {
     /// Tries of one step after its first failure.
     public static let maxRetries = 6
 
-    public let steps: [StepInfo]
+    public private(set) var steps: [StepInfo]
     public private(set) var cursor = 0
     public private(set) var confirmed: Bool
     public private(set) var dangling: String?
@@ -101,6 +101,12 @@ public struct RunMachine: Sendable, Equatable {
     public init(steps: [StepInfo], confirmationRequired: Bool) {
         self.steps = steps
         confirmed = !confirmationRequired
+    }
+
+    /// A step's estimate revised by what the run has learnt since it began (migrate's final copy,
+    /// from the rate its warm copy measured): later window checks hold it instead.
+    public mutating func revise(estimate: Duration, of id: String) {
+        if let index = steps.firstIndex(where: { $0.id == id }) { steps[index].estimate = estimate }
     }
 
     private var current: StepInfo? { steps.indices.contains(cursor) ? steps[cursor] : nil }

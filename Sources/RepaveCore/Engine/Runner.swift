@@ -54,7 +54,8 @@ final class Runner {
     /// Runs from the start (`resuming: false`) or from where the journal says it stopped.
     func run(resuming: Bool, state: RunState, confirmationRequired: Bool) async -> Outcome {
         var machine = RunMachine(
-            steps: steps.map { .init(id: $0.id, mutates: $0.mutates, pointOfNoReturn: $0.isPointOfNoReturn, estimate: $0.estimate, needsWindow: $0.needsWindow) },
+            steps: steps.map { .init(id: $0.id, mutates: $0.mutates, pointOfNoReturn: $0.isPointOfNoReturn, estimate: $0.estimate(given: context.facts),
+                                     needsWindow: $0.needsWindow) },
             confirmationRequired: confirmationRequired)
         var renewal: Task<Void, Never>?
         if let lock {
@@ -147,6 +148,9 @@ final class Runner {
                     event = .recorded
                 case .record(let id):
                     try await EngineRecord.stepDone.append(to: journal, step: id)
+                    // What the step journaled may revise what later steps are expected to take.
+                    let facts = context.facts
+                    for step in steps { machine.revise(estimate: step.estimate(given: facts), of: step.id) }
                     event = .recorded
                 case .pause(let id, let reason, let delay, let attempt):
                     logger.info("\(id): \(reason); trying again in \(delay.milliseconds) ms (attempt \(attempt) of \(RunMachine.maxRetries))")

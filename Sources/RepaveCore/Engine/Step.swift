@@ -20,6 +20,9 @@ public protocol Step: Sendable {
     var summary: String { get }
     /// The longest the step may take (its timeout), for the window check.
     var estimate: Duration { get }
+    /// ``estimate`` as what earlier steps journaled revises it (migrate's final copy: from the
+    /// warm copy's measured rate); by default the timeout.
+    func estimate(given facts: Facts) -> Duration
     /// False: the step may change the cluster before the window opens (see
     /// ``RunMachine/StepInfo/needsWindow``).
     var needsWindow: Bool { get }
@@ -40,6 +43,7 @@ public protocol Step: Sendable {
 extension Step {
     public var isPointOfNoReturn: Bool { false }
     public var needsWindow: Bool { true }
+    public func estimate(given facts: Facts) -> Duration { estimate }
     public func await(_ context: StepContext) async throws {}
     public func undo(_ context: StepContext) async throws -> [String] { [] }
     /// A mutating step sends its `apply` with dryRun=All; a reading one has nothing to rehearse.

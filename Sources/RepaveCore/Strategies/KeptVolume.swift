@@ -42,8 +42,8 @@ public struct KeptVolume: Sendable, Equatable {
     }
 
     /// Refuses, before anything changes, a PV that is not the kept one or that a live claim uses:
-    /// gone, replaced (another uid), not annotated with this run's id, or bound (its `claimRef.uid`
-    /// is a live claim's uid, or its phase is Bound).
+    /// gone, replaced (another uid), not annotated with this run's id, bound (its `claimRef.uid`
+    /// is a live claim's uid, or its phase is Bound), or not Released (pre-bound, Available).
     public func requireDeletable(_ found: PersistentVolume?, client: KubeClient) async throws {
         guard let volume = found else {
             throw RepaveError(.finalizeVolumeGone, "persistentvolume \(name) (uid \(uid)), the volume the run kept, is gone: nothing to finalize",
@@ -61,6 +61,13 @@ public struct KeptVolume: Sendable, Equatable {
         if let user = try await liveClaim(of: volume, client: client) ?? (volume.phase == "Bound" ? "a claim (phase Bound)" : nil) {
             throw RepaveError(.finalizeVolumeBound, "persistentvolume \(name) is bound to \(user): repave never deletes a volume a claim uses",
                               hint: "if that claim should not use it, move the claim off it first; nothing was changed")
+        }
+        // Only a Released volume is unused: one Available with a claimRef but no uid is
+        // pre-bound, waiting for a claim of that name (a rollback or a person moving it back).
+        guard volume.phase == "Released" else {
+            let waiting = volume.claimRef.map { " and pre-bound to \($0.namespace)/\($0.name)" } ?? ""
+            throw RepaveError(.finalizeVolumeBound, "persistentvolume \(name) is \(volume.phase.isEmpty ? "of no phase" : volume.phase)\(waiting), not Released: repave deletes only a volume no claim uses or is about to use",
+                              hint: "find who pre-bound it (a rollback not finished?); once it is Released, run finalize again; nothing was changed")
         }
     }
 

@@ -67,6 +67,8 @@ public struct CopyPod: Sendable, Equatable {
     /// The verify pass: a dry run (`-n`) comparing checksums (`-c`) that itemizes (`-i`) every
     /// difference, extra files on the destination included; the script adds extraArgs' filters.
     public static let verifyOptions = ["-aHAXS", "--numeric-ids", "-n", "-c", "-i", "--delete"]
+    /// The verify pod's exit code when rsync itemized anything (rsync's own codes end at 35).
+    public static let differsExitCode: Int32 = 99
 
     /// The shell script the container runs: a check of the image's shell and tools, `rsync --version` (the
     /// log's first lines, journaled), then the pass. progress2 redraws its line with `\r`, and a
@@ -80,7 +82,15 @@ public struct CopyPod: Sendable, Equatable {
             rsync = "set -o pipefail; rsync \(arguments) 2>&1 | tr '\\r' '\\n'"
         case .verify:
             // Only extraArgs' filters: what the copy left out must not count as a difference.
-            rsync = "rsync " + (Self.verifyOptions + copy.filterArgs + paths).map(Self.shellQuoted).joined(separator: " ")
+            // The verdict is the exit code too (``differsExitCode``), not only the log, which a
+            // resumed run may find cut by the kubelet's log rotation.
+            let command = "rsync " + (Self.verifyOptions + copy.filterArgs + paths).map(Self.shellQuoted).joined(separator: " ")
+            rsync = """
+                out=$(\(command) 2>&1); code=$?
+                [ -z "$out" ] || printf '%s\\n' "$out"
+                [ "$code" -eq 0 ] || exit "$code"
+                [ -z "$out" ] || exit \(Self.differsExitCode)
+                """
         }
         return Self.preamble + rsync
     }

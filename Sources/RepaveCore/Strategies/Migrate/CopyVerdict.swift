@@ -10,6 +10,12 @@ public enum CopyVerdict: Sendable, Equatable {
     case refused(code: Int32, meaning: String, namedFiles: [String])
 
     public init(pass: CopyPod.Pass, exitCode: Int32, log: RsyncLog) {
+        // The verify script's own verdict: it held what rsync itemized, even when the log
+        // read now no longer does.
+        if pass == .verify, exitCode == CopyPod.differsExitCode {
+            self = .differs(itemized: log.itemized)
+            return
+        }
         guard pass.acceptedExitCodes.contains(exitCode) else {
             self = .refused(code: exitCode, meaning: Self.meaning(of: exitCode, log: log), namedFiles: log.namedFiles)
             return
@@ -37,6 +43,9 @@ public enum CopyVerdict: Sendable, Equatable {
         switch self {
         case .accepted:
             return nil
+        case .differs(let itemized) where itemized.isEmpty:
+            return RepaveError(.copyDiffers, "\(step): the copy differs from the source (the pod exited \(CopyPod.differsExitCode); its log no longer lists where)",
+                               hint: "'repave resume RUN' copies and verifies again; if the copy differs again, something still writes to the claim (\(logs))")
         case .differs(let itemized):
             return RepaveError(.copyDiffers, "\(step): the copy differs from the source in \(itemized.count) \(itemized.count == 1 ? "entry" : "entries"): \(Self.list(itemized))",
                                hint: "'repave resume RUN' copies and verifies again; if the copy differs again, something still writes to the claim (\(logs))")

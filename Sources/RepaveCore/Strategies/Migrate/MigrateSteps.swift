@@ -91,7 +91,20 @@ enum Quantity {
 extension MigrateRun {
     /// Migrate's own preflight checks, after the shared ones.
     var checks: [PreflightCheck] {
-        [filesystemVolume, sameProvisioner, knownFinalizers, claimsKeptByStatefulSets, serverDryRuns]
+        [filesystemVolume, sameProvisioner, immediateBinding, knownFinalizers, claimsKeptByStatefulSets, serverDryRuns]
+    }
+
+    /// The staging claim must be Bound before a copy pod may use it (retain-staging-volume
+    /// waits for that), so its class must bind at once: one that waits for the first consumer
+    /// would wait for a pod forever. The class as the cluster has it, else as the plan makes it.
+    var immediateBinding: PreflightCheck {
+        let name = plan.storageClass.name
+        return PreflightCheck("immediate-binding") { _, context in
+            let mode = try await context.recent(.storageClasses, named: name).map { StorageClass($0).volumeBindingMode } ?? plan.storageClass.volumeBindingMode
+            guard mode == "WaitForFirstConsumer" else { return }
+            throw RepaveError(.waitForFirstConsumer, "storageclass \(name) binds on first consumer (volumeBindingMode WaitForFirstConsumer): migrate's staging claim must be Bound before its copy pod can start",
+                              hint: "migrate onto a class of the same provisioner with volumeBindingMode Immediate (Longhorn's default), or use strategy: recreate")
+        }
     }
 
     /// rsync copies files: a Block volume has none.
@@ -312,6 +325,14 @@ struct CopyStep: Step {
         let t = migrate.plan.timeouts
         return (pass == .warm ? t.warmCopy : pass == .final ? t.finalCopy : t.verifyCopy).duration
     }
+    /// The final copy, once the warm copy has measured its rate: the warm copy's bytes again at
+    /// that rate (a final pass copies only what changed since, so this bounds it), at least a
+    /// minute, at most the plan's `finalCopy` timeout. The window check at scale-down holds
+    /// this, not the timeout.
+    func estimate(given facts: Facts) -> Duration {
+        guard pass == .final, let bytes = facts[MigrateFact.bytes(.warm)], let rate = facts[MigrateFact.rate(.warm)], rate > 0 else { return estimate }
+        return min(estimate, max(.seconds(60), .seconds(bytes / rate + 1)))
+    }
     var permissions: [KubeClient.AccessQuestion] {
         let ns = migrate.namespace
         return ["get", "create", "delete", "list", "watch"].map { .init($0, .pods, namespace: ns) } + [.init("get", .pods, namespace: ns, subresource: "log")]
@@ -387,6 +408,13 @@ struct CopyStep: Step {
         if context.facts[MigrateFact.skipped(pass)] != nil { return }
         let name = migrate.pod(pass).name, namespace = migrate.namespace
         if context.facts[MigrateFact.exitCode(pass)] == nil {
+            // A resumed run comes straight here when the pod was made before it stopped: a pod
+            // refused then, or gone since, is replaced first, as apply does on a first try.
+            let current = try await context.recent(.pods, named: name, in: namespace)
+            if current.map({ ObjectMeta($0["metadata"] ?? [:]).uid == context.facts[MigrateFact.refusedPod(pass)] }) ?? true {
+                try await apply(context)
+                if context.facts[MigrateFact.skipped(pass)] != nil { return }
+            }
             let finished = try await follow(name, context)
             try await judge(finished.pod, log: finished.log, context)
         }
