@@ -17,7 +17,7 @@ public struct RepaveCommand: AsyncParsableCommand {
                 5 cannot load the kubeconfig or reach the cluster; 64 usage; 130/143 interrupted.
                 """,
             version: "repave \(BuildVersion.full) (libcurl \(HTTPSession.curlVersion), libgit2 \(GitLibrary.version))",
-            subcommands: [PlanCommand.self, RunCommand.self, ResumeCommand.self, AbortCommand.self, FinalizeCommand.self, StatusCommand.self, RunbookCommand.self, JournalCommand.self, ConfigCommand.self, GitCheckCommand.self, AuditCommand.self]
+            subcommands: [PlanCommand.self, RunCommand.self, ResumeCommand.self, AbortCommand.self, RollbackCommand.self, FinalizeCommand.self, StatusCommand.self, RunbookCommand.self, JournalCommand.self, ConfigCommand.self, GitCheckCommand.self, AuditCommand.self]
         )
     }
 

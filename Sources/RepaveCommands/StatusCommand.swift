@@ -26,9 +26,9 @@ struct StatusCommand: AsyncParsableCommand {
         var pointOfNoReturnCrossed: Bool
         var tornBytes: Int
         var cluster: [String: String]
-        /// The run commands the journal allows now (resume, abort, finalize).
+        /// The run commands the journal allows now (resume, abort, rollback, finalize).
         var allows: [String]
-        /// The others, each with why not (rollback: not in this release).
+        /// The others, each with why not.
         var notNow: [String: String]
 
         var textLines: [String] {
@@ -40,9 +40,11 @@ struct StatusCommand: AsyncParsableCommand {
             lines += cluster.sorted { $0.key < $1.key }.map { "cluster \($0.key): \($0.value)" }
             lines.append("allows:     " + (allows.isEmpty ? "none" : allows.joined(separator: ", ")))
             lines += notNow.sorted { $0.key < $1.key }.map { "not now:    \($0.key): \($0.value)" }
-            if allows.contains("finalize") {
+            if state == "rollback-interrupted" {
+                lines.append("next:       repave rollback \(run) (continues the rollback)")
+            } else if allows.contains("finalize") {
                 lines.append("next:       repave finalize \(run) (deletes the volume the run kept, once you are satisfied)")
-            } else if !["finished", "finalized", "running", "aborted"].contains(state) {
+            } else if !["finished", "finalized", "running", "aborted", "rolled_back"].contains(state) {
                 lines.append("next:       repave resume \(run)" + (pointOfNoReturnCrossed ? " (past the point of no return: only forward)" : ", or repave abort \(run)"))
             }
             return lines
@@ -62,7 +64,7 @@ struct StatusCommand: AsyncParsableCommand {
         let commands = runningBy != nil ? [] : MaintenanceSession.allowedCommands(history, strategy: strategy, run: records.first?.run ?? "")
         Output.render(Result(
             run: directory, records: records.count,
-            state: runningBy != nil ? "running" : ending?.kind.rawValue ?? (history.finalizing ? "finalize-interrupted" : "interrupted"),
+            state: runningBy != nil ? "running" : ending?.kind.rawValue ?? (history.finalizing ? "finalize-interrupted" : history.rollingBack ? "rollback-interrupted" : "interrupted"),
             stepsDone: state.done.sorted(), inProgress: state.dangling, reason: ending?.reason, runningBy: runningBy,
             pointOfNoReturnCrossed: history.crossedPointOfNoReturn, tornBytes: torn,
             cluster: await Self.liveState(directory: directory, global: global),

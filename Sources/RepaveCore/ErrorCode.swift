@@ -129,6 +129,24 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let finalizeDeclined = ErrorCode("finalize.declined", .refused)
     /// Stopped after a change: running `finalize` again continues it.
     public static let finalizeStopped = ErrorCode("finalize.stopped", .stoppedMidRun)
+    /// Resume of a run that rollback began or finished: going forward would move the claim again.
+    public static let resumeRolledBack = ErrorCode("resume.rolled-back", .journalRefused)
+
+    // MARK: rollback (nothing changed unless it says so)
+    /// Before the point of no return: `abort` is the way back.
+    public static let rollbackBeforePointOfNoReturn = ErrorCode("rollback.before-pnr", .refused)
+    /// Past the point of no return, but the claim is not Bound to the new volume yet: `resume` first.
+    public static let rollbackNotSwapped = ErrorCode("rollback.not-swapped", .refused)
+    public static let rollbackFinalized = ErrorCode("rollback.finalized", .refused)
+    /// The run kept no old volume (`oldVolume: delete`, or a strategy that does not move the claim).
+    public static let rollbackUnavailable = ErrorCode("rollback.unavailable", .refused)
+    /// The old volume is gone, replaced, or used by a claim.
+    public static let rollbackVolumeGone = ErrorCode("rollback.volume-gone", .refused)
+    /// The claim is not the one the run created (or not Bound).
+    public static let rollbackClaimChanged = ErrorCode("rollback.claim-changed", .refused)
+    public static let rollbackDeclined = ErrorCode("rollback.declined", .refused)
+    /// Stopped after a change: running `rollback` again continues it.
+    public static let rollbackStopped = ErrorCode("rollback.stopped", .stoppedMidRun)
 
     // MARK: audit
     /// `--write-plans`: a plan file is already there; nothing was written.
@@ -155,6 +173,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         notLonghorn, volumeFaulted, volumeDetached, notEnoughNodes, replicasReplaced, longhornGone, replicasNoVolume,
         replicasUnschedulable, rebuildTimeout, rebuildCountChanged,
         resumeFinalized, finalizeNotFinished, finalizeNothingKept, finalizeVolumeGone, finalizeVolumeReplaced, finalizeVolumeForeign,
-        finalizeVolumeBound, finalizeDeclined, finalizeStopped,
+        finalizeVolumeBound, finalizeDeclined, finalizeStopped, resumeRolledBack,
+        rollbackBeforePointOfNoReturn, rollbackNotSwapped, rollbackFinalized, rollbackUnavailable, rollbackVolumeGone, rollbackClaimChanged,
+        rollbackDeclined, rollbackStopped,
     ]
 }

@@ -13,7 +13,7 @@ struct KubectlCompletionTests {
     @Test("a new word offers every subcommand, with its abstract, and no files")
     func subcommands() {
         let (names, directive) = candidates([""])
-        #expect(names == ["plan", "run", "resume", "abort", "finalize", "status", "runbook", "journal", "config", "git-check", "audit", "help"])
+        #expect(names == ["plan", "run", "resume", "abort", "rollback", "finalize", "status", "runbook", "journal", "config", "git-check", "audit", "help"])
         #expect(directive == 4)
         let answer = KubectlCompletion.answer(["ru"])
         #expect(answer.hasPrefix("run\tRun the plan: preflight"))

@@ -38,11 +38,15 @@ public enum EngineRecord: Sendable, Equatable {
     case aborted(undone: String)
     /// `finalize` deleted the volume the finished run kept (with its Longhorn volume).
     case finalized(deleted: String)
+    /// `rollback` gave the claim's name back to the old volume; `restored` names it, `left` the
+    /// new volume (with what was written on it since the swap), which finalize then deletes.
+    case rolledBack(restored: String, left: String)
 
     public enum Kind: String, CaseIterable, Sendable {
         case header, intent, outcome, fact, resolved, applied, confirmed, pnr
         case stepDone = "step_done"
         case lock, stopped, finished, repair, note, override, aborted, finalized
+        case rolledBack = "rolled_back"
 
         /// Whether resuming depends on the record: a reader that does not know a critical kind
         /// refuses the journal; a non-critical one (a note) may be skipped.
@@ -88,6 +92,7 @@ public enum EngineRecord: Sendable, Equatable {
         case .override: .override
         case .aborted: .aborted
         case .finalized: .finalized
+        case .rolledBack: .rolledBack
         }
     }
 
@@ -103,6 +108,7 @@ public enum EngineRecord: Sendable, Equatable {
     private struct Accepted: Codable { var accepted: String }
     private struct Undone: Codable { var undone: String }
     private struct Deleted: Codable { var deleted: String }
+    private struct RolledBack: Codable { var restored: String; var left: String }
 
     /// Appends the record, durable before returning, off the cooperative pool (fdatasync blocks).
     @discardableResult
@@ -127,6 +133,7 @@ public enum EngineRecord: Sendable, Equatable {
         case .override(let accepted): return try await write(Accepted(accepted: accepted))
         case .aborted(let undone): return try await write(Undone(undone: undone))
         case .finalized(let deleted): return try await write(Deleted(deleted: deleted))
+        case .rolledBack(let restored, let left): return try await write(RolledBack(restored: restored, left: left))
         }
     }
 
@@ -170,6 +177,9 @@ public enum EngineRecord: Sendable, Equatable {
         case .override: self = .override(accepted: try decode(Accepted.self).accepted)
         case .aborted: self = .aborted(undone: try decode(Undone.self).undone)
         case .finalized: self = .finalized(deleted: try decode(Deleted.self).deleted)
+        case .rolledBack:
+            let payload = try decode(RolledBack.self)
+            self = .rolledBack(restored: payload.restored, left: payload.left)
         }
     }
 }
@@ -275,6 +285,17 @@ public struct RunHistory: Sendable {
     /// carried on by `finalize`, never resumed forward nor aborted.
     public var finalizing: Bool { entries.contains { $0.record.step?.hasPrefix(MaintenanceSession.finalizeStep) == true } }
 
+    /// What `rollback` restored and left, when it finished.
+    public var rolledBack: (restored: String, left: String)? {
+        entries.lazy.compactMap { if case .rolledBack(let restored, let left) = $0.event { (restored, left) } else { nil } }.first
+    }
+    /// Whether `rollback` has begun on this run (any record of its steps, its consent included):
+    /// from then on only `rollback` carries it on, and after it only `finalize`.
+    public var rollingBack: Bool { entries.contains { $0.record.step?.hasPrefix(MaintenanceSession.rollbackStep) == true } }
+    /// The swap is done: the claim is Bound to the volume the run moved it onto (`await-bound`
+    /// done), whether or not the steps after it finished. What `rollback` starts from.
+    public var swapped: Bool { finished || state.done.contains("await-bound") }
+
     /// How the run's last record ended it, when it did: finished, stopped (with why), aborted or
     /// finalized.
     public var ending: (kind: EngineRecord.Kind, reason: String?)? {
@@ -284,6 +305,7 @@ public struct RunHistory: Sendable {
         case .stopped(let reason): return (.stopped, reason)
         case .aborted: return (.aborted, nil)
         case .finalized(let deleted): return (.finalized, deleted)
+        case .rolledBack(let restored, _): return (.rolledBack, restored)
         default: return nil
         }
     }

@@ -20,21 +20,24 @@ extension MaintenanceSession {
     }
 
     /// Which of the run commands the journal allows now, and why the others are not (for
-    /// `repave status`). Rollback is not in this release.
+    /// `repave status`).
     public static func allowedCommands(_ history: RunHistory, strategy: (any Strategy)?, run: String) -> [(command: String, allowed: Bool, why: String)] {
         let finished = history.finished, aborted = history.aborted != nil
-        let kept = (strategy as? any KeepsVolume)?.keptVolume(history.facts, run: run)
+        let kept = Self.volumeToFinalize(history, strategy: strategy, run: run)
         let finalize: (Bool, String) =
             if let deleted = history.finalized { (false, "done: deleted \(deleted)") }
             else if history.finalizing { (true, "it began and did not finish: run it again") }
-            else if !finished { (false, "the run has not finished") }
-            else if let kept { (true, "deletes the kept volume \(kept.name)") }
+            else if history.rollingBack && history.rolledBack == nil { (false, "rollback has begun: finish it first") }
+            else if !finished && history.rolledBack == nil { (false, "the run has not finished") }
+            else if let kept { (true, "deletes the " + (history.rolledBack != nil ? "new volume rollback left, " : "kept volume ") + kept.name) }
             else { (false, "the run kept no volume") }
         let resume: (Bool, String) = aborted ? (false, "the run was aborted")
-            : history.finalizing ? (false, "finalize has begun") : finished ? (false, "the run has finished") : (true, "continues the run")
+            : history.finalizing ? (false, "finalize has begun") : history.rollingBack ? (false, "rollback has begun")
+            : finished ? (false, "the run has finished") : (true, "continues the run")
+        let rollback = rollbackAllowed(history, strategy: strategy, run: run)
         let abort: (Bool, String) = aborted ? (false, "already aborted") : finished ? (false, "the run has finished")
             : history.crossedPointOfNoReturn ? (false, "past the point of no return") : (true, "puts back what the run changed")
-        return [("resume", resume.0, resume.1), ("abort", abort.0, abort.1), ("rollback", false, "not available in this release"),
+        return [("resume", resume.0, resume.1), ("abort", abort.0, abort.1), ("rollback", rollback.0, rollback.1),
                 ("finalize", finalize.0, finalize.1)]
     }
 
@@ -46,12 +49,16 @@ extension MaintenanceSession {
     public func finalize(confirm: (@Sendable (KeptVolume, [(id: String, summary: String)], _ pointOfNoReturn: String?) async throws -> Bool)?) async throws -> Finalized {
         let history = try RunHistory(journal.records)
         if let deleted = history.finalized { return Finalized(volume: history.facts[ClaimFact.volume] ?? "", lines: ["already finalized: deleted " + deleted], alreadyDone: true) }
-        guard history.finished else {
+        if history.rollingBack && history.rolledBack == nil {
+            throw RepaveError(.finalizeNotFinished, "rollback of \(directory) began and did not finish: which volume is unused is not settled yet",
+                              hint: "finish it first: repave rollback \(directory)")
+        }
+        guard history.finished || history.rolledBack != nil else {
             let next = history.aborted != nil ? "it was aborted: abort put the old volume back as it was"
                 : history.crossedPointOfNoReturn ? "finish it first: repave resume \(directory)" : "finish it (repave resume \(directory)) or undo it (repave abort \(directory)) first"
             throw RepaveError(.finalizeNotFinished, "\(directory) has not finished: the volume it kept may still be needed", hint: next)
         }
-        guard let keeps = strategy as? any KeepsVolume, let kept = keeps.keptVolume(history.facts, run: journal.run) else {
+        guard let kept = Self.volumeToFinalize(history, strategy: strategy, run: journal.run) else {
             throw RepaveError(.finalizeNothingKept, "\(directory) kept no volume: there is nothing to finalize",
                               hint: "its plan had the old volume deleted at the end of the run (oldVolume: delete)")
         }
@@ -122,6 +129,13 @@ extension MaintenanceSession {
         let deleted = "persistentvolume \(kept.name) (uid \(kept.uid))" + (kept.longhornUID.map { " and Longhorn volume \(kept.longhornNamespace)/\(kept.name) (uid \($0))" } ?? "")
         try await EngineRecord.finalized(deleted: deleted).append(to: journal, step: nil)
         return Finalized(volume: kept.name, lines: lines, alreadyDone: false)
+    }
+
+    /// The volume finalize deletes: the one the claim no longer uses, the old one after the run,
+    /// the new one after a rollback.
+    static func volumeToFinalize(_ history: RunHistory, strategy: (any Strategy)?, run: String) -> KeptVolume? {
+        if let rolls = strategy as? any RollsBack { return rolls.volumeToFinalize(history, run: run) }
+        return (strategy as? any KeepsVolume)?.keptVolume(history.facts, run: run)
     }
 
     /// The reclaim policy the kept volume's StorageClass gives its volumes; when the class is

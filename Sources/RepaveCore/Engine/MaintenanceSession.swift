@@ -81,6 +81,12 @@ public struct MaintenanceSession: Sendable {
             throw RepaveError(.resumeFinalized, "finalize has begun on \(directory): the run finished, there is nothing to resume",
                               hint: "finish deleting the kept volume with 'repave finalize \(directory)'")
         }
+        // Rollback moved (or is moving) the claim back to its old volume: going forward would
+        // move it again.
+        if history.rollingBack {
+            throw RepaveError(.resumeRolledBack, "rollback has begun on \(directory): the run is not resumed forward",
+                              hint: history.rolledBack == nil ? "finish it with 'repave rollback \(directory)'" : "it is rolled back; 'repave finalize \(directory)' deletes the new volume it left")
+        }
         // An abort that began and did not finish may have put back Retain already: going forward
         // now could delete the claim of a volume set to be deleted with it.
         if history.entries.contains(where: { $0.record.step == Self.abortStep }) {

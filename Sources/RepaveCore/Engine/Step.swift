@@ -63,6 +63,11 @@ public final class StepContext: Sendable {
     public let dryRun: Bool
     public let logger: Logger
     let journal: Journal
+    /// Put before the key of every fact ``remember(_:_:)`` journals (the facts the steps read
+    /// keep the plain key). `rollback` runs the run's own steps with the roles swapped: what they
+    /// learn (the claim it creates) is journaled as `rollback.…`, so it never overwrites what the
+    /// run learnt (``RollbackFact``).
+    let factPrefix: String
 
     /// What the runner sets as it goes and steps read; behind a lock, because a step may watch
     /// progress from a child task while the Lease renewal journals from another.
@@ -87,11 +92,12 @@ public final class StepContext: Sendable {
     }
     private let state: Mutex<State>
 
-    init(client: KubeClient, journal: Journal, dryRun: Bool, facts: Facts, logger: Logger) {
+    init(client: KubeClient, journal: Journal, dryRun: Bool, facts: Facts, logger: Logger, factPrefix: String = "") {
         self.client = client
         self.journal = journal
         self.dryRun = dryRun
         self.logger = logger
+        self.factPrefix = factPrefix
         state = Mutex(State(facts: facts))
     }
 
@@ -114,7 +120,7 @@ public final class StepContext: Sendable {
     /// Journals the fact's value (durable before returning), readable by every later step and
     /// by a resumed run: original replicas, the uid of an object this run created.
     public func remember<Value>(_ fact: Fact<Value>, _ value: Value) async throws {
-        try await EngineRecord.fact(key: fact.key, value: value.journaled).append(to: journal, step: currentStep)
+        try await EngineRecord.fact(key: factPrefix + fact.key, value: value.journaled).append(to: journal, step: currentStep)
         state.withLock { $0.facts.set(fact, value) }
     }
 

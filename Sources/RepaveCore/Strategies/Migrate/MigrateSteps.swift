@@ -529,12 +529,13 @@ struct CopyStep: Step {
 
 /// After scale-down: the old volume's VolumeAttachments are gone, so an RWO volume can be
 /// attached for the final copy wherever its pod lands.
+/// No VolumeAttachment of the volume `pv.name` names is left (rollback's view: the new volume).
 struct AwaitDetach: Step {
-    let migrate: MigrateRun
+    let claimRun: ClaimRun
     var id: String { "await-detach" }
     var mutates: Bool { false }
     var summary: String { "wait until the old volume is detached (no VolumeAttachment left)" }
-    var estimate: Duration { migrate.plan.timeouts.scaleDown.duration }
+    var estimate: Duration { claimRun.plan.timeouts.scaleDown.duration }
     var permissions: [KubeClient.AccessQuestion] { [.init("list", .volumeAttachments), .init("watch", .volumeAttachments)] }
 
     private func attachments(_ context: StepContext) async throws -> [JSON] {

@@ -31,7 +31,7 @@ public struct MigrateStrategy: Strategy {
             Preflight(claimRun: claimRun, extra: migrate.checks), SaveManifests(claimRun: claimRun), EnsureStorageClass(claimRun: claimRun, needsWindow: false),
             RetainOldVolume(claimRun: claimRun, needsWindow: false), CreateStagingClaim(migrate: migrate),
             RetainOldVolume(claimRun: claimRun, id: "retain-staging-volume", volume: staging, needsWindow: false),
-            CopyStep(migrate: migrate, pass: .warm), ScaleDown(claimRun: claimRun), AwaitDetach(migrate: migrate),
+            CopyStep(migrate: migrate, pass: .warm), ScaleDown(claimRun: claimRun), AwaitDetach(claimRun: claimRun),
             CopyStep(migrate: migrate, pass: .final), CopyStep(migrate: migrate, pass: .verify), DeleteStagingClaim(migrate: migrate),
             DeleteClaim(claimRun: claimRun, lastLook: migrate.requireCopyCurrent), PrebindVolume(claimRun: claimRun, volume: staging), CreateClaim(claimRun: claimRun, volume: staging),
             AwaitBound(claimRun: claimRun, volume: staging), ScaleUp(claimRun: claimRun), Verify(claimRun: claimRun),
