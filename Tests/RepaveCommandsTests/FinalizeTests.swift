@@ -85,8 +85,7 @@ struct FinalizeTests: DevpodTesting {
 
             let status = try await repave(world, ["status", run, "-o", "json"])
             let state = try #require(try JSONSerialization.jsonObject(with: Data(status.standardOutput.utf8)) as? [String: Any])
-            #expect(state["allows"] as? [String] == ["finalize"], "\(state)")
-            #expect((state["notNow"] as? [String: String])?["rollback"] == "not available in this release", "\(state)")
+            #expect(state["allows"] as? [String] == ["rollback", "finalize"], "\(state)")
             let text = try await repave(world, ["status", run])
             #expect(text.standardOutput.contains("next:       repave finalize \(run)"), "\(text.standardOutput)")
 
@@ -103,6 +102,7 @@ struct FinalizeTests: DevpodTesting {
             let after = try await repave(world, ["status", run, "-o", "json"])
             let done = try #require(try JSONSerialization.jsonObject(with: Data(after.standardOutput.utf8)) as? [String: Any])
             #expect(done["state"] as? String == "finalized" && done["allows"] as? [String] == [], "\(done)")
+            #expect((done["notNow"] as? [String: String])?["rollback"] == "finalize has begun: the old volume is gone or going", "\(done)")
             let resumed = try await repave(world, ["resume", run])
             #expect(resumed.status == 4 && resumed.standardError.hasPrefix("error[resume.finalized]: "), "\(resumed.standardError)")
             let shown = try await repave(world, ["journal", "show", run])

@@ -55,6 +55,7 @@ struct JournalSchemaTests {
             (.fact(key: "k", value: "v"), "a"), (.applied, "a"), (.stepDone, "a"), (.resolved(applied: true), "b"), (.confirmed(by: "--yes"), nil),
             (.pointOfNoReturn(step: "b"), "b"), (.lock(.init(lease: "ns/l", holder: "r", intent: "acquire", result: nil)), nil),
             (.note(["note": "hello"]), "b"), (.override(accepted: "x"), nil), (.stopped(reason: "why"), nil), (.aborted(undone: "u"), nil), (.finished, nil), (.finalized(deleted: "pv"), nil),
+            (.rolledBack(restored: "pv old", left: "pv new"), nil),
         ]
         for (record, step) in written { try await record.append(to: journal, step: step) }
         let history = try RunHistory(try Journal.read(directory: scratch.file("run")).records)
