@@ -172,6 +172,36 @@ struct RollbackTests: DevpodTesting {
         }
     }
 
+    @Test("on a terminal, rollback names the new volume it leaves and asks for namespace/claim: a wrong answer changes and journals nothing, the right one rolls back")
+    func typedName() async throws {
+        var newVolume = ""
+        do { try await withDevpod { world in
+            let (run, new) = try await recreated(world)
+            newVolume = new
+            // On a terminal (script(1)), the operator types the claim's name; stdin is the typed line.
+            func typed(_ answer: String) async throws -> ProcessResult {
+                let command = [try repaveBinary(), "rollback", run, "--kubeconfig", lab.adminKubeconfig].joined(separator: " ")
+                return try await runProcess("sh", ["-c", "printf '\(answer)\\n' | script -qec '\(command)' /dev/null"])
+            }
+            let records = try Journal.read(directory: run).records.count
+            let wrong = try await typed(world.oldVolume)
+            #expect(wrong.status == 2 && wrong.standardOutput.contains("error[rollback.declined]: "), "\(wrong.standardOutput)")
+            #expect(wrong.standardOutput.contains("stays on the new volume \(new)") && wrong.standardOutput.contains("Type \(world.namespace)/\(world.original.name) to continue"),
+                    "\(wrong.standardOutput)")
+            #expect(try Journal.read(directory: run).records.count == records, "nothing journaled")
+            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: world.original.name, in: world.namespace))
+            #expect(claim.volumeName == new, "nothing changed")
+
+            let right = try await typed("\(world.namespace)/\(world.original.name)")
+            #expect(right.status == 0 && right.standardOutput.contains("rolled back: "), "\(right.standardOutput)")
+            #expect(try await rollbackDivergence(world, run: run, newVolume: new) == [])
+        } } catch {
+            await cleanUp(newVolume: newVolume)
+            throw error
+        }
+        await cleanUp(newVolume: newVolume)
+    }
+
     @Test("rollback crashed at its failpoints from delete-claim to await-bound, run again: converged (make test: a seeded sample; REPAVE_PROOF=1: every one)")
     func crashesInTheSwap() async throws {
         var points: [String] = []
@@ -198,28 +228,47 @@ struct RollbackTests: DevpodTesting {
             points = Array(points.shuffled(using: &generator).prefix(4))
             print("rollback crash matrix (swap): seed \(seed) (REPAVE_SEED=\(seed) repeats it), sample: \(points.joined(separator: " "))")
         }
-        let converged = Mutex(0)
+        let converged = Mutex(0), unreached = Mutex<[String]>([])
         await concurrently(points, width: 3) { _, point in
-            var left = ""
-            do {
-                try await withDevpod { world in
-                    let (run, new) = try await recreated(world)
-                    left = new
-                    let crashed = try await rollback(world, run, failpoints: point)
-                    guard crashed.status == 137, crashed.standardError.contains("failpoint \(point):") else {
-                        Issue.record("\(point): rollback did not stop there (exit \(crashed.status)): \(crashed.standardError)")
-                        return
-                    }
-                    let again = try await rollback(world, run)
-                    let problems = (again.status == 0 ? [] : ["rollback again: exit \(again.status): \(again.standardError)"])
-                        + (try await rollbackDivergence(world, run: run, newVolume: new))
-                    if problems.isEmpty { converged.withLock { $0 += 1 } } else { Issue.record("\(point): \(problems.joined(separator: "; "))") }
-                }
-            } catch {
-                Issue.record("\(point): \(error)")
+            // A second pass of a wait (`in-wait:…#2`: the new PV still Bound when delete-claim
+            // looks) depends on the controllers' timing: such a point not reached is tried again,
+            // up to three times, and then reported, not failed.
+            let timed = point.contains("#")
+            var reached = false
+            for _ in 1...(timed ? 3 : 1) where !reached {
+                let outcome = await crashCase(point)
+                reached = outcome.reached
+                if outcome.converged { converged.withLock { $0 += 1 } }
             }
-            await cleanUp(newVolume: left)
+            if !reached && timed { unreached.withLock { $0.append(point) } }
         }
-        print("rollback crash matrix (swap): \(converged.withLock { $0 }) of \(points.count) points converged")
+        print("rollback crash matrix (swap): \(converged.withLock { $0 }) of \(points.count) points converged"
+              + (unreached.withLock { $0 }.isEmpty ? "" : "; not reached in 3 tries (timing): \(unreached.withLock { $0 }.joined(separator: " "))"))
+    }
+
+    /// A fresh world, recreated, rollback crashed at `point` and run again; false when the
+    /// rollback did not stop there (a failure unless the point depends on timing).
+    func crashCase(_ point: String) async -> (reached: Bool, converged: Bool) {
+        var left = "", reached = true, converged = false
+        do {
+            try await withDevpod { world in
+                let (run, new) = try await recreated(world)
+                left = new
+                let crashed = try await rollback(world, run, failpoints: point)
+                guard crashed.status == 137, crashed.standardError.contains("failpoint \(point):") else {
+                    reached = false
+                    if crashed.status != 0 || !point.contains("#") { Issue.record("\(point): rollback did not stop there (exit \(crashed.status)): \(crashed.standardError)") }
+                    return
+                }
+                let again = try await rollback(world, run)
+                let problems = (again.status == 0 ? [] : ["rollback again: exit \(again.status): \(again.standardError)"])
+                    + (try await rollbackDivergence(world, run: run, newVolume: new))
+                if problems.isEmpty { converged = true } else { Issue.record("\(point): \(problems.joined(separator: "; "))") }
+            }
+        } catch {
+            Issue.record("\(point): \(error)")
+        }
+        await cleanUp(newVolume: left)
+        return (reached, converged)
     }
 }

@@ -114,7 +114,8 @@ extension MaintenanceSession {
         }
         for (fact, value) in learnt { try await EngineRecord.fact(key: fact.key, value: value).append(to: journal, step: Self.rollbackStep) }
         let view = RollbackFact.view(of: try RunHistory(journal.records).facts)
-        let context = StepContext(client: client, journal: journal, dryRun: false, facts: view, logger: logger, factPrefix: RollbackFact.prefix)
+        let context = StepContext(client: client, journal: journal, dryRun: false, facts: view, logger: logger, factPrefix: RollbackFact.prefix,
+                                  continueCommand: "repave rollback")
         context.update { $0.currentStep = Self.rollbackStep }
         let lock = target.lease ? ClusterLock(client: client, namespace: target.namespace, claim: target.name, holder: journal.run) : nil
         let lost = Mutex<String?>(nil)
@@ -137,8 +138,12 @@ extension MaintenanceSession {
                     throw RepaveError(.lockHeld, "the cluster lock was lost: \(reason)", hint: "find who holds Lease repave-\(target.name) in \(target.namespace)")
                 }
                 context.update { $0.currentStep = step.id }
+                var attempts = 0
                 let changed = try await TransientFailure.retrying(step.id, logger: logger) { () async throws -> Bool in
-                    context.forgetReads()
+                    // As the runner: what this process read stays usable for the next step (the
+                    // created claim's answer is what await-bound watches from) until a failure.
+                    attempts += 1
+                    if attempts > 1 { context.forgetReads() }
                     var changed = false
                     if !applied.contains(step.id) {
                         if try await step.observe(context) { return false }
@@ -161,7 +166,9 @@ extension MaintenanceSession {
             let changedAny = journal.records.contains { $0.kind == EngineRecord.Kind.intent.rawValue && $0.step?.hasPrefix(Self.rollbackStep) == true }
             if var refusal = error as? RepaveError {
                 if changedAny { refusal.exitStatus = .stoppedMidRun }
-                refusal.hint = (refusal.hint.map { $0 + "; " } ?? "") + "then run 'repave rollback \(directory)' again: it continues from the cluster as it is"
+                if refusal.hint?.contains("repave rollback") != true {
+                    refusal.hint = (refusal.hint.map { $0 + "; " } ?? "") + "then run 'repave rollback \(directory)' again: it continues from the cluster as it is"
+                }
                 throw refusal
             }
             throw RepaveError(.rollbackStopped, "rollback stopped at \(context.currentStep)", cause: error,

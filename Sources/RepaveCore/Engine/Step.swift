@@ -68,6 +68,12 @@ public final class StepContext: Sendable {
     /// learn (the claim it creates) is journaled as `rollback.…`, so it never overwrites what the
     /// run learnt (``RollbackFact``).
     let factPrefix: String
+    /// The command that continues what the steps do, for their hints: `repave resume` in a run,
+    /// `repave rollback` in a rollback (where `abort` is not offered).
+    public let continueCommand: String
+    /// Whether `repave abort` can still put things back (never in a rollback).
+    public var mayAbort: Bool { continueCommand == Self.resumeCommand }
+    public static let resumeCommand = "repave resume"
 
     /// What the runner sets as it goes and steps read; behind a lock, because a step may watch
     /// progress from a child task while the Lease renewal journals from another.
@@ -92,12 +98,13 @@ public final class StepContext: Sendable {
     }
     private let state: Mutex<State>
 
-    init(client: KubeClient, journal: Journal, dryRun: Bool, facts: Facts, logger: Logger, factPrefix: String = "") {
+    init(client: KubeClient, journal: Journal, dryRun: Bool, facts: Facts, logger: Logger, factPrefix: String = "", continueCommand: String = StepContext.resumeCommand) {
         self.client = client
         self.journal = journal
         self.dryRun = dryRun
         self.logger = logger
         self.factPrefix = factPrefix
+        self.continueCommand = continueCommand
         state = Mutex(State(facts: facts))
     }
 

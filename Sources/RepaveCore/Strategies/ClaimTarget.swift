@@ -115,12 +115,12 @@ public struct ClaimTarget: Sendable, Equatable {
         if let listed { pods = listed } else { pods = try await podsMountingClaim(context.client) }
         if up.isEmpty && pods.isEmpty { return }
         let hint = up.isEmpty
-            ? "find what started \(pods.count == 1 ? "it" : "them") (a Job, a debug pod) and stop \(pods.count == 1 ? "it" : "them"), then 'repave resume'"
-            : "stop whatever scales it (GitOps sync, HPA, an operator, a person), scale it to 0, then 'repave resume'"
+            ? "find what started \(pods.count == 1 ? "it" : "them") (a Job, a debug pod) and stop \(pods.count == 1 ? "it" : "them"), then '\(context.continueCommand)'"
+            : "stop whatever scales it (GitOps sync, HPA, an operator, a person), scale it to 0, then '\(context.continueCommand)'"
         throw RepaveError(up.isEmpty ? .claimInUse : .scaledUp,
                           "stopped before \(before): " + (up.isEmpty ? "a pod uses the claim again" : "the workloads were scaled back up since scale-down"),
                           causes: up + pods.map { "pod \($0.name) mounts the claim" },
-                          hint: hint + (abortable ? "; or 'repave abort' to put everything back" : ""))
+                          hint: hint + (abortable && context.mayAbort ? "; or 'repave abort' to put everything back" : ""))
     }
 
     /// The field manager that last set `spec.replicas`, from the object's managedFields.

@@ -556,8 +556,8 @@ struct AwaitDetach: Step {
                 try await context.client.wait(for: .volumeAttachments, named: meta.name, from: attachment, timeout: context.timeLeft(of: estimate),
                                               describedAs: "VolumeAttachment \(meta.name) to be gone") { $0.map { ObjectMeta($0["metadata"] ?? [:]).uid != meta.uid } ?? true }
             } catch is WaitTimedOut {
-                throw RepaveError(.detachStuck, "the old volume is still attached (VolumeAttachment \(meta.name)) after \(estimate)",
-                                  hint: "something still uses it on node \(attachment[path: "spec", "nodeName"]?.stringValue ?? "?"); 'repave resume RUN' waits again, 'repave abort RUN' puts everything back")
+                throw RepaveError(.detachStuck, "the volume is still attached (VolumeAttachment \(meta.name)) after \(estimate)",
+                                  hint: "something still uses it on node \(attachment[path: "spec", "nodeName"]?.stringValue ?? "?"); '\(context.continueCommand) RUN' waits again" + (context.mayAbort ? ", 'repave abort RUN' puts everything back" : ""))
             }
         }
     }

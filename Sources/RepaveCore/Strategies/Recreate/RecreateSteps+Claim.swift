@@ -168,7 +168,7 @@ struct DeleteClaim: Step {
         } catch let error as WaitTimedOut {
             let finalizers = error.lastSeen.map { ObjectMeta($0["metadata"] ?? [:]).finalizers } ?? []
             throw RepaveError(.deleteStuck, "the claim is still there after \(claimRun.plan.timeouts.claimDeletion)", causes: ["finalizers: \(finalizers.joined(separator: ", "))"],
-                              hint: "kubernetes.io/pvc-protection stays while a pod uses the claim; 'repave resume' continues once it is gone")
+                              hint: "kubernetes.io/pvc-protection stays while a pod uses the claim; '\(context.continueCommand)' continues once it is gone")
         }
         try await awaitOldVolumeReleased(context, claimUID: old)
     }
@@ -195,7 +195,7 @@ struct DeleteClaim: Step {
             guard deadline > .now else {
                 throw RepaveError(.deleteStuck, "pv \(volume) is still Bound to the deleted claim after \(claimRun.plan.timeouts.claimDeletion)",
                                   causes: ["the PV controller (kube-controller-manager) has not released it"],
-                                  hint: "check that kube-controller-manager runs; 'repave resume' continues once the PV is Released")
+                                  hint: "check that kube-controller-manager runs; '\(context.continueCommand)' continues once the PV is Released")
             }
             try await Task.sleep(for: min(pause, max(deadline - .now, .milliseconds(1))))
             pause = min(pause * 2, .seconds(2))

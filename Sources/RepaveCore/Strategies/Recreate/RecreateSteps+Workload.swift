@@ -75,7 +75,7 @@ struct ScaleUp: Step {
                 return set.observedGeneration >= set.metadata.generation && set.readyReplicas == want
             }
             if workload.kind == .deployment, let object, case .failed(let reason) = Deployment(object).rolloutState {
-                throw RepaveError(.scaleUpFailed, reason, hint: "inspect the pods' events; 'repave resume' waits again")
+                throw RepaveError(.scaleUpFailed, reason, hint: "inspect the pods' events; '\(context.continueCommand)' waits again")
             }
         }
     }
