@@ -116,7 +116,8 @@ struct RollbackTests: DevpodTesting {
             let resumed = try await repave(world, ["resume", run])
             #expect(resumed.status == 4 && resumed.standardError.hasPrefix("error[resume.rolled-back]: "), "\(resumed.standardError)")
             let aborted = try await repave(world, ["abort", run])
-            #expect(aborted.status == 4, "\(aborted.standardError)")
+            #expect(aborted.status == 4 && aborted.standardError.hasPrefix("error[abort.past-pnr]: ") && aborted.standardError.contains("repave finalize \(run)"),
+                    "\(aborted.standardError)")
 
             // finalize: the new volume, never the old one now Bound.
             let newUID = try #require(try await client.getIfPresent(.persistentVolumes, named: new).map(PersistentVolume.init)?.uid)

@@ -238,8 +238,10 @@ public struct MaintenanceSession: Sendable {
         let pastIt = strategy.steps(for: run).filter(\.isPointOfNoReturn).map(\.id)
             .contains { state.done.contains($0) || state.applied.contains($0) || state.dangling == $0 }
         if history.crossedPointOfNoReturn || pastIt {
-            throw RepaveError(.abortPastPointOfNoReturn, "the run has passed its point of no return: it cannot be undone",
-                              hint: "finish it with 'repave resume \(directory)'")
+            let hint = history.rolledBack != nil ? "it was rolled back: the claim is on its old volume; 'repave finalize \(directory)' deletes the new one"
+                : history.rollingBack ? "finish the rollback with 'repave rollback \(directory)'"
+                : "finish it with 'repave resume \(directory)', or once the claim is on the new volume take it back with 'repave rollback \(directory)'"
+            throw RepaveError(.abortPastPointOfNoReturn, "the run has passed its point of no return: abort cannot undo it", hint: hint)
         }
         if history.finished {
             throw RepaveError(.abortEnded, "the run has already finished: there is nothing to abort")

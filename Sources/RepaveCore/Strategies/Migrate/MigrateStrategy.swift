@@ -80,6 +80,9 @@ public struct MigrateStrategy: Strategy {
             2. `repave run \(planFile)` — the steps below. Interrupted: `repave resume RUN`. Before
                `delete-claim` (the point of no return): `repave abort RUN` deletes the staging claim, its volume
                and the copy pods, and scales the workloads back up.
+            3. After the swap, if the new volume is not right: `repave rollback RUN` puts the claim back on the
+               old volume and class (what was written since the swap stays on the new volume). Once satisfied:
+               `repave finalize RUN` deletes the volume the claim no longer uses.
 
             | step | what it does | at most |
             |---|---|---|
