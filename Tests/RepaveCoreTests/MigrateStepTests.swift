@@ -256,9 +256,9 @@ struct MigrateStepTests {
         if case .stop = early.next(after: closed) {} else { Issue.record("the window should stop scale-down") }
     }
 
-    /// The plan's finalCopy timeout (2h by default) would make a short window refuse every
-    /// migrate; once the warm copy measured its rate, the window holds that estimate instead.
-    @Test("final-copy's estimate comes from the warm copy's bytes and rate (at least 60 s, at most the plan's timeout), and the next window check holds it")
+    /// The plan's finalCopy and verifyCopy timeouts (2h each by default) would make a short window
+    /// refuse every migrate; once the warm copy measured its rate, the window holds estimates.
+    @Test("final-copy's and verify-copy's estimates come from the warm copy's bytes and rate (at least 60 s, at most the plan's timeout), and the next window check holds them")
     func finalCopyEstimate() throws {
         let world = try World()
         let final = try world.step("final-copy")
@@ -272,7 +272,10 @@ struct MigrateStepTests {
         facts.set(MigrateFact.rate(.warm), 1)
         #expect(final.estimate(given: facts) == final.estimate)
         facts.set(MigrateFact.rate(.warm), 2_000_000)
-        #expect(try world.step("verify-copy").estimate(given: facts) == world.step("verify-copy").estimate)
+        // verify-copy reads both sides: twice the bytes at the warm rate.
+        #expect(try world.step("verify-copy").estimate(given: facts) == .seconds(601))
+        #expect(try world.step("verify-copy").estimate(given: Facts()) == world.step("verify-copy").estimate)
+        #expect(try world.step("warm-copy").estimate(given: facts) == world.step("warm-copy").estimate)
 
         // The runner revises the machine's estimates as facts arrive: scale-down's gate holds it.
         var machine = RunMachine(steps: [

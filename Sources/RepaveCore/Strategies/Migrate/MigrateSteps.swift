@@ -325,13 +325,15 @@ struct CopyStep: Step {
         let t = migrate.plan.timeouts
         return (pass == .warm ? t.warmCopy : pass == .final ? t.finalCopy : t.verifyCopy).duration
     }
-    /// The final copy, once the warm copy has measured its rate: the warm copy's bytes again at
-    /// that rate (a final pass copies only what changed since, so this bounds it), at least a
-    /// minute, at most the plan's `finalCopy` timeout. The window check at scale-down holds
-    /// this, not the timeout.
+    /// Once the warm copy has measured its rate, the passes after it are estimated from it, at
+    /// least a minute, at most the pass's timeout: the final copy as the warm copy's bytes again
+    /// (it copies only what changed since, so this bounds it), the verify pass as twice that (it
+    /// reads every byte of both sides). The window check at scale-down holds these, not the
+    /// timeouts, which a window rarely holds (2h each in the devpod plan).
     func estimate(given facts: Facts) -> Duration {
-        guard pass == .final, let bytes = facts[MigrateFact.bytes(.warm)], let rate = facts[MigrateFact.rate(.warm)], rate > 0 else { return estimate }
-        return min(estimate, max(.seconds(60), .seconds(bytes / rate + 1)))
+        guard pass != .warm, let bytes = facts[MigrateFact.bytes(.warm)], let rate = facts[MigrateFact.rate(.warm)], rate > 0 else { return estimate }
+        let reads = pass == .verify ? 2 : 1
+        return min(estimate, max(.seconds(60), .seconds(reads * bytes / rate + 1)))
     }
     var permissions: [KubeClient.AccessQuestion] {
         let ns = migrate.namespace
