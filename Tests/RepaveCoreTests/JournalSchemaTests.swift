@@ -157,6 +157,10 @@ struct JournalSchemaTests {
         #expect(view[ClaimFact.claimUID] == "uid-claim-2" && view[ClaimFact.volume] == "pvc-new" && view[ClaimFact.volumeUID] == "uid-new")
         #expect(view[RollbackFact.previousVolume.name] == "pvc-old" && view[RollbackFact.previousVolume.uid] == "uid-old")
         #expect(view[RecreateFact.newClaimUID] == nil && view[ClaimFact.longhornUID] == nil)
+        let left = RollbackFact.leftVolume(Facts(run.values.merging([RollbackFact.longhornName.key: "lh-new", RollbackFact.longhornUID.key: "uid-lh-new"]) { $1 }),
+                                           run: "r", longhornNamespace: "longhorn-system")
+        #expect(left == KeptVolume(name: "pvc-new", uid: "uid-new", longhornName: "lh-new", longhornUID: "uid-lh-new", longhornNamespace: "longhorn-system", run: "r"),
+                "finalize after a rollback: the new volume and its Longhorn volume by its own name")
         #expect(view[Fact<Int>("replicas.Deployment/ws")] == 2, "the run's other facts stay")
         let created = RollbackFact.view(of: Facts(run.values.merging([RollbackFact.claimCreated.key: "uid-claim-3"]) { $1 }))
         #expect(created[RecreateFact.newClaimUID] == "uid-claim-3")

@@ -214,6 +214,7 @@ extension MaintenanceSession {
         var learnt: [(Fact<String>, String)] = [(RollbackFact.claimUID, claim.uid), (RollbackFact.volume, volume.name)]
         if let namespace = (strategy as? any RollsBack)?.longhornNamespace,
            let longhorn = try await client.getIfPresent(.longhornVolumes, named: volume.volumeHandle ?? volume.name, in: namespace).map(LonghornVolume.init) {
+            if longhorn.name != volume.name { learnt.append((RollbackFact.longhornName, longhorn.name)) }
             learnt.append((RollbackFact.longhornUID, longhorn.uid))
         }
         // The volume's uid last: it marks the facts complete.

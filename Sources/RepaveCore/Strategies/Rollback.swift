@@ -22,6 +22,8 @@ public enum RollbackFact {
     public static let volumeUID = Fact<String>(prefix + ClaimFact.volumeUID.key)
     /// Its Longhorn volume, when there is one.
     public static let longhornUID = Fact<String>(prefix + ClaimFact.longhornUID.key)
+    /// Its Longhorn volume's name (the PV's `volumeHandle`), when it is not the PV's name.
+    public static let longhornName = Fact<String>(prefix + ClaimFact.longhornName.key)
     /// The claim rollback created on the old volume.
     public static let claimCreated = Fact<String>(prefix + RecreateFact.newClaimUID.key)
 
@@ -37,6 +39,7 @@ public enum RollbackFact {
         values[previousVolume.uid.key] = facts.values[ClaimFact.volumeUID.key]
         values[RecreateFact.newClaimUID.key] = nil
         values[ClaimFact.longhornUID.key] = nil
+        values[ClaimFact.longhornName.key] = nil
         for (key, value) in facts.values where key.hasPrefix(prefix) { values[String(key.dropFirst(prefix.count))] = value }
         return Facts(values)
     }
@@ -44,7 +47,7 @@ public enum RollbackFact {
     /// The new volume, as the volume a rolled-back run leaves for `finalize`.
     static func leftVolume(_ facts: Facts, run: String, longhornNamespace: String) -> KeptVolume? {
         guard let name = facts[volume], let uid = facts[volumeUID] else { return nil }
-        return KeptVolume(name: name, uid: uid, longhornUID: facts[longhornUID], longhornNamespace: longhornNamespace, run: run)
+        return KeptVolume(name: name, uid: uid, longhornName: facts[longhornName], longhornUID: facts[longhornUID], longhornNamespace: longhornNamespace, run: run)
     }
 }
 
