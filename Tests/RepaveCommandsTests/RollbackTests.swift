@@ -110,8 +110,9 @@ struct RollbackTests: DevpodTesting {
             let done = try #require(try JSONSerialization.jsonObject(with: Data(after.standardOutput.utf8)) as? [String: Any])
             #expect(done["state"] as? String == "rolled_back" && done["allows"] as? [String] == ["finalize"], "\(done)")
             let count = try Journal.read(directory: run).records.count
-            let again = try await rollback(world, run)
-            #expect(again.status == 0 && again.standardOutput.contains("already rolled back"), "\(again.standardOutput)\(again.standardError)")
+            let again = try await repave(world, ["rollback", run, "--yes", "-o", "json"])
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(again.standardOutput.utf8)) as? [String: Any], "\(again.standardOutput)\(again.standardError)")
+            #expect(again.status == 0 && json["result"] as? String == "already-rolled-back" && json["claim"] as? String == "\(world.namespace)/\(world.original.name)", "\(json)")
             #expect(try Journal.read(directory: run).records.count == count, "a second rollback writes nothing")
             let resumed = try await repave(world, ["resume", run])
             #expect(resumed.status == 4 && resumed.standardError.hasPrefix("error[resume.rolled-back]: "), "\(resumed.standardError)")
