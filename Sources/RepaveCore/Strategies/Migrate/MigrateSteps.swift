@@ -565,8 +565,8 @@ struct CopyStep: Step {
 }
 
 /// After scale-down: the old volume's VolumeAttachments are gone, so an RWO volume can be
-/// attached for the final copy wherever its pod lands.
-/// No VolumeAttachment of the volume `pv.name` names is left (rollback's view: the new volume).
+/// attached for the final copy wherever its pod lands. (The volume is the one `pv.name` names:
+/// in a rollback's view of the facts, the new volume.)
 struct AwaitDetach: Step {
     let claimRun: ClaimRun
     var id: String { "await-detach" }
