@@ -126,6 +126,8 @@ struct RunMachineTests {
         let later = UnsettledWrite(verb: "PATCH", path: "/", cause: api(503, .serviceUnavailable, retryAfter: .seconds(3)))
         #expect(TransientFailure.classify(later) == .passing("\(later)", retryAfter: .seconds(3)))
         #expect(!passes(api(409, .conflict, "Precondition failed: UID in precondition: a, UID in object meta: b")))
+        // A DELETE guarded by a resourceVersion that moved on: a fresh look, as any conflict.
+        #expect(passes(api(409, .conflict, "StorageError: invalid object, Code: 4, Key: /registry/persistentvolumes/pv, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: ResourceVersion in precondition: 44901, ResourceVersion in object meta: 44907")))
         #expect(!passes(api(409, .alreadyExists)))
         #expect(!passes(api(403, .forbidden)))
         #expect(!passes(api(422, .invalid)))

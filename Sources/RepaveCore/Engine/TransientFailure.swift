@@ -20,10 +20,12 @@ enum TransientFailure {
         return .final(reason)
     }
 
-    /// A resourceVersion conflict passes with a fresh read; a failed uid precondition means
-    /// another object now has the name, which is no passing matter.
+    /// A resourceVersion conflict passes with a fresh read, also a DELETE's failed resourceVersion
+    /// precondition ("Precondition failed: ResourceVersion in precondition: …": finalize's delete of
+    /// a PV the cluster's reclaim updated meanwhile, seen after a rollback on the real node); a
+    /// failed uid precondition means another object now has the name, which is no passing matter.
     static func isConflict(_ api: KubeAPIError) -> Bool {
-        api.httpStatus == 409 && api.reason == .conflict && !api.message.contains("Precondition failed")
+        api.httpStatus == 409 && api.reason == .conflict && !api.message.contains("Precondition failed: UID")
     }
 
     /// Whether a write's failure leaves its outcome unknown: the connection was lost, the
