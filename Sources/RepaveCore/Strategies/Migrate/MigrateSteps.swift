@@ -447,16 +447,30 @@ struct CopyStep: Step {
         }
         context.waiting("the \(pass.rawValue) copy (pod \(name))")
         let pass = self.pass
-        let log = try await withThrowingTaskGroup(of: RsyncLog?.self) { group in
+        var log = try await withThrowingTaskGroup(of: RsyncLog?.self) { group in
             group.addTask {
-                var log = RsyncLog(), reported = ContinuousClock.now - .seconds(2)
-                for try await line in client.logLines(ofPod: name, in: namespace, container: CopyPod.container) {
-                    if case .progress(let progress) = log.read(line), ContinuousClock.now - reported >= .seconds(1) {
-                        reported = .now
-                        context.progressing(Self.describe(progress, pass: pass), since: since)
+                // A follow can end before the container does (the kubelet or a proxy closing the
+                // stream, the fault tests' `log-ended`): when the pod does not show its container
+                // ended soon after (the kubelet reports it a moment after the stream closes), the
+                // log is followed again from its start, so nothing read before is lost or read twice.
+                var reported = ContinuousClock.now - .seconds(2)
+                while true {
+                    var log = RsyncLog()
+                    for try await line in client.logLines(ofPod: name, in: namespace, container: CopyPod.container) {
+                        if case .progress(let progress) = log.read(line), ContinuousClock.now - reported >= .seconds(1) {
+                            reported = .now
+                            context.progressing(Self.describe(progress, pass: pass), since: since)
+                        }
+                    }
+                    do {
+                        _ = try await client.wait(for: .pods, named: name, in: namespace, timeout: .seconds(5), describedAs: "copy pod \(name) to finish") {
+                            $0.map { CopyPod.exitCode(of: $0) != nil } ?? true
+                        }
+                        return log
+                    } catch is WaitTimedOut {
+                        continue   // the container still runs: follow again
                     }
                 }
-                return log
             }
             group.addTask {
                 try await Task.sleep(for: left())
@@ -474,6 +488,15 @@ struct CopyStep: Step {
             $0.map { CopyPod.exitCode(of: $0) != nil } ?? true
         }
         guard let pod else { throw RepaveError(.copyFailed, "\(id): the copy pod \(name) is gone before it finished", hint: "'repave resume RUN' copies again") }
+        // The follow may have ended a moment before the container did, which then exited within
+        // the look above: a log without its end is read again, whole, from the finished
+        // container (up to three times; a log that rsync itself left without its end stays as it
+        // is, and is judged so).
+        for _ in 0..<3 where log.isCut(for: pass) {
+            var whole = RsyncLog()
+            for try await line in client.logLines(ofPod: name, in: namespace, container: CopyPod.container, follow: false) { whole.read(line) }
+            if !whole.isCut(for: pass) { log = whole }
+        }
         return (pod, log)
     }
 
