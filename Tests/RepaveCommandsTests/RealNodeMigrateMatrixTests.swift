@@ -28,29 +28,40 @@ extension RealNodeTests {
         String(point.split(separator: ":", maxSplits: 1).last?.split(separator: "#").first ?? "")
     }
 
-    /// `make test`'s crash points: every point from `delete-staging-claim` to `await-bound` (the
-    /// swap, where a claim is missing or pre-bound), and a sample drawn with `seed` from the
-    /// points of the steps before and after it, at most `limit` in all.
-    static func crashSample(_ all: [String], limit: Int, seed: UInt64) -> (swap: [String], sampled: [String]) {
+    /// `make test`'s crash points, at most `limit`, in the run's order: the points from
+    /// `delete-staging-claim` to `await-bound` (the swap, where a claim is missing or pre-bound)
+    /// first, then points of the steps before and after it, each drawn with `seed`. The issue
+    /// asks for every point of the swap within 20, but a migrate's swap has 42 (each a journal
+    /// append's before and after, and the waits), about 20 minutes on the real node two at a
+    /// time: when the swap alone is over the limit, `make test` crashes a seeded sample of it,
+    /// and `make proof` every point.
+    static func crashSample(_ all: [String], limit: Int, seed: UInt64) -> (swap: [String], chosen: [String]) {
         let first = all.firstIndex { step(ofPoint: $0) == "delete-staging-claim" } ?? all.endIndex
         let last = all.lastIndex { step(ofPoint: $0) == "await-bound" } ?? all.startIndex
         let swap = first <= last ? Array(all[first...last]) : []
         let others = all.filter { (beforeSwap + afterSwap).contains(step(ofPoint: $0)) && !swap.contains($0) }
         var generator = SplitMix64(seed: seed)
-        let sampled = Array(others.shuffled(using: &generator).prefix(max(0, limit - swap.count)))
-        // In the run's order, so the printed sample reads like the run.
-        return (swap, all.filter { sampled.contains($0) })
+        let fromSwap = swap.count <= limit ? swap : Array(swap.shuffled(using: &generator).prefix(limit))
+        let fromOthers = others.shuffled(using: &generator).prefix(max(0, limit - fromSwap.count))
+        let chosen = Set(fromSwap).union(fromOthers)
+        return (swap, all.filter { chosen.contains($0) })
     }
 
-    @Test("the crash sample: every point of the swap, the others drawn by the seed, at most 20, in the run's order")
+    @Test("the crash sample: the swap's points first (all of them when they fit, else drawn by the seed), the others drawn by the seed, at most the limit, in the run's order")
     func crashSampleChoice() {
         let all = ["before-step_start:preflight", "after-intent:save-manifests", "after-outcome:warm-copy", "in-wait:verify-copy",
                    "before-intent:delete-staging-claim", "after-outcome:delete-claim", "in-wait:await-bound", "after-step_done:await-bound",
                    "after-intent:scale-up", "before-step_done:keep-old-volume", "after-finished:run"]
-        let (swap, sampled) = Self.crashSample(all, limit: 6, seed: 7)
-        #expect(swap == ["before-intent:delete-staging-claim", "after-outcome:delete-claim", "in-wait:await-bound", "after-step_done:await-bound"])
-        #expect(sampled.count == 2 && sampled.allSatisfy { !$0.hasSuffix(":preflight") && !$0.hasSuffix(":run") }, "\(sampled)")
-        #expect(Self.crashSample(all, limit: 6, seed: 7).sampled == sampled, "a seed replays its sample")
+        let swap = ["before-intent:delete-staging-claim", "after-outcome:delete-claim", "in-wait:await-bound", "after-step_done:await-bound"]
+        let six = Self.crashSample(all, limit: 6, seed: 7)
+        #expect(six.swap == swap)
+        #expect(six.chosen.count == 6 && swap.allSatisfy(six.chosen.contains), "\(six.chosen)")
+        #expect(six.chosen.allSatisfy { !$0.hasSuffix(":preflight") && !$0.hasSuffix(":run") }, "\(six.chosen)")
+        #expect(six.chosen == all.filter(six.chosen.contains), "in the run's order")
+        #expect(Self.crashSample(all, limit: 6, seed: 7).chosen == six.chosen, "a seed replays its sample")
+        // A swap over the limit: only swap points, drawn by the seed.
+        let three = Self.crashSample(all, limit: 3, seed: 7)
+        #expect(three.chosen.count == 3 && three.chosen.allSatisfy(swap.contains), "\(three.chosen)")
         #expect(Self.step(ofPoint: "after-intent:delete-claim#2") == "delete-claim")
     }
 
@@ -106,14 +117,14 @@ extension RealNodeTests {
             #expect(try await migrateDivergence(world, marker: marker, run: try runDirectory(world)) == [], "uninterrupted")
         }
         let seed = sampleSeed()
-        let (swap, sampled) = Self.crashSample(all, limit: 20, seed: seed)
+        let (swap, chosen) = Self.crashSample(all, limit: 20, seed: seed)
         #expect(swap.count >= 10, "the swap's points: \(swap)")
         print("migrate crash points: \(all.count) in the run, \(swap.count) in the swap: \(swap.joined(separator: " "))")
-        // make test: the swap and the sample (each point is a whole world and run on the real
-        // node); REPAVE_PROOF=1: every point of the run.
-        let points = Self.proof ? all : all.filter { swap.contains($0) || sampled.contains($0) }
+        // make test: the sample (each point is a whole world and run on the real node, about a
+        // minute, two at a time); REPAVE_PROOF=1: every point of the run.
+        let points = Self.proof ? all : chosen
         if !Self.proof {
-            print("migrate crash matrix: seed \(seed) (REPAVE_SEED=\(seed) repeats it), \(points.count) points, sampled: \(sampled.joined(separator: " "))")
+            print("migrate crash matrix: seed \(seed) (REPAVE_SEED=\(seed) repeats it), \(points.count) points (\(points.filter(swap.contains).count) of the swap's \(swap.count)): \(points.joined(separator: " "))")
         }
         // Two at a time: the real node runs both worlds' pods side by side.
         let converged = Mutex(0)
@@ -123,7 +134,7 @@ extension RealNodeTests {
                 // at) is tried once more.
                 var outcome = try await migrateCrashCase(point: point)
                 if !outcome.stopped && outcome.problems.isEmpty { outcome = try await migrateCrashCase(point: point) }
-                if !outcome.stopped { outcome.problems.insert("the run never stopped at the point, in two tries", at: 0) }
+                if !outcome.stopped { outcome.problems.insert("the run never stopped at the point", at: 0) }
                 if outcome.problems.isEmpty { converged.withLock { $0 += 1 } } else { Issue.record("\(point): \(outcome.problems.joined(separator: "; "))") }
             } catch {
                 Issue.record("\(point): \(error)")
@@ -131,7 +142,7 @@ extension RealNodeTests {
         }
         print("migrate crash matrix: \(points.count) points, \(converged.withLock { $0 }) converged (\(clock.now - start))")
         #expect(converged.withLock { $0 } == points.count)
-        #expect(Self.proof || points.count <= max(20, swap.count), "\(points.count) points")
+        #expect(Self.proof || points.count <= 20, "\(points.count) points")
     }
 
     /// A migrate on the real node takes about this long on the shared 2-core machine (warm,
@@ -162,12 +173,16 @@ extension RealNodeTests {
         #expect(killed.withLock { $0 } >= (moments.count + 1) / 2, "most moments should fall inside the run")
     }
 
-    @Test("migrate under seeded API faults (one seed per rate; 50 under make proof; REPAVE_FAULT_SEEDS replays): completes on its own, converged, no write repeated blindly, Retry-After honoured", arguments: [0.01, 0.05, 0.20])
-    func migrateUnderFaults(_ rate: Double) async throws {
-        let seeds = FaultMatrixTests.seeds(makeTest: 1)
-        let completed = Mutex(0), total = Mutex(FaultMatrixTests.Findings())
+    @Test("migrate under seeded API faults at 1%, 5% and 20% (one seed per rate; 50 under make proof; REPAVE_FAULT_SEEDS replays): each run completes on its own, converged, no write repeated blindly, Retry-After honoured")
+    func migrateUnderFaults() async throws {
+        let rates = [0.01, 0.05, 0.20], seeds = FaultMatrixTests.seeds(makeTest: 1)
+        // Every rate's seeds side by side, two worlds at a time (the rates are not separate test
+        // cases: a serialized suite would run them one after the other).
+        let cases = rates.flatMap { rate in seeds.map { (rate, $0) } }
+        let completed = Mutex([Double: Int]()), totals = Mutex([Double: FaultMatrixTests.Findings]()), onLogs = Mutex([Double: [String: Int]]())
         let clock = ContinuousClock(), start = clock.now
-        await concurrently(seeds, width: 2) { _, seed in
+        await concurrently(cases, width: 2) { _, item in
+            let (rate, seed) = item
             let label = "rate \(rate) seed \(seed)"
             do {
                 try await withRealWorkspace(on: lab) { _, world in
@@ -177,32 +192,42 @@ extension RealNodeTests {
                                                   environment: ["REPAVE_FAULTS": "seed=\(seed),rate=\(rate)", "REPAVE_FAULT_LOG": log])
                     var problems = result.status == 0 ? [] : ["exit \(result.status): \(result.standardError.suffix(800))"]
                     if result.status == 0 { problems += try await migrateDivergence(world, marker: marker, run: try runDirectory(world)) }
-                    let findings = FaultMatrixTests.examine(try FaultMatrixTests.readLog(log))
+                    let sent = try FaultMatrixTests.readLog(log)
+                    let findings = FaultMatrixTests.examine(sent)
+                    // The faults the copy steps met on their pods' log streams, counted apart too.
+                    onLogs.withLock { counts in
+                        for entry in sent where entry.path.hasSuffix("/log") { counts[rate, default: [:]][entry.fault ?? "none", default: 0] += 1 }
+                    }
                     problems += findings.blindRepeats
                     if findings.retryAftersHonoured != findings.retryAfters {
                         problems.append("Retry-After honoured \(findings.retryAftersHonoured) of \(findings.retryAfters) times")
                     }
-                    total.withLock { sum in
+                    totals.withLock { totals in
+                        var sum = totals[rate] ?? FaultMatrixTests.Findings()
                         sum.requests += findings.requests
                         sum.faults += findings.faults
                         sum.retryAfters += findings.retryAfters
                         sum.retryAftersHonoured += findings.retryAftersHonoured
                         sum.blindRepeats += findings.blindRepeats
                         sum.byKind.merge(findings.byKind, uniquingKeysWith: +)
+                        totals[rate] = sum
                     }
-                    if problems.isEmpty { completed.withLock { $0 += 1 } } else { Issue.record("\(label): \(problems.joined(separator: "; ")) (fault log \(log))") }
+                    if problems.isEmpty { completed.withLock { $0[rate, default: 0] += 1 } } else { Issue.record("\(label): \(problems.joined(separator: "; ")) (fault log \(log))") }
                 }
             } catch {
                 Issue.record("\(label): \(error)")
             }
         }
-        let sum = total.withLock { $0 }
-        print(String(format: "migrate fault matrix: rate %.0f%%: seeds %@, %d completed and converged; %d faults injected (%@); requests %.1f per run; Retry-After honoured %d/%d; blind write repeats %d (%@)",
-                     rate * 100, seeds.map(String.init).joined(separator: ","), completed.withLock { $0 }, sum.faults,
-                     sum.byKind.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
-                     Double(sum.requests) / Double(max(seeds.count, 1)), sum.retryAftersHonoured, sum.retryAfters, sum.blindRepeats.count,
-                     "\(clock.now - start)"))
-        #expect(completed.withLock { $0 } == seeds.count)
+        for rate in rates {
+            let sum = totals.withLock { $0[rate] } ?? FaultMatrixTests.Findings()
+            let logs = onLogs.withLock { $0[rate] ?? [:] }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            print(String(format: "migrate fault matrix: rate %.0f%%: seeds %@, %d completed and converged; %d faults injected (%@); log reads by fault (%@); requests %.1f per run; Retry-After honoured %d/%d; blind write repeats %d",
+                         rate * 100, seeds.map(String.init).joined(separator: ","), completed.withLock { $0[rate] ?? 0 }, sum.faults,
+                         sum.byKind.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "), logs,
+                         Double(sum.requests) / Double(max(seeds.count, 1)), sum.retryAftersHonoured, sum.retryAfters, sum.blindRepeats.count))
+        }
+        print("migrate fault matrix: \(cases.count) runs in \(clock.now - start)")
+        #expect(rates.allSatisfy { rate in completed.withLock { $0[rate] ?? 0 } == seeds.count })
     }
 
     @Test("a staging volume published read-only: the warm copy's exit 23 is accepted and journaled, the final copy's exit 23 refused (copy.failed, naming files) before anything is deleted, and abort puts everything back")
