@@ -42,7 +42,8 @@ struct FaultMatrixTests: DevpodTesting {
         let name: String?
 
         var path: String { String(url.split(separator: "?", maxSplits: 1)[0]) }
-        var isWrite: Bool { method != "GET" && !url.contains("/selfsubject") }
+        /// A dry run (`dryRun=All`) changes nothing, like an access review.
+        var isWrite: Bool { method != "GET" && !url.contains("/selfsubject") && !url.contains("dryRun=All") }
         /// The object a write is about: its URL, or for a POST the collection plus the new name.
         var object: String { method == "POST" ? path + "/" + (name ?? "?") : path }
         /// The write's outcome is unknown to the client or it failed: only a fresh read may decide

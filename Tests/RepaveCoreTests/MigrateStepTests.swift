@@ -348,6 +348,28 @@ struct MigrateStepTests {
         #expect(facts[MigrateFact.files(.final)] == 4, "\(world.server.requests)")
     }
 
+    /// The real-node fault matrix stopped a run on a refused log connection: a followed log is
+    /// a read, and one that fails is followed again.
+    @Test("a copy log stream that fails (a 500 head) is followed again; the verdict comes from the log that follows")
+    func failedLogFollowedAgain() async throws {
+        let world = try World(facts: Self.stagingFacts)
+        let name = "\(Self.staging)-final", podPath = "/api/v1/namespaces/devpod/pods/\(Self.staging)-final"
+        var pod = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
+        pod["status"] = ["phase": "Succeeded", "containerStatuses": [["name": .string(CopyPod.container), "state": ["terminated": ["exitCode": 0]]]]]
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/rsync")
+        let whole = try ["version-v3.2.7.txt", "small.txt"].flatMap {
+            try String(contentsOf: fixtures.appendingPathComponent($0), encoding: .utf8).components(separatedBy: "\n")
+        }
+        world.server.on(.get, podPath, .object(pod))
+        world.server.on(.get, "/api/v1/namespaces/devpod/pods", query: ["fieldSelector": "metadata.name=\(name)"], .object(StubObjects.list([pod], resourceVersion: "9")))
+        world.server.on(.get, podPath + "/log", query: ["follow": "true"], .failure(500, reason: "InternalError", message: "injected"), .text(whole))
+        world.server.on(.delete, podPath, .failure(500, reason: "InternalError", message: "stop here"))
+        let step = try world.step("final-copy")
+        await #expect(throws: (any Error).self) { try await step.await(world.context) }
+        #expect(world.server.sent.filter { $0.path.hasSuffix("/log") }.count == 2, "\(world.server.requests)")
+        #expect(world.context.facts[MigrateFact.exitCode(.final)] == 0 && world.context.facts[MigrateFact.files(.final)] == 4)
+    }
+
     @Test("a copy pod whose image cannot be pulled is named at once (its waiting reason), not at the copy's timeout")
     func cannotStart() {
         let pod: JSON = ["status": ["phase": "Pending", "containerStatuses": [["name": "rsync", "state": ["waiting": [

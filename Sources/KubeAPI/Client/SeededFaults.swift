@@ -79,7 +79,7 @@ final class SeededFaults: HTTPTransport {
         let url = request.url.split(separator: "&").filter { !$0.hasPrefix("resourceVersion=") }.joined(separator: "&")
         let (draw, pick) = draws(request.method.rawValue + " " + url)
         guard draw < rate else { return nil }
-        let readOnly = request.method == .get || request.url.contains("/selfsubject")
+        let readOnly = request.method == .get || request.url.contains("/selfsubject") || request.url.contains("dryRun=All")
         let log = url.split(separator: "?", maxSplits: 1).first?.hasSuffix("/log") == true
         let kinds: [Fault] = watch && log
             ? [.watchDropped, .logEnded, .internalError, .resetBeforeSend]

@@ -1,5 +1,7 @@
+import Curl
 import Foundation
 import KubeAPI
+import Logging
 
 // Migrate's own steps: the staging claim, the copies, the wait for the old volume to detach and
 // the staging claim's deletion. The steps it shares with recreate are recreate's (ClaimRun);
@@ -162,7 +164,10 @@ extension MigrateRun {
                                          ("a copy pod", ResourceType.pods, pod(.final).manifest)] {
                 do {
                     try await context.client.create(type, in: namespace, object, dryRun: true)
-                } catch let error as KubeAPIError {
+                } catch let error as KubeAPIError where error.httpStatus < 500 && error.httpStatus != 429 && !TransientFailure.isConflict(error) {
+                    // Only the server's answer about the object is a refusal: a 409 Conflict passes
+                    // (the engine looks again), and a 429 or 5xx the client could not get past is
+                    // the server's trouble, not admission's (the fault matrix's seeds met both).
                     throw RepaveError(.dryRunRefused, "the API server refuses \(what) (dryRun=All): \(error.reason.rawValue): \(error.message)",
                                       hint: "admission, quota or PodSecurity in \(namespace) must allow it: fix that, then run again")
                 }
@@ -453,14 +458,27 @@ struct CopyStep: Step {
                 // stream, the fault tests' `log-ended`): when the pod does not show its container
                 // ended soon after (the kubelet reports it a moment after the stream closes), the
                 // log is followed again from its start, so nothing read before is lost or read twice.
+                // A stream that fails (refused, dropped, a 5xx or 429 head) is a read that failed:
+                // followed again a second later, not the step's end (the real-node fault matrix
+                // stopped a run on a refused log connection).
                 var reported = ContinuousClock.now - .seconds(2)
                 while true {
                     var log = RsyncLog()
-                    for try await line in client.logLines(ofPod: name, in: namespace, container: CopyPod.container) {
-                        if case .progress(let progress) = log.read(line), ContinuousClock.now - reported >= .seconds(1) {
-                            reported = .now
-                            context.progressing(Self.describe(progress, pass: pass), since: since)
+                    do {
+                        for try await line in client.logLines(ofPod: name, in: namespace, container: CopyPod.container) {
+                            if case .progress(let progress) = log.read(line), ContinuousClock.now - reported >= .seconds(1) {
+                                reported = .now
+                                context.progressing(Self.describe(progress, pass: pass), since: since)
+                            }
                         }
+                    } catch let error as CurlError where error.isConnectionError {
+                        context.logger.info("the copy log stream failed; following it again", metadata: ["pod": "\(name)", "error": "\(error)"])
+                        try await Task.sleep(for: .seconds(1))
+                        continue
+                    } catch let error as KubeAPIError where error.httpStatus >= 500 || error.httpStatus == 429 {
+                        context.logger.info("the copy log stream failed; following it again", metadata: ["pod": "\(name)", "error": "\(error)"])
+                        try await Task.sleep(for: .seconds(1))
+                        continue
                     }
                     do {
                         _ = try await client.wait(for: .pods, named: name, in: namespace, timeout: .seconds(5), describedAs: "copy pod \(name) to finish") {
