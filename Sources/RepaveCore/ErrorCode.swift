@@ -85,6 +85,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// that found differences.
     public static let copyImageUnsuitable = ErrorCode("copy.image-unsuitable", .stoppedMidRun)
     public static let copyFailed = ErrorCode("copy.failed", .stoppedMidRun)
+    public static let copyUnschedulable = ErrorCode("copy.unschedulable", .stoppedMidRun)
     public static let copyDiffers = ErrorCode("copy.differs", .stoppedMidRun)
     /// Migrate's other steps: a staging claim of its name made by someone else, an old volume
     /// still attached after scale-down, the copied volume gone, the new claim bound elsewhere.
@@ -148,7 +149,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         permissions, noClaim, claimNotBound, foreignPod, foreignWorkload, noWorkload, classMismatch, noClass, reconcilers,
         insideThePod, runDirectoryOnClaim, git, gitDirty, gitReportMissing, gitReportInvalid, gitReportForeign, gitReportStale,
         runRefused, runStopped, runInterrupted, lockHeld, manifestsWrite, writeUnsettled, claimInUse, scaledUp, retainNoVolume, retainReplaced,
-        deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyDiffers,
+        deleteNoUID, deleteStuck, createForeign, scaleUpFailed, verifyFailed, copyImageUnsuitable, copyFailed, copyUnschedulable, copyDiffers,
         stagingForeign, detachStuck, rebindNoVolume, rebindOtherVolume, sourceChanged, stagingVolumeLost, blockVolume, otherProvisioner, unknownFinalizers, claimRetentionDelete, waitForFirstConsumer, dryRunRefused, demoForeign, demoNoUID,
         journalRefused, journalUnreadable, resumeChanged, resumeAborted, runNotStarted, runNoPlan, runPlanUnreadable,
         abortPastPointOfNoReturn, abortEnded, statusNoRuns, auditPlanExists, auditPlanUnwritable, gitFailed, gitNoSuchPath, gitReportUnwritable, gitOwnerValidationConflict,

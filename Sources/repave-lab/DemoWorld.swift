@@ -18,11 +18,14 @@ struct DemoWorld: AsyncParsableCommand {
         let client = try KubeClient(connection: try KubeconfigLoader(explicitPath: kubeconfig).load(), userAgent: "repave-lab/demo")
         if show { return try await describe(client) }
         try await client.create(.namespaces, ["metadata": ["name": .string(namespace)]])
-        try await client.create(.storageClasses, [
-            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": ["name": "longhorn-1r"],
-            "provisioner": "driver.longhorn.io", "parameters": ["numberOfReplicas": "1", "staleReplicaTimeout": "30", "fsType": "ext4"],
-            "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate", "allowVolumeExpansion": true,
-        ])
+        // Shared by every world of the cluster (bench/copy.sh makes one per data shape).
+        if try await client.getIfPresent(.storageClasses, named: "longhorn-1r") == nil {
+            try await client.create(.storageClasses, [
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": ["name": "longhorn-1r"],
+                "provisioner": "driver.longhorn.io", "parameters": ["numberOfReplicas": "1", "staleReplicaTimeout": "30", "fsType": "ext4"],
+                "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate", "allowVolumeExpansion": true,
+            ])
+        }
         try await client.create(.persistentVolumeClaims, in: namespace, [
             "apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": ["name": "coder-jeda-codespace-home", "labels": ["com.coder.resource": "true"]],

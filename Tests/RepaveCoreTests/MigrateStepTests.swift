@@ -256,9 +256,9 @@ struct MigrateStepTests {
         if case .stop = early.next(after: closed) {} else { Issue.record("the window should stop scale-down") }
     }
 
-    /// The plan's finalCopy timeout (2h by default) would make a short window refuse every
-    /// migrate; once the warm copy measured its rate, the window holds that estimate instead.
-    @Test("final-copy's estimate comes from the warm copy's bytes and rate (at least 60 s, at most the plan's timeout), and the next window check holds it")
+    /// The plan's finalCopy and verifyCopy timeouts (2h each by default) would make a short window
+    /// refuse every migrate; once the warm copy measured its rate, the window holds estimates.
+    @Test("final-copy's and verify-copy's estimates come from the warm copy's bytes and rate (at least 60 s, at most the plan's timeout), and the next window check holds them")
     func finalCopyEstimate() throws {
         let world = try World()
         let final = try world.step("final-copy")
@@ -272,7 +272,10 @@ struct MigrateStepTests {
         facts.set(MigrateFact.rate(.warm), 1)
         #expect(final.estimate(given: facts) == final.estimate)
         facts.set(MigrateFact.rate(.warm), 2_000_000)
-        #expect(try world.step("verify-copy").estimate(given: facts) == world.step("verify-copy").estimate)
+        // verify-copy reads both sides: twice the bytes at the warm rate.
+        #expect(try world.step("verify-copy").estimate(given: facts) == .seconds(601))
+        #expect(try world.step("verify-copy").estimate(given: Facts()) == world.step("verify-copy").estimate)
+        #expect(try world.step("warm-copy").estimate(given: facts) == world.step("warm-copy").estimate)
 
         // The runner revises the machine's estimates as facts arrive: scale-down's gate holds it.
         var machine = RunMachine(steps: [
@@ -368,6 +371,47 @@ struct MigrateStepTests {
         await #expect(throws: (any Error).self) { try await step.await(world.context) }
         #expect(world.server.sent.filter { $0.path.hasSuffix("/log") }.count == 2, "\(world.server.requests)")
         #expect(world.context.facts[MigrateFact.exitCode(.final)] == 0 && world.context.facts[MigrateFact.files(.final)] == 4)
+    }
+
+    @Test("a copy pod the scheduler cannot place stops the step after the grace with copy.unschedulable and the scheduler's message, and is marked for replacement on resume")
+    func unschedulablePod() async throws {
+        let world = try World(facts: Self.stagingFacts)
+        let name = "\(Self.staging)-verify", podPath = "/api/v1/namespaces/devpod/pods/\(name)"
+        var pending = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
+        pending["metadata"]?["uid"] = "uid-pending"
+        pending["metadata"]?["resourceVersion"] = "700"
+        let message = "0/1 nodes are available: 1 node(s) didn't match node selector."
+        pending["status"] = ["phase": "Pending", "conditions": [["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message)]]]
+        world.server.on(.get, podPath, .object(pending))
+        world.server.on(.get, "/api/v1/namespaces/devpod/pods", query: ["watch": "1", "fieldSelector": "metadata.name=\(name)"], .events([(type: "MODIFIED", object: pending)]))
+        var step = try #require(try world.step("verify-copy") as? CopyStep)
+        step.unschedulableGrace = .milliseconds(300)
+        let error = await #expect(throws: RepaveError.self) { try await step.await(world.context) }
+        #expect(error?.errorCode == .copyUnschedulable)
+        #expect(error?.message == "verify-copy: the copy pod \(name) has not been scheduled for 0s: \(message)", "\(error?.message ?? "")")
+        #expect(world.context.facts[MigrateFact.refusedPod(.verify)] == "uid-pending")
+        #expect(world.server.writes.isEmpty)
+
+        #expect(CopyStep.unschedulable(pending) == message)
+        var scheduled = pending
+        scheduled["status"]?["conditions"] = [["type": "PodScheduled", "status": "True"]]
+        #expect(CopyStep.unschedulable(scheduled) == nil)
+    }
+
+    @Test("a copy pod the kubelet refused (phase Failed before its container ran) stops the step with copy.failed and the pod's reason, not a silent pass")
+    func rejectedPod() async throws {
+        let world = try World(facts: Self.stagingFacts)
+        let name = "\(Self.staging)-verify", podPath = "/api/v1/namespaces/devpod/pods/\(name)"
+        var rejected = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
+        rejected["metadata"]?["uid"] = "uid-rejected"
+        rejected["status"] = ["phase": "Failed", "reason": "OutOfcpu", "message": "Pod Node didn't have enough resource: cpu"]
+        world.server.on(.get, podPath, .object(rejected))
+        let step = try world.step("verify-copy")
+        let error = await #expect(throws: RepaveError.self) { try await step.await(world.context) }
+        #expect(error?.errorCode == .copyFailed)
+        #expect(error?.message == "verify-copy: the copy pod \(name) failed before its container ran: OutOfcpu: Pod Node didn't have enough resource: cpu")
+        #expect(world.context.facts[MigrateFact.refusedPod(.verify)] == "uid-rejected")
+        #expect(world.context.facts[MigrateFact.exitCode(.verify)] == nil)
     }
 
     @Test("a copy pod whose image cannot be pulled is named at once (its waiting reason), not at the copy's timeout")

@@ -245,11 +245,32 @@ struct RecreateStepTests {
         #expect(facts[ClaimFact.claimUID] == Self.claimUID && facts[ClaimFact.volumeUID] == Self.volumeUID)
         #expect(facts[ClaimFact.longhornUID] == Self.longhornUID && facts[ClaimFact.reclaimPolicy] == "Delete")
         #expect(facts[ClaimFact.replicas(Self.ws)] == 2)
+        // The Longhorn volume is the PV's name here: no longhorn.name is journaled.
+        #expect(facts[ClaimFact.longhornName] == nil && ClaimFact.longhornVolume(facts) == Self.oldVolume)
         let saved = try JSON.decode(Data(contentsOf: URL(fileURLWithPath: world.scratch.file("run/manifests/persistentvolumeclaim-home.json"))))
         #expect(saved == claim, "the claim is saved as the server sent it, every field kept")
         // Done once its facts are journaled: a resumed run reads nothing again.
         #expect(try await step.observe(world.context))
         #expect(server.sent.count == 5)
+    }
+
+    @Test("save-manifests reads the Longhorn volume the PV's volumeHandle names, and journals that name when it is not the PV's")
+    func saveManifestsLonghornHandle() async throws {
+        let world = try World(facts: Self.workloadsOnly)
+        let server = world.server
+        var volume = Self.oldPV()
+        volume["spec"]?["csi"]?["volumeHandle"] = "restored-home"
+        server.on(.get, Self.claimPath, .object(Self.oldClaim()))
+        server.on(.get, Self.volumePath, .object(volume))
+        server.on(.get, "/apis/storage.k8s.io/v1/storageclasses/longhorn-1r", .object(StubObjects.storageClass(Self.oldClass, replicas: 1)))
+        server.on(.get, "/apis/longhorn.io/v1beta2/namespaces/longhorn-system/volumes/restored-home",
+                  .object(StubObjects.longhornVolume("restored-home", uid: Self.longhornUID, replicas: 1)))
+        server.on(.get, Self.deploymentPath, .object(Self.deployment(replicas: 1)))
+        let step = SaveManifests(claimRun: world.run)
+        world.start(step)
+        #expect(try await step.observe(world.context))
+        #expect(world.context.facts[ClaimFact.longhornName] == "restored-home" && world.context.facts[ClaimFact.longhornUID] == Self.longhornUID)
+        #expect(ClaimFact.longhornVolume(world.context.facts) == "restored-home")
     }
 
     // MARK: - ensure-storage-class
@@ -728,6 +749,32 @@ struct RecreateStepTests {
         #expect(deletes.map { $0.body?[path: "preconditions", "uid"] } == [.string(Self.volumeUID), .string(Self.longhornUID)])
         #expect(deletes.allSatisfy { $0.query.isEmpty && $0.body?["dryRun"] == nil })
         try expectJournaled(world, preconditions: [Self.volumeUID, Self.longhornUID])
+    }
+
+    /// A Longhorn volume restored from a backup, or a PV made by hand, has a `volumeHandle` that
+    /// is not the PV's name: save-manifests journals that name, and the deletes use it.
+    @Test("a Longhorn volume named by the PV's volumeHandle, not the PV's name: journaled as longhorn.name, and release-old-volume and finalize delete that one")
+    func longhornVolumeByHandle() async throws {
+        let restoredPath = "/apis/longhorn.io/v1beta2/namespaces/longhorn-system/volumes/restored-home"
+        var facts = Self.savedFacts
+        facts.set(ClaimFact.longhornName, "restored-home")
+        let world = try World(facts: facts, oldVolume: "delete")
+        let server = world.server
+        server.on(.get, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain")))
+        server.on(.get, restoredPath, .object(StubObjects.longhornVolume("restored-home", uid: Self.longhornUID, replicas: 1)))
+        server.on(.delete, Self.volumePath, .object(Self.oldPV(reclaimPolicy: "Retain")))
+        server.on(.delete, restoredPath, .object(StubObjects.longhornVolume("restored-home", uid: Self.longhornUID, replicas: 1)))
+        let step = ReleaseOldVolume(claimRun: world.run)
+        world.start(step)
+        try await step.apply(world.context)
+        #expect(server.requests.filter { $0.hasPrefix("DELETE") } == ["DELETE \(Self.volumePath)", "DELETE \(restoredPath)"])
+        #expect(!server.requests.contains { $0.hasSuffix(Self.longhornPath) })
+
+        let retaining = try #require(try World().run.plan as? RecreatePlan)
+        let kept = try #require(RecreateStrategy(plan: retaining).keptVolume(facts, run: Self.runID))
+        #expect(kept.longhornName == "restored-home" && kept.name == Self.oldVolume)
+        #expect(RecreateStrategy(plan: retaining).keptVolume(Self.savedFacts, run: Self.runID)?.longhornName == Self.oldVolume)
+        #expect(kept.steps.map(\.summary).contains("delete Longhorn volume longhorn-system/restored-home (uid-guarded)"))
     }
 
     @Test("release-old-volume deletes nothing that is another object now, and with retain-until-verified only reads and notes")

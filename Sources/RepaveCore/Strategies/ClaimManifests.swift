@@ -42,6 +42,7 @@ struct ClaimManifests: Sendable {
         if let object = try await client.getIfPresent(.longhornVolumes, named: volume.volumeHandle ?? volume.name, in: longhornNamespace) {
             longhorn = LonghornVolume(object)
             try await save(object, "longhorn-volume-\(LonghornVolume(object).name).json")
+            if LonghornVolume(object).name != volume.name { try await context.remember(ClaimFact.longhornName, LonghornVolume(object).name) }
             try await context.remember(ClaimFact.longhornUID, LonghornVolume(object).uid)
         }
         return (claim, volume, longhorn)

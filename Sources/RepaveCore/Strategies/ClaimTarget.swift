@@ -219,6 +219,12 @@ public enum ClaimFact {
     public static let reclaimPolicy = Fact<String>("pv.reclaimPolicy")
     /// The old Longhorn Volume, as saved.
     public static let longhornUID = Fact<String>("longhorn.uid")
+    /// The old Longhorn Volume's name (the PV's `spec.csi.volumeHandle`), journaled only when it
+    /// is not the PV's name (a volume provisioned by hand or restored from a backup); otherwise
+    /// the PV's name. ``longhornVolume(_:)`` reads it.
+    public static let longhornName = Fact<String>("longhorn.name")
+    /// The old Longhorn Volume's name, as the run saved it.
+    public static func longhornVolume(_ facts: Facts) -> String? { facts[longhornName] ?? facts[volume] }
     /// The workloads the run acts on, fixed at its start.
     public static let workloads = Fact<[Workload]>("workloads")
     /// The replicas a workload had before the run scaled it down.

@@ -8,15 +8,18 @@ import KubeAPI
 public struct KeptVolume: Sendable, Equatable {
     public var name: String
     public var uid: String
-    /// The Longhorn volume of the same name, as the run saved it (nil: none was saved).
+    /// The Longhorn volume behind it (the PV's `spec.csi.volumeHandle`, most often the PV's
+    /// name), and its uid as the run saved it (nil: none was saved).
+    public var longhornName: String
     public var longhornUID: String?
     public var longhornNamespace: String
     /// The run that kept it: the PV carries its id (`repave/run-id`).
     public var run: String
 
-    public init(name: String, uid: String, longhornUID: String?, longhornNamespace: String, run: String) {
+    public init(name: String, uid: String, longhornName: String? = nil, longhornUID: String?, longhornNamespace: String, run: String) {
         self.name = name
         self.uid = uid
+        self.longhornName = longhornName ?? name
         self.longhornUID = longhornUID
         self.longhornNamespace = longhornNamespace
         self.run = run
@@ -26,7 +29,8 @@ public struct KeptVolume: Sendable, Equatable {
     /// as far as recording it.
     public static func old(_ facts: Facts, run: String, longhornNamespace: String) -> KeptVolume? {
         guard let name = facts[ClaimFact.volume], let uid = facts[ClaimFact.volumeUID] else { return nil }
-        return KeptVolume(name: name, uid: uid, longhornUID: facts[ClaimFact.longhornUID], longhornNamespace: longhornNamespace, run: run)
+        return KeptVolume(name: name, uid: uid, longhornName: facts[ClaimFact.longhornName], longhornUID: facts[ClaimFact.longhornUID],
+                          longhornNamespace: longhornNamespace, run: run)
     }
 
     /// `finalize`'s steps, in order. The reclaim policy first: the volume is then as its class
@@ -47,7 +51,7 @@ public struct KeptVolume: Sendable, Equatable {
     public func requireDeletable(_ found: PersistentVolume?, client: KubeClient) async throws {
         guard let volume = found else {
             throw RepaveError(.finalizeVolumeGone, "persistentvolume \(name) (uid \(uid)), the volume the run kept, is gone: nothing to finalize",
-                              hint: "someone deleted it; check its Longhorn volume \(longhornNamespace)/\(name) by hand")
+                              hint: "someone deleted it; check its Longhorn volume \(longhornNamespace)/\(longhornName) by hand")
         }
         guard volume.uid == uid else {
             throw RepaveError(.finalizeVolumeReplaced, "persistentvolume \(name) is another object now (uid \(uid) kept by the run, \(volume.uid) now)",
@@ -145,23 +149,23 @@ struct FinalizeDeleteLonghornVolume: Step {
     var id: String { "finalize-delete-longhorn-volume" }
     var mutates: Bool { true }
     var isPointOfNoReturn: Bool { true }
-    var summary: String { "delete Longhorn volume \(kept.longhornNamespace)/\(kept.name) (uid-guarded)" }
+    var summary: String { "delete Longhorn volume \(kept.longhornNamespace)/\(kept.longhornName) (uid-guarded)" }
     var estimate: Duration { .seconds(10) }
     var permissions: [KubeClient.AccessQuestion] { [.init("get", .longhornVolumes, namespace: kept.longhornNamespace), .init("delete", .longhornVolumes, namespace: kept.longhornNamespace)] }
 
     func observe(_ context: StepContext) async throws -> Bool {
         guard let longhornUID = kept.longhornUID else { return true }
-        return try await context.read(.longhornVolumes, named: kept.name, in: kept.longhornNamespace).map(LonghornVolume.init)?.uid != longhornUID
+        return try await context.read(.longhornVolumes, named: kept.longhornName, in: kept.longhornNamespace).map(LonghornVolume.init)?.uid != longhornUID
     }
 
     func apply(_ context: StepContext) async throws {
         guard let longhornUID = kept.longhornUID else { return }
         // Looked at again right before: the PV, while it is there, must still be unused.
         if let volume = try await kept.current(context) { try await kept.requireDeletable(volume, client: context.client) }
-        let path = ResourceType.longhornVolumes.path(namespace: kept.longhornNamespace, name: kept.name)
+        let path = ResourceType.longhornVolumes.path(namespace: kept.longhornNamespace, name: kept.longhornName)
         try await KeptVolume.deleting {
             try await context.mutate("DELETE", path, precondition: longhornUID) {
-                _ = try await context.client.delete(.longhornVolumes, named: kept.name, in: kept.longhornNamespace, uid: longhornUID, dryRun: context.dryRun)
+                _ = try await context.client.delete(.longhornVolumes, named: kept.longhornName, in: kept.longhornNamespace, uid: longhornUID, dryRun: context.dryRun)
             }
         }
     }

@@ -315,6 +315,11 @@ struct DeleteStagingClaim: Step {
 struct CopyStep: Step {
     let migrate: MigrateRun
     let pass: CopyPod.Pass
+    /// How long the copy pod may stay unschedulable (`PodScheduled=False`, reason
+    /// `Unschedulable`: a nodeSelector no node matches, a taint it does not tolerate, no room)
+    /// before the step stops with the scheduler's message. The scheduler retries meanwhile, so a
+    /// pod that waits only for room the workload's pod frees as it goes still starts.
+    var unschedulableGrace: Duration = .seconds(120)
     var id: String { pass.rawValue + "-copy" }
     var mutates: Bool { true }
     /// The warm copy runs while the workload does: before the window.
@@ -330,13 +335,15 @@ struct CopyStep: Step {
         let t = migrate.plan.timeouts
         return (pass == .warm ? t.warmCopy : pass == .final ? t.finalCopy : t.verifyCopy).duration
     }
-    /// The final copy, once the warm copy has measured its rate: the warm copy's bytes again at
-    /// that rate (a final pass copies only what changed since, so this bounds it), at least a
-    /// minute, at most the plan's `finalCopy` timeout. The window check at scale-down holds
-    /// this, not the timeout.
+    /// Once the warm copy has measured its rate, the passes after it are estimated from it, at
+    /// least a minute, at most the pass's timeout: the final copy as the warm copy's bytes again
+    /// (it copies only what changed since, so this bounds it), the verify pass as twice that (it
+    /// reads every byte of both sides). The window check at scale-down holds these, not the
+    /// timeouts, which a window rarely holds (2h each in the devpod plan).
     func estimate(given facts: Facts) -> Duration {
-        guard pass == .final, let bytes = facts[MigrateFact.bytes(.warm)], let rate = facts[MigrateFact.rate(.warm)], rate > 0 else { return estimate }
-        return min(estimate, max(.seconds(60), .seconds(bytes / rate + 1)))
+        guard pass != .warm, let bytes = facts[MigrateFact.bytes(.warm)], let rate = facts[MigrateFact.rate(.warm)], rate > 0 else { return estimate }
+        let reads = pass == .verify ? 2 : 1
+        return min(estimate, max(.seconds(60), .seconds(reads * bytes / rate + 1)))
     }
     var permissions: [KubeClient.AccessQuestion] {
         let ns = migrate.namespace
@@ -436,9 +443,23 @@ struct CopyStep: Step {
         context.waiting("the \(pass.rawValue) copy pod \(name) to start")
         let deadline = context.deadline(estimate)
         func left() -> Duration { max(deadline - .now, .milliseconds(1)) }
-        let seen = context.kept(.pods, named: name, in: namespace)?.object
-        let started = try await client.wait(for: .pods, named: name, in: namespace, from: seen, timeout: left(), describedAs: "copy pod \(name) to start") {
-            ["Running", "Succeeded", "Failed"].contains($0.map { Pod($0).phase } ?? "") || $0 == nil || $0.flatMap(Self.cannotStart) != nil
+        let hasStarted: @Sendable (JSON?) -> Bool = { pod in
+            ["Running", "Succeeded", "Failed"].contains(pod.map { Pod($0).phase } ?? "") || pod == nil || pod.flatMap(Self.cannotStart) != nil
+        }
+        var seen = context.kept(.pods, named: name, in: namespace)?.object
+        var started: JSON?
+        do {
+            // First within the grace an unschedulable pod has, then (when it is not that) the rest.
+            started = try await client.wait(for: .pods, named: name, in: namespace, from: seen, timeout: min(left(), unschedulableGrace),
+                                            describedAs: "copy pod \(name) to start", until: hasStarted)
+        } catch let timedOut as WaitTimedOut where deadline - .now > .zero {
+            seen = timedOut.lastSeen
+            if let pod = seen, let why = Self.unschedulable(pod) {
+                try await context.remember(MigrateFact.refusedPod(pass), Pod(pod).uid)
+                throw RepaveError(.copyUnschedulable, "\(id): the copy pod \(name) has not been scheduled for \(PlanDuration(seconds: Double(unschedulableGrace.components.seconds))): \(why)",
+                                  hint: "check copy.nodeSelector, copy.tolerations and copy.resources against the nodes (kubectl describe pod -n \(namespace) \(name)); 'repave resume RUN' tries again, 'repave abort RUN' puts everything back")
+            }
+            started = try await client.wait(for: .pods, named: name, in: namespace, from: seen, timeout: left(), describedAs: "copy pod \(name) to start", until: hasStarted)
         }
         guard let started else {
             throw RepaveError(.copyFailed, "\(id): the copy pod \(name) is gone before it finished", hint: "'repave resume RUN' copies again")
@@ -449,6 +470,14 @@ struct CopyStep: Step {
             try await context.remember(MigrateFact.refusedPod(pass), Pod(started).uid)
             throw RepaveError(.copyImageUnsuitable, "\(id): the copy pod \(name) cannot start: \(reason)",
                               hint: "check copy.image and copy.imagePullPolicy (kubectl describe pod -n \(namespace) \(name)); 'repave resume RUN' tries again, 'repave abort RUN' puts everything back")
+        }
+        // A pod the kubelet refused to run (phase Failed before its container ran: OutOfcpu,
+        // NodeAffinity on the node it was pinned to) has no exit code to judge.
+        if Pod(started).phase == "Failed", CopyPod.exitCode(of: started) == nil {
+            try await context.remember(MigrateFact.refusedPod(pass), Pod(started).uid)
+            let status = [started[path: "status", "reason"]?.stringValue, started[path: "status", "message"]?.stringValue].compactMap { $0 }
+            throw RepaveError(.copyFailed, "\(id): the copy pod \(name) failed before its container ran" + (status.isEmpty ? "" : ": " + status.joined(separator: ": ")),
+                              hint: "kubectl describe pod -n \(namespace) \(name); 'repave resume RUN' tries again, 'repave abort RUN' puts everything back")
         }
         context.waiting("the \(pass.rawValue) copy (pod \(name))")
         let pass = self.pass
@@ -482,7 +511,7 @@ struct CopyStep: Step {
                     }
                     do {
                         _ = try await client.wait(for: .pods, named: name, in: namespace, timeout: .seconds(5), describedAs: "copy pod \(name) to finish") {
-                            $0.map { CopyPod.exitCode(of: $0) != nil } ?? true
+                            $0.map { CopyPod.exitCode(of: $0) != nil || ["Succeeded", "Failed"].contains(Pod($0).phase) } ?? true
                         }
                         return log
                     } catch is WaitTimedOut {
@@ -516,6 +545,14 @@ struct CopyStep: Step {
             if !whole.isCut(for: pass) { log = whole }
         }
         return (pod, log)
+    }
+
+    /// Why the scheduler cannot place the pod (its `PodScheduled` condition's message), when it
+    /// says so.
+    static func unschedulable(_ pod: JSON) -> String? {
+        guard let condition = pod[path: "status", "conditions"]?.arrayValue?.first(where: { $0["type"]?.stringValue == "PodScheduled" }),
+              condition["status"]?.stringValue == "False", condition["reason"]?.stringValue == "Unschedulable" else { return nil }
+        return condition["message"]?.stringValue ?? "Unschedulable"
     }
 
     /// Why the pod's container cannot start (`ErrImagePull: …`), when the kubelet says it will not.

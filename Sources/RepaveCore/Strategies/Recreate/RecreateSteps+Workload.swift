@@ -187,7 +187,7 @@ struct ReleaseOldVolume: Step {
             let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init)
             guard volume?.uid == context.facts[ClaimFact.volumeUID] else {
                 try await context.remember(RecreateFact.oldVolumeLost, "deleted by someone else during the run (repave did not delete it)")
-                try await context.note("WARNING: the old volume \(name) (uid \(context.facts[ClaimFact.volumeUID] ?? "?")) is gone: someone else deleted it during the run; repave did not. Its data survives only if its Longhorn volume \(claimRun.plan.verify.namespace)/\(name) is still there")
+                try await context.note("WARNING: the old volume \(name) (uid \(context.facts[ClaimFact.volumeUID] ?? "?")) is gone: someone else deleted it during the run; repave did not. Its data survives only if its Longhorn volume \(claimRun.plan.verify.namespace)/\(ClaimFact.longhornVolume(context.facts) ?? name) is still there")
                 return true
             }
             try await context.note("old volume \(name) is retained. Delete it, with its Longhorn volume, when no longer needed: repave finalize \(claimRun.runDirectory)")
@@ -196,7 +196,7 @@ struct ReleaseOldVolume: Step {
         // Done when neither object the run saved is left: one of that name with another uid was
         // made by someone else and is not ours to delete.
         let volume = try await context.client.getIfPresent(.persistentVolumes, named: name).map(PersistentVolume.init)
-        let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: claimRun.plan.verify.namespace).map(LonghornVolume.init)
+        let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: ClaimFact.longhornVolume(context.facts) ?? name, in: claimRun.plan.verify.namespace).map(LonghornVolume.init)
         return volume?.uid != context.facts[ClaimFact.volumeUID] && (longhorn == nil || longhorn?.uid != context.facts[ClaimFact.longhornUID])
     }
 
@@ -207,11 +207,12 @@ struct ReleaseOldVolume: Step {
                 try await context.client.delete(.persistentVolumes, named: name, uid: uid, dryRun: context.dryRun)
             }
         }
+        let longhornName = ClaimFact.longhornVolume(context.facts) ?? name
         if let longhornUID = context.facts[ClaimFact.longhornUID],
-           let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: name, in: claimRun.plan.verify.namespace).map(LonghornVolume.init),
+           let longhorn = try await context.client.getIfPresent(.longhornVolumes, named: longhornName, in: claimRun.plan.verify.namespace).map(LonghornVolume.init),
            longhorn.uid == longhornUID {
-            try await context.mutate("DELETE", ResourceType.longhornVolumes.path(namespace: claimRun.plan.verify.namespace, name: name), precondition: longhorn.uid) {
-                try await context.client.delete(.longhornVolumes, named: name, in: claimRun.plan.verify.namespace, uid: longhorn.uid, dryRun: context.dryRun)
+            try await context.mutate("DELETE", ResourceType.longhornVolumes.path(namespace: claimRun.plan.verify.namespace, name: longhornName), precondition: longhorn.uid) {
+                try await context.client.delete(.longhornVolumes, named: longhornName, in: claimRun.plan.verify.namespace, uid: longhorn.uid, dryRun: context.dryRun)
             }
         }
     }
