@@ -400,9 +400,16 @@ final class LabAgent: Sendable {
             "csi": ["driver": .string(Self.driver), "volumeHandle": .string(name), "fsType": .string(storageClass.parameters["fsType"] ?? "ext4"),
                     "volumeAttributes": .object(volumeAttributes(storageClass, volume: name))],
         ]
-        // `lab.repave/publish: read-only`: the kubelet publishes the volume read-only (the CSI
-        // plugin honours readonly), so every write to it fails with EROFS.
-        if annotation("publish", knobs) == "read-only" { spec["csi"]?["readOnly"] = true }
+        // `lab.repave/publish: read-only`: the node plugin publishes the volume read-only, so
+        // every write to it fails with EROFS. `csi.readOnly` alone is not enough: it is what the
+        // attacher passes to ControllerPublishVolume, and the kubelet (1.20 here) sends
+        // NodePublishVolume `readonly` only for a pod volume marked readOnly (the csi plugin
+        // logged `ro=false` for such a PV); the volume attribute reaches NodePublishVolume as
+        // its volume context, which scripts/lab-node/csi.go honours.
+        if annotation("publish", knobs) == "read-only" {
+            spec["csi"]?["readOnly"] = true
+            spec["csi"]?["volumeAttributes"]?["lab.repave/publish"] = "read-only"
+        }
         if let selectedNode {
             spec["nodeAffinity"] = ["required": ["nodeSelectorTerms": [["matchExpressions": [
                 ["key": "kubernetes.io/hostname", "operator": "In", "values": [.string(selectedNode)]],

@@ -69,6 +69,25 @@ struct KubeAPIUnitTests {
         #expect(throws: KubeAPIError.self) { try KubeClient.decodeWatchLine(Data("not json".utf8), verb: "WATCH", path: "/p") }
     }
 
+    /// Migrate's preflight sends its staging claim and copy pod with dryRun=All; a 5xx there
+    /// stopped a run in the real-node fault matrix, where a read's would have been retried.
+    @Test("a dryRun=All write changes nothing and is retried like a read after a 5xx; the same write for real is not")
+    func dryRunRetriedLikeRead() async throws {
+        let scratch = try ScratchDirectory()
+        let server = RecordingTransport()
+        let path = "/api/v1/namespaces/n/pods"
+        let pod: JSON = ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "p"]]
+        server.on(.post, path, query: ["dryRun": "All"], .failure(500, reason: "InternalError", message: "injected"), .object(pod, status: 201))
+        server.on(.post, path, .failure(500, reason: "InternalError", message: "injected"), .object(pod, status: 201))
+        let client = try KubeClient(connection: try scratch.unreachableConnection(), userAgent: "repave-test/dry-run",
+                                    transport: server, retryPolicy: RetryPolicy(initialBackoff: .milliseconds(1)))
+        let created = try await client.create(.pods, in: "n", pod, dryRun: true)
+        #expect(created[path: "metadata", "name"] == "p")
+        #expect(server.requests == ["POST \(path)?dryRun=All", "POST \(path)?dryRun=All"])
+        await #expect(throws: KubeAPIError.self) { try await client.create(.pods, in: "n", pod) }
+        #expect(server.requests.count == 3, "a real create is not sent twice: \(server.requests)")
+    }
+
     @Test("retry policy: 429 for every verb, other 5xx for reads only (after Retry-After, else with backoff), connection errors for reads or unsent writes")
     func retryPolicy() {
         let policy = RetryPolicy()

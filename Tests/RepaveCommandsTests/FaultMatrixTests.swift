@@ -16,11 +16,15 @@ struct FaultMatrixTests: DevpodTesting {
     let lab: Lab
     let client: KubeClient
     /// 1…3, or 1…50 under make proof; REPAVE_FAULT_SEEDS=7,19 replays chosen seeds.
-    static let seedList: [Int] = {
+    static let seedList = seeds(makeTest: 3)
+
+    /// 1…`makeTest`, or 1…50 under make proof; REPAVE_FAULT_SEEDS=7,19 replays chosen seeds.
+    /// (Migrate's fault matrix on the real node takes one seed per rate in make test.)
+    static func seeds(makeTest: Int) -> [Int] {
         let environment = ProcessInfo.processInfo.environment
         if let chosen = environment["REPAVE_FAULT_SEEDS"], !chosen.isEmpty { return chosen.split(separator: ",").compactMap { Int($0) } }
-        return Array(1...(environment["REPAVE_PROOF"] == "1" ? 50 : 3))
-    }()
+        return Array(1...(environment["REPAVE_PROOF"] == "1" ? 50 : makeTest))
+    }
     static var seeds: Int { seedList.count }
 
     init() throws {
@@ -38,7 +42,8 @@ struct FaultMatrixTests: DevpodTesting {
         let name: String?
 
         var path: String { String(url.split(separator: "?", maxSplits: 1)[0]) }
-        var isWrite: Bool { method != "GET" && !url.contains("/selfsubject") }
+        /// A dry run (`dryRun=All`) changes nothing, like an access review.
+        var isWrite: Bool { method != "GET" && !url.contains("/selfsubject") && !url.contains("dryRun=All") }
         /// The object a write is about: its URL, or for a POST the collection plus the new name.
         var object: String { method == "POST" ? path + "/" + (name ?? "?") : path }
         /// The write's outcome is unknown to the client or it failed: only a fresh read may decide

@@ -322,6 +322,57 @@ struct MigrateStepTests {
         #expect(sent.last == "GET /apis/apps/v1/namespaces/devpod/statefulsets/ws", "\(sent)")
     }
 
+    /// A log follow that ends before the container's last lines (the kubelet or a proxy closing
+    /// it; the fault matrix's `log-ended`, cut after `rsync --version`'s first line) was judged as
+    /// the whole log: its missing capabilities made a good image "built without ACLs and xattrs"
+    /// (copy.image-unsuitable), and its missing stats left the copy's facts out.
+    @Test("a copy log cut short (the follow ended after rsync's version line) is read again whole from the finished container; the verdict and facts come from the whole log")
+    func cutLogReadAgain() async throws {
+        let world = try World(facts: Self.stagingFacts)
+        let name = "\(Self.staging)-final", podPath = "/api/v1/namespaces/devpod/pods/\(Self.staging)-final"
+        var pod = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
+        pod["status"] = ["phase": "Succeeded", "containerStatuses": [["name": .string(CopyPod.container), "state": ["terminated": ["exitCode": 0]]]]]
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/rsync")
+        let whole = try ["version-v3.2.7.txt", "small.txt"].flatMap {
+            try String(contentsOf: fixtures.appendingPathComponent($0), encoding: .utf8).components(separatedBy: "\n")
+        }
+        world.server.on(.get, podPath, .object(pod))
+        world.server.on(.get, "/api/v1/namespaces/devpod/pods", query: ["fieldSelector": "metadata.name=\(name)"], .object(StubObjects.list([pod], resourceVersion: "9")))
+        world.server.on(.get, podPath + "/log", query: ["follow": "true"], .text(Array(whole.prefix(1))))
+        world.server.on(.get, podPath + "/log", .text(whole))
+        // The pod's deletion after the verdict stops the test: the verdict is journaled by then.
+        world.server.on(.delete, podPath, .failure(500, reason: "InternalError", message: "stop here"))
+        let step = try world.step("final-copy")
+        await #expect(throws: (any Error).self) { try await step.await(world.context) }
+        let logs = world.server.sent.filter { $0.path.hasSuffix("/log") }
+        #expect(logs.map { $0.query("follow") } == ["true", nil], "\(world.server.requests)")
+        let facts = world.context.facts
+        #expect(facts[MigrateFact.exitCode(.final)] == 0 && facts[MigrateFact.rsyncVersion] == "3.2.7")
+        #expect(facts[MigrateFact.files(.final)] == 4, "\(world.server.requests)")
+    }
+
+    /// The real-node fault matrix stopped a run on a refused log connection: a followed log is
+    /// a read, and one that fails is followed again.
+    @Test("a copy log stream that fails (a 500 head) is followed again; the verdict comes from the log that follows")
+    func failedLogFollowedAgain() async throws {
+        let world = try World(facts: Self.stagingFacts)
+        let name = "\(Self.staging)-final", podPath = "/api/v1/namespaces/devpod/pods/\(Self.staging)-final"
+        var pod = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
+        pod["status"] = ["phase": "Succeeded", "containerStatuses": [["name": .string(CopyPod.container), "state": ["terminated": ["exitCode": 0]]]]]
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/rsync")
+        let whole = try ["version-v3.2.7.txt", "small.txt"].flatMap {
+            try String(contentsOf: fixtures.appendingPathComponent($0), encoding: .utf8).components(separatedBy: "\n")
+        }
+        world.server.on(.get, podPath, .object(pod))
+        world.server.on(.get, "/api/v1/namespaces/devpod/pods", query: ["fieldSelector": "metadata.name=\(name)"], .object(StubObjects.list([pod], resourceVersion: "9")))
+        world.server.on(.get, podPath + "/log", query: ["follow": "true"], .failure(500, reason: "InternalError", message: "injected"), .text(whole))
+        world.server.on(.delete, podPath, .failure(500, reason: "InternalError", message: "stop here"))
+        let step = try world.step("final-copy")
+        await #expect(throws: (any Error).self) { try await step.await(world.context) }
+        #expect(world.server.sent.filter { $0.path.hasSuffix("/log") }.count == 2, "\(world.server.requests)")
+        #expect(world.context.facts[MigrateFact.exitCode(.final)] == 0 && world.context.facts[MigrateFact.files(.final)] == 4)
+    }
+
     @Test("a copy pod the scheduler cannot place stops the step after the grace with copy.unschedulable and the scheduler's message, and is marked for replacement on resume")
     func unschedulablePod() async throws {
         let world = try World(facts: Self.stagingFacts)

@@ -11,6 +11,15 @@ public struct CrashOutcome: Sendable {
     public init() {}
 }
 
+/// `repave resume RUN`; for a run stopped before its first change and before the operator's
+/// consent was journaled (resume then asks again), `repave resume RUN --yes`, as the operator
+/// would. Any suite's world (the real node's too) resumes through this.
+public func resumeRun(_ run: String, kubeconfig: String, environment: [String: String?] = [:]) async throws -> ProcessResult {
+    let resumed = try await runProcess(try repaveBinary(), ["resume", run, "--kubeconfig", kubeconfig], environment: environment)
+    guard resumed.status == 2, resumed.standardError.contains("error[run.no-terminal]: ") else { return resumed }
+    return try await runProcess(try repaveBinary(), ["resume", run, "--yes", "--kubeconfig", kubeconfig], environment: environment)
+}
+
 /// Running the `repave` binary against the lab, crashed at failpoints and resumed: what the
 /// crash suites of every strategy share.
 extension DevpodTesting {
@@ -20,12 +29,9 @@ extension DevpodTesting {
         return try await runProcess(try repaveBinary(), arguments + ["--kubeconfig", lab.adminKubeconfig], environment: environment)
     }
 
-    /// `repave resume RUN`; for a run stopped before its first change and before the operator's
-    /// consent was journaled (resume then asks again), `repave resume RUN --yes`, as the operator would.
+    /// `repave resume RUN` (``resumeRun(_:kubeconfig:environment:)``), crashed at `failpoints`.
     public func resume(_ world: World, _ run: String, failpoints: String? = nil) async throws -> ProcessResult {
-        let resumed = try await repave(world, ["resume", run], failpoints: failpoints)
-        guard resumed.status == 2, resumed.standardError.contains("error[run.no-terminal]: ") else { return resumed }
-        return try await repave(world, ["resume", run, "--yes"], failpoints: failpoints)
+        try await resumeRun(run, kubeconfig: lab.adminKubeconfig, environment: ["REPAVE_FAILPOINTS": failpoints])
     }
 
     /// `repave run PLAN --yes` (the world's recreate plan unless `plan` names another file).

@@ -93,3 +93,19 @@ public func fuzzSeed(_ name: String) throws -> Data {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     return try Data(contentsOf: root.appendingPathComponent("fuzz/corpus/" + name))
 }
+
+/// Runs a program and kills it with SIGKILL after `delay` unless it exited before: coreutils'
+/// `timeout -s KILL`, which signals the one child it started (and its own process group), never
+/// a process found by name. Status 137 means it was killed; otherwise it is the program's own.
+public func runProcessKilled(
+    after delay: Duration, _ executable: String, _ arguments: [String], environment: [String: String?] = [:]
+) async throws -> ProcessResult {
+    let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+    return try await runProcess("timeout", ["-s", "KILL", String(format: "%.3f", seconds), executable] + arguments, environment: environment)
+}
+
+/// The seed of a sampled test: `REPAVE_SEED=N` replays a sample; otherwise a fresh one, which
+/// the test prints so that a failure can be replayed.
+public func sampleSeed() -> UInt64 {
+    ProcessInfo.processInfo.environment["REPAVE_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
+}

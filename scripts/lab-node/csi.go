@@ -121,13 +121,17 @@ func (s *server) NodePublishVolume(ctx context.Context, r *csi.NodePublishVolume
 	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
 		return nil, status.Errorf(codes.Internal, "bind mount %s -> %s: %v", src, target, err)
 	}
-	if r.GetReadonly() {
+	// Read-only when the pod's volume says so (the kubelet's readonly) or when the PV asks for it
+	// (the lab agent's `lab.repave/publish: read-only` knob, in the volume context: the kubelet
+	// does not turn a PV's csi.readOnly into readonly here).
+	readOnly := r.GetReadonly() || r.GetVolumeContext()["lab.repave/publish"] == "read-only"
+	if readOnly {
 		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 			unix.Unmount(target, 0)
 			return nil, status.Errorf(codes.Internal, "remount ro %s: %v", target, err)
 		}
 	}
-	log.Printf("published %s at %s (ro=%v)", src, target, r.GetReadonly())
+	log.Printf("published %s at %s (ro=%v)", src, target, readOnly)
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 

@@ -51,7 +51,9 @@ public final class KubeClient: Sendable {
         public var body: Data?
         public var contentType: String
         public var timeout: Duration?
-        /// A POST that changes nothing (an access or rules review): retried like a read.
+        /// A request that changes nothing (an access or rules review, a `dryRun=All` write):
+        /// retried like a read. (A dry run's 5xx stopped migrate's preflight as "refused" in the
+        /// real-node fault matrix.)
         public var readOnly: Bool
         /// What the answer may be: JSON, except for a pod's log.
         public var accept = "application/json"
@@ -192,7 +194,7 @@ public final class KubeClient: Sendable {
     /// POST a new object (name-idempotent: an existing name is `.alreadyExists`).
     @discardableResult
     public func create(_ type: ResourceType, in namespace: String? = nil, _ object: JSON, dryRun: Bool = false) async throws -> JSON {
-        try await decode(send(Request(.post, type.path(namespace: namespace), query: dryRunQuery(dryRun), body: object.encoded())))
+        try await decode(send(Request(.post, type.path(namespace: namespace), query: dryRunQuery(dryRun), body: object.encoded(), readOnly: dryRun)))
     }
 
     /// PUT the whole object; its `metadata.resourceVersion` guards against lost updates (409).
@@ -203,7 +205,7 @@ public final class KubeClient: Sendable {
         }
         let namespace = object[path: "metadata", "namespace"]?.stringValue
         return try await decode(send(Request(
-            .put, type.path(namespace: namespace, name: name, subresource: subresource), query: dryRunQuery(dryRun), body: object.encoded())))
+            .put, type.path(namespace: namespace, name: name, subresource: subresource), query: dryRunQuery(dryRun), body: object.encoded(), readOnly: dryRun)))
     }
 
     public enum Patch: Sendable {
@@ -235,7 +237,7 @@ public final class KubeClient: Sendable {
     ) async throws -> JSON {
         try await decode(send(Request(
             .patch, type.path(namespace: namespace, name: name, subresource: subresource), query: dryRunQuery(dryRun),
-            body: patch.body, contentType: patch.contentType)))
+            body: patch.body, contentType: patch.contentType, readOnly: dryRun)))
     }
 
     public enum PropagationPolicy: String, Sendable {
@@ -261,14 +263,14 @@ public final class KubeClient: Sendable {
         if let gracePeriodSeconds { options["gracePeriodSeconds"] = .integer(Int64(gracePeriodSeconds)) }
         if dryRun { options["dryRun"] = ["All"] }
         return try await decode(send(Request(
-            .delete, type.path(namespace: namespace, name: name), query: dryRunQuery(dryRun), body: options.encoded())))
+            .delete, type.path(namespace: namespace, name: name), query: dryRunQuery(dryRun), body: options.encoded(), readOnly: dryRun)))
     }
 
     /// POST a subresource such as `pods/NAME/binding`.
     @discardableResult
     public func create(_ type: ResourceType, named name: String, in namespace: String?, subresource: String, _ object: JSON, dryRun: Bool = false) async throws -> JSON {
         try await decode(send(Request(
-            .post, type.path(namespace: namespace, name: name, subresource: subresource), query: dryRunQuery(dryRun), body: object.encoded())))
+            .post, type.path(namespace: namespace, name: name, subresource: subresource), query: dryRunQuery(dryRun), body: object.encoded(), readOnly: dryRun)))
     }
 
     private func dryRunQuery(_ dryRun: Bool) -> [(String, String)] {

@@ -11,7 +11,10 @@ import Synchronization
 /// - transfer failures: connection reset or a timeout before the request is sent, and — for
 ///   writes — a timeout or reset *after* the server applied it (the server did it, the client did
 ///   not hear);
-/// - for watches: the stream dropped after its first event (or a moment), or ended with 410 Gone.
+/// - for watches: the stream dropped after its first event (or a moment), or ended with 410 Gone;
+/// - for a pod's log (`pods/log`, followed like a watch): the stream dropped, or ended cleanly
+///   after its first line while the container still runs (as a kubelet or proxy closing it
+///   does), never a watch's 410, which no log stream carries.
 ///
 /// Whether the n-th request with a given method and URL faults, and how, depends only on the
 /// seed, so a seed replays the same faults however requests interleave. `REPAVE_FAULT_LOG=FILE`
@@ -26,7 +29,7 @@ final class SeededFaults: HTTPTransport {
         case conflict = "409"
         case resetBeforeSend = "reset-before-send", timeoutBeforeSend = "timeout-before-send"
         case timeoutAfterApplied = "timeout-after-applied", resetAfterApplied = "reset-after-applied"
-        case watchDropped = "watch-dropped", watchGone = "watch-410"
+        case watchDropped = "watch-dropped", watchGone = "watch-410", logEnded = "log-ended"
     }
 
     private let inner: any HTTPTransport
@@ -76,8 +79,11 @@ final class SeededFaults: HTTPTransport {
         let url = request.url.split(separator: "&").filter { !$0.hasPrefix("resourceVersion=") }.joined(separator: "&")
         let (draw, pick) = draws(request.method.rawValue + " " + url)
         guard draw < rate else { return nil }
-        let readOnly = request.method == .get || request.url.contains("/selfsubject")
-        let kinds: [Fault] = watch
+        let readOnly = request.method == .get || request.url.contains("/selfsubject") || request.url.contains("dryRun=All")
+        let log = url.split(separator: "?", maxSplits: 1).first?.hasSuffix("/log") == true
+        let kinds: [Fault] = watch && log
+            ? [.watchDropped, .logEnded, .internalError, .resetBeforeSend]
+            : watch
             ? [.watchDropped, .watchGone, .internalError, .resetBeforeSend]
             : readOnly
             ? [.tooManyRequests, .internalError, .unavailable, .unavailableRetryAfter, .resetBeforeSend, .timeoutBeforeSend]
@@ -128,7 +134,7 @@ final class SeededFaults: HTTPTransport {
         case .resetAfterApplied?:
             _ = try await inner.perform(request)
             throw CurlError(code: 56, message: "injected: connection reset after the server applied it", operation: request.operation)
-        case .watchDropped?, .watchGone?: return try await inner.perform(request)
+        case .watchDropped?, .watchGone?, .logEnded?: return try await inner.perform(request)
         }
     }
 
@@ -149,8 +155,10 @@ final class SeededFaults: HTTPTransport {
             continuation.yield(.head(status: 500, headers: [:]))
             continuation.yield(.line(Data(#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"InternalError","code":500,"message":"injected"}"#.utf8)))
             continuation.finish()
-        case .watchDropped?:
-            // The real stream, cut after its first event or half a second, whichever comes first.
+        case .watchDropped?, .logEnded?:
+            // The real stream, cut after its first event or half a second, whichever comes first;
+            // dropped (an error), or for a log ended as if the server closed it (no error).
+            let dropped = fault == .watchDropped
             let real = inner.lines(request)
             let task = Task {
                 let deadline = ContinuousClock.now + .milliseconds(500)
@@ -163,7 +171,11 @@ final class SeededFaults: HTTPTransport {
                     }
                 } catch {}
                 real.cancel()
-                continuation.finish(throwing: CurlError(code: 56, message: "injected: watch stream dropped", operation: request.operation))
+                if dropped {
+                    continuation.finish(throwing: CurlError(code: 56, message: "injected: watch stream dropped", operation: request.operation))
+                } else {
+                    continuation.finish()
+                }
             }
             let watchdog = Task {
                 try? await Task.sleep(for: .milliseconds(500))

@@ -1,5 +1,7 @@
+import Curl
 import Foundation
 import KubeAPI
+import Logging
 
 // Migrate's own steps: the staging claim, the copies, the wait for the old volume to detach and
 // the staging claim's deletion. The steps it shares with recreate are recreate's (ClaimRun);
@@ -162,7 +164,10 @@ extension MigrateRun {
                                          ("a copy pod", ResourceType.pods, pod(.final).manifest)] {
                 do {
                     try await context.client.create(type, in: namespace, object, dryRun: true)
-                } catch let error as KubeAPIError {
+                } catch let error as KubeAPIError where error.httpStatus < 500 && error.httpStatus != 429 && !TransientFailure.isConflict(error) {
+                    // Only the server's answer about the object is a refusal: a 409 Conflict passes
+                    // (the engine looks again), and a 429 or 5xx the client could not get past is
+                    // the server's trouble, not admission's (the fault matrix's seeds met both).
                     throw RepaveError(.dryRunRefused, "the API server refuses \(what) (dryRun=All): \(error.reason.rawValue): \(error.message)",
                                       hint: "admission, quota or PodSecurity in \(namespace) must allow it: fix that, then run again")
                 }
@@ -476,16 +481,43 @@ struct CopyStep: Step {
         }
         context.waiting("the \(pass.rawValue) copy (pod \(name))")
         let pass = self.pass
-        let log = try await withThrowingTaskGroup(of: RsyncLog?.self) { group in
+        var log = try await withThrowingTaskGroup(of: RsyncLog?.self) { group in
             group.addTask {
-                var log = RsyncLog(), reported = ContinuousClock.now - .seconds(2)
-                for try await line in client.logLines(ofPod: name, in: namespace, container: CopyPod.container) {
-                    if case .progress(let progress) = log.read(line), ContinuousClock.now - reported >= .seconds(1) {
-                        reported = .now
-                        context.progressing(Self.describe(progress, pass: pass), since: since)
+                // A follow can end before the container does (the kubelet or a proxy closing the
+                // stream, the fault tests' `log-ended`): when the pod does not show its container
+                // ended soon after (the kubelet reports it a moment after the stream closes), the
+                // log is followed again from its start, so nothing read before is lost or read twice.
+                // A stream that fails (refused, dropped, a 5xx or 429 head) is a read that failed:
+                // followed again a second later, not the step's end (the real-node fault matrix
+                // stopped a run on a refused log connection).
+                var reported = ContinuousClock.now - .seconds(2)
+                while true {
+                    var log = RsyncLog()
+                    do {
+                        for try await line in client.logLines(ofPod: name, in: namespace, container: CopyPod.container) {
+                            if case .progress(let progress) = log.read(line), ContinuousClock.now - reported >= .seconds(1) {
+                                reported = .now
+                                context.progressing(Self.describe(progress, pass: pass), since: since)
+                            }
+                        }
+                    } catch let error as CurlError where error.isConnectionError {
+                        context.logger.info("the copy log stream failed; following it again", metadata: ["pod": "\(name)", "error": "\(error)"])
+                        try await Task.sleep(for: .seconds(1))
+                        continue
+                    } catch let error as KubeAPIError where error.httpStatus >= 500 || error.httpStatus == 429 {
+                        context.logger.info("the copy log stream failed; following it again", metadata: ["pod": "\(name)", "error": "\(error)"])
+                        try await Task.sleep(for: .seconds(1))
+                        continue
+                    }
+                    do {
+                        _ = try await client.wait(for: .pods, named: name, in: namespace, timeout: .seconds(5), describedAs: "copy pod \(name) to finish") {
+                            $0.map { CopyPod.exitCode(of: $0) != nil || ["Succeeded", "Failed"].contains(Pod($0).phase) } ?? true
+                        }
+                        return log
+                    } catch is WaitTimedOut {
+                        continue   // the container still runs: follow again
                     }
                 }
-                return log
             }
             group.addTask {
                 try await Task.sleep(for: left())
@@ -503,6 +535,15 @@ struct CopyStep: Step {
             $0.map { CopyPod.exitCode(of: $0) != nil } ?? true
         }
         guard let pod else { throw RepaveError(.copyFailed, "\(id): the copy pod \(name) is gone before it finished", hint: "'repave resume RUN' copies again") }
+        // The follow may have ended a moment before the container did, which then exited within
+        // the look above: a log without its end is read again, whole, from the finished
+        // container (up to three times; a log that rsync itself left without its end stays as it
+        // is, and is judged so).
+        for _ in 0..<3 where log.isCut(for: pass) {
+            var whole = RsyncLog()
+            for try await line in client.logLines(ofPod: name, in: namespace, container: CopyPod.container, follow: false) { whole.read(line) }
+            if !whole.isCut(for: pass) { log = whole }
+        }
         return (pod, log)
     }
 

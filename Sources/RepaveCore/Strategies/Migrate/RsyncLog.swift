@@ -179,6 +179,13 @@ public struct RsyncLog: Sendable {
         return nil
     }
 
+    /// The log lacks its first lines (`rsync --version` and its capabilities) or, for a copy
+    /// pass, rsync's closing `--stats` block: it was cut, or rsync did not finish (the verify
+    /// pass prints no stats).
+    public func isCut(for pass: CopyPod.Pass) -> Bool {
+        version == nil || capabilities.isEmpty || (pass != .verify && stats == nil)
+    }
+
     /// The files rsync named in its problems: the first quoted path of each line.
     public var namedFiles: [String] {
         problems.compactMap { line in
