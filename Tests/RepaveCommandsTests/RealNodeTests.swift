@@ -246,7 +246,15 @@ struct RealNodeTests: DevpodTesting {
             try await withRealWorkspace(on: lab) { client, world in
                 let (result, took) = try await repaveRun(lab, world)
                 #expect(result.status == 0, "\(name): \(result.standardError)")
-                states[name] = try await endState(client, world)
+                // The old Longhorn volume detaches after the run (nothing in recreate waits for
+                // it; on the simulated nodes the agent's next pass does it): read until it has,
+                // within 30 s, so the two labs are compared once both have settled.
+                var state = try await endState(client, world)
+                for _ in 0..<30 where state.contains(where: { $0.hasSuffix("Longhorn volume attached") }) {
+                    try await Task.sleep(for: .seconds(1))
+                    state = try await endState(client, world)
+                }
+                states[name] = state
                 times[name] = took
             }
         }
