@@ -49,9 +49,7 @@ struct LabAgentTests {
             try await withTestNamespace(client, prefix: "agent") { ns in
                 let claim = PersistentVolumeClaim(try await client.create(.persistentVolumeClaims, in: ns, LabFixtures.claim("home", storageClass: className)))
                 try await client.create(.deployments, in: ns, LabFixtures.deployment("ws", claim: "home"))
-                try await client.wait(for: .deployments, named: "ws", in: ns, timeout: .seconds(30), describedAs: "ws available") {
-                    $0.map { Deployment($0).rolloutState == .complete && Deployment($0).availableReplicas == 1 } ?? false
-                }
+                try await client.waitAvailable("ws", in: ns, complete: true, describedAs: "ws available")
                 let bound = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "home", in: ns))
                 #expect(bound.isBound)
                 #expect(bound.volumeName == "pvc-\(claim.uid)")
@@ -123,9 +121,7 @@ struct LabAgentTests {
                 try await Task.sleep(for: .milliseconds(700))
                 #expect(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "late", in: ns)).phase == "Pending")
                 try await client.create(.deployments, in: ns, LabFixtures.deployment("consumer", claim: "late"))
-                try await client.wait(for: .deployments, named: "consumer", in: ns, timeout: .seconds(40), describedAs: "consumer available") {
-                    $0.map { Deployment($0).availableReplicas == 1 } ?? false
-                }
+                try await client.waitAvailable("consumer", in: ns, describedAs: "consumer available")
                 let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "late", in: ns))
                 let selected = try #require(claim.metadata.annotations["volume.kubernetes.io/selected-node"])
                 let pv = PersistentVolume(try await client.get(.persistentVolumes, named: try #require(claim.volumeName)))
@@ -148,9 +144,7 @@ struct LabAgentTests {
 
                 try await client.create(.persistentVolumeClaims, in: ns, LabFixtures.claim("weak", storageClass: className, annotations: ["lab.repave/robustness": "degraded"]))
                 try await client.create(.deployments, in: ns, LabFixtures.deployment("slow", claim: "weak", podAnnotations: ["lab.repave/terminate-delay": "2s"]))
-                try await client.wait(for: .deployments, named: "slow", in: ns, timeout: .seconds(30), describedAs: "slow available") {
-                    $0.map { Deployment($0).availableReplicas == 1 } ?? false
-                }
+                try await client.waitAvailable("slow", in: ns, describedAs: "slow available")
                 let weak = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "weak", in: ns))
                 let volume = try await client.wait(for: .longhornVolumes, named: try #require(weak.volumeName), in: "longhorn-system", timeout: .seconds(30), describedAs: "attached") {
                     $0.map { LonghornVolume($0).state == "attached" } ?? false

@@ -38,9 +38,7 @@ extension LeastPrivilegeTests {
         // One finding with a workload: a 1-replica volume mounted by a Deployment's pod.
         try await client.create(.persistentVolumeClaims, in: namespace, LabFixtures.claim("data", storageClass: className))
         try await client.create(.deployments, in: namespace, LabFixtures.deployment("app", claim: "data"))
-        try await client.wait(for: .deployments, named: "app", in: namespace, timeout: .seconds(30), describedAs: "app available") {
-            $0.map { Deployment($0).availableReplicas == 1 } ?? false
-        }
+        try await client.waitAvailable("app", in: namespace, describedAs: "app available")
         let yaml = try Self.auditRole(named: name)
         let applied = try await kubectl(["apply"], input: yaml, scratch: scratch)
         #expect(applied.status == 0, "\(applied.standardError)")

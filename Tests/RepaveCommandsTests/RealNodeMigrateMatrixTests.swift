@@ -272,9 +272,7 @@ extension RealNodeTests {
             #expect(after.uid == world.original.uid && after.volumeName == world.oldVolume && after.isBound)
             let old = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
             #expect(old.reclaimPolicy == "Delete" && old.metadata.annotations["repave/run-id"] == nil)
-            try await client.wait(for: .deployments, named: "coder-jeda-codespace", in: world.namespace, timeout: .seconds(60), describedAs: "workspace available") {
-                $0.map { Deployment($0).availableReplicas == 1 } ?? false
-            }
+            try await client.waitAvailable("coder-jeda-codespace", in: world.namespace, describedAs: "workspace available")
             let left = try await leftovers(world)
             #expect(left.claims == ["coder-jeda-codespace-home"] && left.pods.isEmpty, "\(left)")
             if let staging {

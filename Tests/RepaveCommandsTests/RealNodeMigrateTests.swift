@@ -114,9 +114,7 @@ extension RealNodeTests {
             #expect(claim.uid == world.original.uid && claim.volumeName == world.oldVolume && claim.isBound)
             let old = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
             #expect(old.reclaimPolicy == "Delete" && old.metadata.annotations["repave/run-id"] == nil)
-            try await client.wait(for: .deployments, named: "coder-jeda-codespace", in: world.namespace, timeout: .seconds(60), describedAs: "workspace available") {
-                $0.map { Deployment($0).availableReplicas == 1 } ?? false
-            }
+            try await client.waitAvailable("coder-jeda-codespace", in: world.namespace, describedAs: "workspace available")
             let left = try await leftovers(world)
             #expect(left.claims == ["coder-jeda-codespace-home"] && left.pods.isEmpty, "\(left)")
             #expect(try await client.getIfPresent(.persistentVolumes, named: staging) == nil)

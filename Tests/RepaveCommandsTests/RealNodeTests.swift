@@ -83,9 +83,7 @@ struct RealNodeTests: DevpodTesting {
                 let claim = PersistentVolumeClaim(try await client.create(.persistentVolumeClaims, in: namespace,
                     LabFixtures.claim("coder-jeda-codespace-home", storageClass: oldClass, size: "60Gi")))
                 try await client.create(.deployments, in: namespace, Self.workspace(script: script, grace: grace))
-                try await client.wait(for: .deployments, named: "coder-jeda-codespace", in: namespace, timeout: .seconds(60), describedAs: "workspace available") {
-                    $0.map { Deployment($0).availableReplicas == 1 } ?? false
-                }
+                try await client.waitAvailable("coder-jeda-codespace", in: namespace, describedAs: "workspace available")
                 let volume = try #require(PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: claim.name, in: namespace)).volumeName)
                 oldVolume = volume
                 let planFile = scratch.file("plan.yaml")

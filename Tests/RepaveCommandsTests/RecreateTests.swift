@@ -226,9 +226,7 @@ struct RecreateTests: DevpodTesting {
 
             // Another Deployment mounts the same claim.
             try await client.create(.deployments, in: namespace, LabFixtures.deployment("sidecar", claim: "coder-jeda-codespace-home"))
-            try await client.wait(for: .deployments, named: "sidecar", in: namespace, timeout: .seconds(30), describedAs: "sidecar available") {
-                $0.map { Deployment($0).availableReplicas == 1 } ?? false
-            }
+            try await client.waitAvailable("sidecar", in: namespace, describedAs: "sidecar available")
             try plan(namespace: namespace, newClass: "longhorn-3r-other-\(id)").write(toFile: planFile, atomically: true, encoding: .utf8)
             let foreign = try await runProcess(try repaveBinary(), ["run", planFile, "--yes", "--kubeconfig", lab.adminKubeconfig, "--state-dir", scratch.file("runs2")])
             #expect(foreign.status == 2, "\(foreign.standardError)")

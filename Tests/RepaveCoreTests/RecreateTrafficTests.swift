@@ -29,9 +29,7 @@ struct RecreateTrafficTests {
                                                                                         annotations: slowLab ? ["lab.repave/healthy-delay": "2s"] : [:]))
             try await admin.create(.deployments, in: namespace, LabFixtures.deployment("ws", claim: "home",
                                                                                      podAnnotations: slowLab ? ["lab.repave/terminate-delay": "2s"] : [:]))
-            try await admin.wait(for: .deployments, named: "ws", in: namespace, timeout: .seconds(30), describedAs: "ws available") {
-                $0.map { Deployment($0).availableReplicas == 1 } ?? false
-            }
+            try await admin.waitAvailable("ws", in: namespace, describedAs: "ws available")
             oldVolume = PersistentVolumeClaim(try await admin.get(.persistentVolumeClaims, named: "home", in: namespace)).volumeName
 
             let plan = try RecreatePlan.parse(Data("""

@@ -105,9 +105,7 @@ extension DevpodTesting {
         // Like a real kubelet, the lab's takes a moment to stop the pod: scale-down must wait for it.
         try await client.create(.deployments, in: namespace, LabFixtures.deployment("coder-jeda-codespace", claim: "coder-jeda-codespace-home",
                                                                                      podAnnotations: ["lab.repave/terminate-delay": "1s"]))
-        try await client.wait(for: .deployments, named: "coder-jeda-codespace", in: namespace, timeout: .seconds(60), describedAs: "workspace available") {
-            $0.map { Deployment($0).availableReplicas == 1 } ?? false
-        }
+        try await client.waitAvailable("coder-jeda-codespace", in: namespace, describedAs: "workspace available")
         return claim
     }
 
