@@ -104,7 +104,8 @@ extension RealNodeTests {
         return outcome
     }
 
-    @Test("migrate crashed at failpoints (make test: every point from delete-staging-claim to await-bound and a seeded sample of the others, at most 20; make proof: every point), resumed: the same claim name, Bound to the copy, one claim, the marker there, the old volume retained")
+    /// The crash sample, the longest test of the real node (about 10 minutes): run by
+    /// ``RealNodeCrashTests``, beside this suite's other tests.
     func migrateCrashSample() async throws {
         var all: [String] = []
         let clock = ContinuousClock(), start = clock.now
@@ -268,20 +269,21 @@ extension RealNodeTests {
 
             let aborted = try await runProcess(try repaveBinary(), ["abort", run, "--kubeconfig", lab.adminKubeconfig])
             #expect(aborted.status == 0, "\(aborted.standardOutput)\n\(aborted.standardError)")
-            let after = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
-            #expect(after.uid == world.original.uid && after.volumeName == world.oldVolume && after.isBound)
-            let old = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
-            #expect(old.reclaimPolicy == "Delete" && old.metadata.annotations["repave/run-id"] == nil)
-            try await client.waitAvailable("coder-jeda-codespace", in: world.namespace, describedAs: "workspace available")
-            let left = try await leftovers(world)
-            #expect(left.claims == ["coder-jeda-codespace-home"] && left.pods.isEmpty, "\(left)")
-            if let staging {
-                #expect(try await client.getIfPresent(.persistentVolumes, named: staging) == nil)
-                #expect(try await client.getIfPresent(.longhornVolumes, named: staging, in: "longhorn-system") == nil)
-            }
-            let pod = try #require(try await runningPods(world.namespace).first)
-            let read = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "cat", "/home/coder/marker"])
-            #expect(read.standardOutput == marker + "\n")
+            try await expectAbortRestored(world, staging: staging, file: "/home/coder/marker", content: marker + "\n")
         }
     }
+}
+
+/// The crash sample on the real node, its own suite so that it runs beside the other real-node
+/// tests instead of after them: `make test`'s tests take as long as the real node's, and this
+/// one alone is about as long as all the others. The node then holds at most four worlds at once
+/// (two here, two in a matrix of ``RealNodeTests``).
+@Suite("data on the real node: migrate crashed at failpoints", .serialized)
+struct RealNodeCrashTests {
+    let node: RealNodeTests
+
+    init() throws { node = try RealNodeTests() }
+
+    @Test("migrate crashed at failpoints (make test: every point from delete-staging-claim to await-bound and a seeded sample of the others, at most 20; make proof: every point), resumed: the same claim name, Bound to the copy, one claim, the marker there, the old volume retained")
+    func migrateCrashSample() async throws { try await node.migrateCrashSample() }
 }

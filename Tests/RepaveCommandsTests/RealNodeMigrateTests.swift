@@ -40,6 +40,27 @@ extension RealNodeTests {
         return (claims.sorted(), pods)
     }
 
+    /// After `repave abort` of a run stopped before the point of no return: the original claim
+    /// Bound to its volume again, that PV back to Delete and unannotated, the workload up, no
+    /// other claim, no copy pod, the staging volume gone with its Longhorn volume, and `file`
+    /// read back through the workspace as `content`.
+    func expectAbortRestored(_ world: World, staging: String?, file: String, content: String) async throws {
+        let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
+        #expect(claim.uid == world.original.uid && claim.volumeName == world.oldVolume && claim.isBound)
+        let old = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
+        #expect(old.reclaimPolicy == "Delete" && old.metadata.annotations["repave/run-id"] == nil)
+        try await client.waitAvailable("coder-jeda-codespace", in: world.namespace, describedAs: "workspace available")
+        let left = try await leftovers(world)
+        #expect(left.claims == ["coder-jeda-codespace-home"] && left.pods.isEmpty, "\(left)")
+        if let staging {
+            #expect(try await client.getIfPresent(.persistentVolumes, named: staging) == nil)
+            #expect(try await client.getIfPresent(.longhornVolumes, named: staging, in: "longhorn-system") == nil)
+        }
+        let pod = try #require(try await runningPods(world.namespace).first)
+        let read = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "cat", file])
+        #expect(read.standardOutput == content)
+    }
+
     @Test("migrate on the real node: the tree written through the workspace comes back identical on the new class, under the same claim name, bound to the copied volume; the old volume is retained and annotated")
     func migrateKeepsEveryFile() async throws {
         try await withRealWorkspace(on: lab) { client, world in
@@ -110,18 +131,7 @@ extension RealNodeTests {
             let aborted = try await runProcess(try repaveBinary(), ["abort", try runDirectory(world), "--kubeconfig", lab.adminKubeconfig])
             #expect(aborted.status == 0, "\(aborted.standardOutput)\n\(aborted.standardError)")
 
-            let claim = PersistentVolumeClaim(try await client.get(.persistentVolumeClaims, named: "coder-jeda-codespace-home", in: world.namespace))
-            #expect(claim.uid == world.original.uid && claim.volumeName == world.oldVolume && claim.isBound)
-            let old = PersistentVolume(try await client.get(.persistentVolumes, named: world.oldVolume))
-            #expect(old.reclaimPolicy == "Delete" && old.metadata.annotations["repave/run-id"] == nil)
-            try await client.waitAvailable("coder-jeda-codespace", in: world.namespace, describedAs: "workspace available")
-            let left = try await leftovers(world)
-            #expect(left.claims == ["coder-jeda-codespace-home"] && left.pods.isEmpty, "\(left)")
-            #expect(try await client.getIfPresent(.persistentVolumes, named: staging) == nil)
-            #expect(try await client.getIfPresent(.longhornVolumes, named: staging, in: "longhorn-system") == nil)
-            let pod = try #require(try await runningPods(world.namespace).first)
-            let read = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "cat", "/home/coder/notes"])
-            #expect(read.standardOutput == "kept\n")
+            try await expectAbortRestored(world, staging: staging, file: "/home/coder/notes", content: "kept\n")
         }
     }
 

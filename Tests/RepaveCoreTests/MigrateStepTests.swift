@@ -292,15 +292,33 @@ struct MigrateStepTests {
 
     /// A resumed run whose copy step was applied goes straight to its wait: there, the pod that
     /// stopped the run (or none at all) is replaced before anything is followed.
+    /// The staging claim's copy pod `suffix` (warm, final, verify) as the stub server shows it.
+    static func copyPod(_ suffix: String, uid: String? = nil, status: JSON? = nil) -> (name: String, path: String, pod: JSON) {
+        let name = "\(staging)-\(suffix)"
+        var pod = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
+        if let uid { pod["metadata"]?["uid"] = .string(uid) }
+        if let status { pod["status"] = status }
+        return (name, "/api/v1/namespaces/devpod/pods/\(name)", pod)
+    }
+
+    /// A copy pod whose container exited 0.
+    static let succeeded: JSON = ["phase": "Succeeded", "containerStatuses": [["name": .string(CopyPod.container), "state": ["terminated": ["exitCode": 0]]]]]
+
+    /// The whole log of a small copy that succeeded: `rsync --version`, then the copy's stats.
+    static func finishedCopyLog() throws -> [String] {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/rsync")
+        return try ["version-v3.2.7.txt", "small.txt"].flatMap {
+            try String(contentsOf: fixtures.appendingPathComponent($0), encoding: .utf8).components(separatedBy: "\n")
+        }
+    }
+
     @Test("a resumed copy wait replaces the pod that was refused (DELETE with its uid, then a new POST) and one that is gone (POST), before following", arguments: [true, false])
     func resumedWaitReplacesRefusedPod(refusedPodExists: Bool) async throws {
         var facts = Self.stagingFacts
         facts.set(MigrateFact.refusedPod(.final), "uid-refused")
         facts.set(ClaimFact.workloads, [Workload(kind: .statefulSet, name: "ws")])
         let world = try World(facts: facts)
-        let podPath = "/api/v1/namespaces/devpod/pods/\(Self.staging)-final"
-        var refused = StubObjects.pod("\(Self.staging)-final", in: "devpod", claim: "home", replicaSet: "none")
-        refused["metadata"]?["uid"] = "uid-refused"
+        let (_, podPath, refused) = Self.copyPod("final", uid: "uid-refused")
         if refusedPodExists {
             world.server.on(.get, podPath, .object(refused))
             world.server.on(.delete, podPath, .object(refused))
@@ -329,13 +347,8 @@ struct MigrateStepTests {
     @Test("a copy log cut short (the follow ended after rsync's version line) is read again whole from the finished container; the verdict and facts come from the whole log")
     func cutLogReadAgain() async throws {
         let world = try World(facts: Self.stagingFacts)
-        let name = "\(Self.staging)-final", podPath = "/api/v1/namespaces/devpod/pods/\(Self.staging)-final"
-        var pod = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
-        pod["status"] = ["phase": "Succeeded", "containerStatuses": [["name": .string(CopyPod.container), "state": ["terminated": ["exitCode": 0]]]]]
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/rsync")
-        let whole = try ["version-v3.2.7.txt", "small.txt"].flatMap {
-            try String(contentsOf: fixtures.appendingPathComponent($0), encoding: .utf8).components(separatedBy: "\n")
-        }
+        let (name, podPath, pod) = Self.copyPod("final", status: Self.succeeded)
+        let whole = try Self.finishedCopyLog()
         world.server.on(.get, podPath, .object(pod))
         world.server.on(.get, "/api/v1/namespaces/devpod/pods", query: ["fieldSelector": "metadata.name=\(name)"], .object(StubObjects.list([pod], resourceVersion: "9")))
         world.server.on(.get, podPath + "/log", query: ["follow": "true"], .text(Array(whole.prefix(1))))
@@ -356,13 +369,8 @@ struct MigrateStepTests {
     @Test("a copy log stream that fails (a 500 head) is followed again; the verdict comes from the log that follows")
     func failedLogFollowedAgain() async throws {
         let world = try World(facts: Self.stagingFacts)
-        let name = "\(Self.staging)-final", podPath = "/api/v1/namespaces/devpod/pods/\(Self.staging)-final"
-        var pod = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
-        pod["status"] = ["phase": "Succeeded", "containerStatuses": [["name": .string(CopyPod.container), "state": ["terminated": ["exitCode": 0]]]]]
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/rsync")
-        let whole = try ["version-v3.2.7.txt", "small.txt"].flatMap {
-            try String(contentsOf: fixtures.appendingPathComponent($0), encoding: .utf8).components(separatedBy: "\n")
-        }
+        let (name, podPath, pod) = Self.copyPod("final", status: Self.succeeded)
+        let whole = try Self.finishedCopyLog()
         world.server.on(.get, podPath, .object(pod))
         world.server.on(.get, "/api/v1/namespaces/devpod/pods", query: ["fieldSelector": "metadata.name=\(name)"], .object(StubObjects.list([pod], resourceVersion: "9")))
         world.server.on(.get, podPath + "/log", query: ["follow": "true"], .failure(500, reason: "InternalError", message: "injected"), .text(whole))
@@ -376,12 +384,11 @@ struct MigrateStepTests {
     @Test("a copy pod the scheduler cannot place stops the step after the grace with copy.unschedulable and the scheduler's message, and is marked for replacement on resume")
     func unschedulablePod() async throws {
         let world = try World(facts: Self.stagingFacts)
-        let name = "\(Self.staging)-verify", podPath = "/api/v1/namespaces/devpod/pods/\(name)"
-        var pending = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
-        pending["metadata"]?["uid"] = "uid-pending"
-        pending["metadata"]?["resourceVersion"] = "700"
         let message = "0/1 nodes are available: 1 node(s) didn't match node selector."
-        pending["status"] = ["phase": "Pending", "conditions": [["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message)]]]
+        let (name, podPath, stub) = Self.copyPod("verify", uid: "uid-pending", status: [
+            "phase": "Pending", "conditions": [["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message)]]])
+        var pending = stub
+        pending["metadata"]?["resourceVersion"] = "700"
         world.server.on(.get, podPath, .object(pending))
         world.server.on(.get, "/api/v1/namespaces/devpod/pods", query: ["watch": "1", "fieldSelector": "metadata.name=\(name)"], .events([(type: "MODIFIED", object: pending)]))
         var step = try #require(try world.step("verify-copy") as? CopyStep)
@@ -401,10 +408,8 @@ struct MigrateStepTests {
     @Test("a copy pod the kubelet refused (phase Failed before its container ran) stops the step with copy.failed and the pod's reason, not a silent pass")
     func rejectedPod() async throws {
         let world = try World(facts: Self.stagingFacts)
-        let name = "\(Self.staging)-verify", podPath = "/api/v1/namespaces/devpod/pods/\(name)"
-        var rejected = StubObjects.pod(name, in: "devpod", claim: "home", replicaSet: "none")
-        rejected["metadata"]?["uid"] = "uid-rejected"
-        rejected["status"] = ["phase": "Failed", "reason": "OutOfcpu", "message": "Pod Node didn't have enough resource: cpu"]
+        let (name, podPath, rejected) = Self.copyPod("verify", uid: "uid-rejected",
+                                                     status: ["phase": "Failed", "reason": "OutOfcpu", "message": "Pod Node didn't have enough resource: cpu"])
         world.server.on(.get, podPath, .object(rejected))
         let step = try world.step("verify-copy")
         let error = await #expect(throws: RepaveError.self) { try await step.await(world.context) }
