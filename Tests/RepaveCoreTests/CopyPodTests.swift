@@ -253,6 +253,16 @@ struct CopyPodTests {
         #expect(CopyVerdict(pass: .warm, exitCode: 24, log: vanished) == .accepted(code: 24, namedFiles: ["/source/tmp/build.lock"]))
         #expect(CopyVerdict(pass: .final, exitCode: 24, log: vanished) == .refused(code: 24, meaning: "partial transfer due to vanished source files", namedFiles: ["/source/tmp/build.lock"]))
         #expect(CopyVerdict(pass: .warm, exitCode: 11, log: RsyncLog()) == .refused(code: 11, meaning: "error in file I/O", namedFiles: []))
+        // The final pass's hint says which side failed, from what rsync named.
+        #expect(CopyVerdict.cause(of: 23, files: log.namedFiles, problems: log.problems) == "a file could not be read or written, or something still writes to the claim")
+        #expect(CopyVerdict.cause(of: 24, files: ["/source/tmp/build.lock"], problems: vanished.problems) == "files of the claim vanished: something still writes to it")
+        #expect(CopyVerdict.cause(of: 23, files: ["/dest/."], problems: ["rsync: [generator] failed to set times on \"/dest/.\": Operation not permitted (1)"])
+            == "rsync could not write the new volume")
+        #expect(CopyVerdict.cause(of: 23, files: ["/source/d/locked"], problems: []) == "rsync could not read files of the claim")
+        let readOnly = Self.read(["rsync: [receiver] mkstemp \"/dest/.a.XXXXXX\" failed: Read-only file system (30)"])
+        #expect(CopyVerdict.cause(of: 23, files: readOnly.namedFiles, problems: readOnly.problems) == "the new volume is read-only in the copy pod (rsync: Read-only file system)")
+        let error = CopyVerdict(pass: .final, exitCode: 23, log: readOnly).error(pass: .final, log: readOnly, pod: "p", namespace: "ns", versionRecorded: true)
+        #expect(error?.hint?.hasPrefix("the new volume is read-only in the copy pod") == true, "\(error?.hint ?? "")")
         #expect(CopyVerdict(pass: .warm, exitCode: 137, log: RsyncLog()) == .refused(code: 137, meaning: "killed (SIGKILL: out of memory, or the pod was deleted)", namedFiles: []))
     }
 

@@ -8,18 +8,31 @@ extension Lab {
     }
 }
 
-/// A namespace for one test, with a unique name, deleted (uid-guarded) when the test ends.
+/// A namespace for one test, with a unique name, deleted (uid-guarded) when the test ends. The
+/// body starts once the namespace's default service account has its token: before that the API
+/// server refuses every pod ("No API token found for service account"), a test's own pod at once
+/// and a ReplicaSet's with a growing back-off, and the token controller is slowest in the first
+/// minute of `make test`, when dozens of namespaces are made at once.
 public func withTestNamespace(_ client: KubeClient, prefix: String, _ body: (String) async throws -> Void) async throws {
     let name = "\(prefix)-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
     let created = try await client.create(.namespaces, ["metadata": ["name": .string(name)]])
     let uid = Namespace(created).uid
     do {
+        try await client.wait(for: .serviceAccounts, named: "default", in: name, timeout: labRolloutTimeout,
+                              describedAs: "the default service account's token in \(name)") {
+            $0?["secrets"]?.arrayValue?.isEmpty == false
+        }
         try await body(name)
     } catch {
         _ = try? await client.delete(.namespaces, named: name, uid: uid)
         throw error
     }
     try await client.delete(.namespaces, named: name, uid: uid)
+}
+
+extension ResourceType {
+    /// Tests wait for a namespace's default one; Repave itself never reads service accounts.
+    static let serviceAccounts = ResourceType(group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true)
 }
 
 /// Manifests the lab tests build on.

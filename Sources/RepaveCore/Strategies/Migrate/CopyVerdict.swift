@@ -54,9 +54,29 @@ public enum CopyVerdict: Sendable, Equatable {
             let quiet = pass != .warm && (code == 23 || code == 24)
             return RepaveError(.copyFailed, "\(step): rsync exited \(code) (\(meaning))\(quiet ? " on a volume that must not change" : "")\(named)",
                                hint: quiet
-                                ? "a file could not be read or written, or something still writes to the claim: read \(logs), fix that, then 'repave resume RUN' copies again (or 'repave abort RUN')"
+                                ? "\(Self.cause(of: code, files: files, problems: log.problems)): read \(logs), fix that, then 'repave resume RUN' copies again (or 'repave abort RUN')"
                                 : "read \(logs), fix the cause, then 'repave resume RUN' copies again (or 'repave abort RUN')")
         }
+    }
+
+    /// What a 23 or 24 of a pass that runs with the workload down most likely means, from the
+    /// paths rsync named: the new volume refused a write (read-only, full, or a permission), a
+    /// file of the claim could not be read, or the claim changed under the copy.
+    static func cause(of code: Int32, files: [String], problems: [String]) -> String {
+        let destination = CopyPod.destinationPath + "/", source = CopyPod.sourcePath + "/"
+        if problems.contains(where: { $0.contains("Read-only file system") }) {
+            return "the new volume is read-only in the copy pod (rsync: Read-only file system)"
+        }
+        if problems.contains(where: { $0.contains("No space left on device") }) {
+            return "the new volume is full (rsync: No space left on device)"
+        }
+        if code == 23, !files.isEmpty, files.allSatisfy({ ($0 + "/").hasPrefix(destination) }) {
+            return "rsync could not write the new volume"
+        }
+        if code == 23, !files.isEmpty, files.allSatisfy({ $0.hasPrefix(source) }) {
+            return "rsync could not read files of the claim"
+        }
+        return code == 24 ? "files of the claim vanished: something still writes to it" : "a file could not be read or written, or something still writes to the claim"
     }
 
     /// The first ten, and how many more.
