@@ -145,7 +145,15 @@ struct JournalTests {
     func lockRace() throws {
         let scratch = try ScratchDirectory()
         let directory = try makeRun(scratch, count: 0)
-        for trial in 0..<200 {
+        // Both openers can lose only to a holder outside this test: a child that another test
+        // forked while this one held the lock keeps the lock's file description until it execs,
+        // longer than the shipped 0.2 s of retries on a loaded machine (make test saw it once).
+        // Nobody here wrote a pid then, so both read "another process": such a trial is run
+        // again, at most 5 times in all, and every trial that counts has exactly one winner.
+        let phantom = "run \(directory) is locked by another process"
+        var rerun = 0
+        var trial = 0
+        while trial < 200 {
             let outcomes = Mutex<[String]>([])
             let start = DispatchSemaphore(value: 0)
             let tried = DispatchSemaphore(value: 0)
@@ -177,8 +185,13 @@ struct JournalTests {
             release.signal(); release.signal()
             done.wait()
             let results = outcomes.withLock { $0 }
+            if results == [phantom, phantom] && rerun < 5 {
+                rerun += 1
+                continue
+            }
             #expect(results.filter { $0 == "won" }.count == 1, "trial \(trial): \(results)")
             #expect(results.contains { $0.hasPrefix("run \(directory) is locked by pid \(getpid()) on ") }, "trial \(trial): \(results)")
+            trial += 1
         }
     }
 

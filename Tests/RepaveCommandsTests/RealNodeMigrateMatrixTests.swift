@@ -104,8 +104,7 @@ extension RealNodeTests {
         return outcome
     }
 
-    /// The crash sample, the longest test of the real node (about 10 minutes): run by
-    /// ``RealNodeCrashTests``, beside this suite's other tests.
+    @Test("migrate crashed at failpoints (make test: every point from delete-staging-claim to await-bound and a seeded sample of the others, at most 20; make proof: every point), resumed: the same claim name, Bound to the copy, one claim, the marker there, the old volume retained")
     func migrateCrashSample() async throws {
         var all: [String] = []
         let clock = ContinuousClock(), start = clock.now
@@ -133,10 +132,10 @@ extension RealNodeTests {
             do {
                 // A run that never stopped at the point is tried once more, and says so: a point
                 // reached only when the lab is slow (a claim not yet Bound when looked at), or a
-                // run that failed before it (twice in ~60 cases on the shared lab, the old volume's
-                // VolumeAttachment kept past await-detach's 180 s).
+                // run that failed before it. So is one the lab's kubelet kept attached
+                // (`keptAttached`), before or after the point.
                 var outcome = try await migrateCrashCase(point: point)
-                if !outcome.stopped {
+                if !outcome.stopped || Self.keptAttached(outcome) {
                     if !outcome.problems.isEmpty { print("migrate crash matrix: \(point): tried again after: \(outcome.problems.joined(separator: "; ").prefix(600))") }
                     outcome = try await migrateCrashCase(point: point)
                 }
@@ -149,6 +148,15 @@ extension RealNodeTests {
         print("migrate crash matrix: \(points.count) points, \(converged.withLock { $0 }) converged (\(clock.now - start))")
         #expect(converged.withLock { $0 } == points.count)
         #expect(Self.proof || points.count <= 20, "\(points.count) points")
+    }
+
+    /// The lab's kubelet 1.20 kept the old volume's VolumeAttachment, and the run (or its resume)
+    /// stopped with `await-detach.stuck`, as it should. Seen in a few of ~100 worlds on loaded
+    /// machines: the kubelet mounts a finished copy pod's volume again moments after tearing it
+    /// down, then cannot unmount it ("failed to open volume data file"), so the node keeps the
+    /// volume in use. A kubelet defect, not a point of the matrix: such a case runs once more.
+    static func keptAttached(_ outcome: (stopped: Bool, problems: [String])) -> Bool {
+        outcome.problems.contains { $0.contains("error[await-detach.stuck]") }
     }
 
     /// A migrate on the real node takes about this long on the shared 2-core machine (warm,
@@ -167,7 +175,11 @@ extension RealNodeTests {
         let clock = ContinuousClock(), start = clock.now
         await concurrently(moments, width: 2) { _, milliseconds in
             do {
-                let outcome = try await migrateCrashCase(kill: .milliseconds(milliseconds))
+                var outcome = try await migrateCrashCase(kill: .milliseconds(milliseconds))
+                if Self.keptAttached(outcome) {
+                    print("migrate kill -9: killed at \(milliseconds) ms: tried again after: \(outcome.problems.joined(separator: "; ").prefix(600))")
+                    outcome = try await migrateCrashCase(kill: .milliseconds(milliseconds))
+                }
                 if outcome.stopped { killed.withLock { $0 += 1 } }
                 if outcome.problems.isEmpty { converged.withLock { $0 += 1 } } else { Issue.record("killed at \(milliseconds) ms: \(outcome.problems.joined(separator: "; "))") }
             } catch {
@@ -272,18 +284,4 @@ extension RealNodeTests {
             try await expectAbortRestored(world, staging: staging, file: "/home/coder/marker", content: marker + "\n")
         }
     }
-}
-
-/// The crash sample on the real node, its own suite so that it runs beside the other real-node
-/// tests instead of after them: `make test`'s tests take as long as the real node's, and this
-/// one alone is about as long as all the others. The node then holds at most four worlds at once
-/// (two here, two in a matrix of ``RealNodeTests``).
-@Suite("data on the real node: migrate crashed at failpoints", .serialized)
-struct RealNodeCrashTests {
-    let node: RealNodeTests
-
-    init() throws { node = try RealNodeTests() }
-
-    @Test("migrate crashed at failpoints (make test: every point from delete-staging-claim to await-bound and a seeded sample of the others, at most 20; make proof: every point), resumed: the same claim name, Bound to the copy, one claim, the marker there, the old volume retained")
-    func migrateCrashSample() async throws { try await node.migrateCrashSample() }
 }
