@@ -57,7 +57,8 @@ struct EngineCrashTests {
 
     /// Starts a run whose delete step waits 5 s, sends `signal` once the process is inside that
     /// wait, and returns the run directory and how the process ended.
-    func interruptInWait(_ signal: String, namespace: String, scratch: ScratchDirectory) async throws -> (run: String, result: ProcessResult) {
+    /// `stopped`: from the signal to the process's end.
+    func interruptInWait(_ signal: String, namespace: String, scratch: ScratchDirectory) async throws -> (run: String, result: ProcessResult, stopped: Duration) {
         let run = scratch.file("runs/demo")
         let process = Task {
             try await runProcess(try labBinary(), ["engine-demo", "--kubeconfig", lab.adminKubeconfig, "--namespace", namespace,
@@ -70,15 +71,17 @@ struct EngineCrashTests {
             inWait = (try? Journal.read(directory: run).records.contains { $0.kind == "outcome" && $0.step == "delete" }) ?? false
         }
         #expect(inWait)
+        let clock = ContinuousClock(), signalled = clock.now
         #expect(try await runProcess("pkill", ["-\(signal)", "-f", "engine-demo.*\(run)"]).status == 0)
-        return (run, try await process.value)
+        let result = try await process.value
+        return (run, result, clock.now - signalled)
     }
 
     @Test("kill -9 in the middle of a wait, then resume")
     func sigkill() async throws {
         let scratch = try ScratchDirectory()
         try await withTestNamespace(client, prefix: "engine") { namespace in
-            let (run, result) = try await interruptInWait("KILL", namespace: namespace, scratch: scratch)
+            let (run, result, _) = try await interruptInWait("KILL", namespace: namespace, scratch: scratch)
             #expect(result.status == 137)
             #expect(try Journal.read(directory: run).records.last?.kind == "applied")   // killed inside the wait that follows
             let resumed = try await demo(namespace, run, resume: true)
@@ -91,11 +94,11 @@ struct EngineCrashTests {
     func sigterm() async throws {
         let scratch = try ScratchDirectory()
         try await withTestNamespace(client, prefix: "engine") { namespace in
-            let clock = ContinuousClock()
-            let start = clock.now
-            let (run, result) = try await interruptInWait("TERM", namespace: namespace, scratch: scratch)
+            let (run, result, stopped) = try await interruptInWait("TERM", namespace: namespace, scratch: scratch)
+            // Stopped inside the 5 s wait (a run left to finish exits 0), and promptly: measured
+            // from the signal, not from the process's start, which a loaded machine stretches.
             #expect(result.status == 143, "\(result.standardError)")
-            #expect(clock.now - start < .seconds(8))
+            #expect(stopped < .seconds(5), "stopped \(stopped) after the signal")
             let records = try Journal.read(directory: run).records
             #expect(records.last?.kind == "stopped")
             let reason = String(decoding: records.last?.data ?? Data(), as: UTF8.self)

@@ -290,8 +290,6 @@ struct MigrateStepTests {
         #expect(machine.next(after: .observed(goalHolds: false)) == .gate("scale-down", remaining: .seconds(331)))
     }
 
-    /// A resumed run whose copy step was applied goes straight to its wait: there, the pod that
-    /// stopped the run (or none at all) is replaced before anything is followed.
     /// The staging claim's copy pod `suffix` (warm, final, verify) as the stub server shows it.
     static func copyPod(_ suffix: String, uid: String? = nil, status: JSON? = nil) -> (name: String, path: String, pod: JSON) {
         let name = "\(staging)-\(suffix)"
@@ -312,6 +310,8 @@ struct MigrateStepTests {
         }
     }
 
+    /// A resumed run whose copy step was applied goes straight to its wait: there, the pod that
+    /// stopped the run (or none at all) is replaced before anything is followed.
     @Test("a resumed copy wait replaces the pod that was refused (DELETE with its uid, then a new POST) and one that is gone (POST), before following", arguments: [true, false])
     func resumedWaitReplacesRefusedPod(refusedPodExists: Bool) async throws {
         var facts = Self.stagingFacts

@@ -30,7 +30,7 @@ extension KubeClient {
         }
     }
 
-    /// One line per object: enough to tell which controller or agent had not acted.
+    /// One entry per object: enough to tell which controller or agent had not acted.
     private func namespaceState(_ namespace: String, deployment: JSON?) async -> String {
         var lines: [String] = []
         if let deployment = deployment.map(Deployment.init) {
