@@ -33,6 +33,17 @@ extension RealNodeTests {
         return world.scratch.file("runs") + "/" + (try #require(runs.first))
     }
 
+    /// The data-fidelity tree (`megabytes` in its large file) written through the running
+    /// workspace pod into its home, and that pod and the tree's manifest, read back through it.
+    func writeTree(_ world: World, megabytes: Int) async throws -> (pod: Pod, manifest: FidelityManifest) {
+        let pod = try #require(try await runningPods(world.namespace).first)
+        let write = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "sh", "-c", DataFidelity.treeScript, "sh", "/home/coder", String(megabytes)])
+        #expect(write.status == 0, "tree: \(write.standardError)")
+        let manifest = try await workspaceManifest(pod.name, world)
+        #expect(manifest.entries["./large"]?.size == Int64(megabytes) << 20)
+        return (pod, manifest)
+    }
+
     /// What the run left in the namespace: the claims and copy pods.
     func leftovers(_ world: World) async throws -> (claims: [String], pods: [String]) {
         let claims = try await client.list(.persistentVolumeClaims, in: world.namespace).items.map { PersistentVolumeClaim($0).name }
@@ -64,11 +75,7 @@ extension RealNodeTests {
     @Test("migrate on the real node: the tree written through the workspace comes back identical on the new class, under the same claim name, bound to the copied volume; the old volume is retained and annotated")
     func migrateKeepsEveryFile() async throws {
         try await withRealWorkspace(on: lab) { client, world in
-            let pod = try #require(try await runningPods(world.namespace).first)
-            let write = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "sh", "-c", DataFidelity.treeScript, "sh", "/home/coder", "20"])
-            #expect(write.status == 0, "tree: \(write.standardError)")
-            let before = try await workspaceManifest(pod.name, world)
-            #expect(before.entries["./large"]?.size == 20 << 20)
+            let (pod, before) = try await writeTree(world, megabytes: 20)
 
             let planFile = try migratePlan(world)
             let offline = try await runProcess(try repaveBinary(), ["plan", planFile, "--offline"])

@@ -10,11 +10,7 @@ extension RealNodeTests {
     @Test("migrate, a file written after the swap, rollback: the claim is Bound to the old PV on the old class, the workload up, the tree's manifest equal to the pre-migrate one; the file written since is on the new volume only; finalize deletes exactly the new PV and Longhorn volume, the old PV stays Bound")
     func migrateRollback() async throws {
         try await withRealWorkspace(on: lab) { client, world in
-            let pod = try #require(try await runningPods(world.namespace).first)
-            let write = try await kubectl(["-n", world.namespace, "exec", pod.name, "--", "sh", "-c", DataFidelity.treeScript, "sh", "/home/coder", "5"])
-            #expect(write.status == 0, "tree: \(write.standardError)")
-            let before = try await workspaceManifest(pod.name, world)
-            #expect(before.entries["./large"]?.size == 5 << 20)
+            let (_, before) = try await writeTree(world, megabytes: 5)
 
             let migrated = try await repave(["run", try migratePlan(world), "--yes"], world)
             #expect(migrated.status == 0, "\(migrated.standardOutput)\n\(migrated.standardError)")

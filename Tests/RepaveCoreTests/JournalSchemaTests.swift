@@ -12,6 +12,8 @@ import Testing
 @Suite("journal schema 1 and 2", .blockingCallsAllowed)
 struct JournalSchemaTests {
     static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/journal-v1").path
+    /// A schema-2 header of a recreate run, as the tests here write it.
+    static let header = RunHeader(strategy: "recreate", plan: "p", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
 
     @Test("a schema-1 run is read whole: every record decodes, steps done, facts, the plan it stored as recreate")
     func schemaOne() throws {
@@ -47,7 +49,7 @@ struct JournalSchemaTests {
     @Test("schema 2: the header names the strategy, and each record kind round-trips through its payload")
     func schemaTwo() async throws {
         let scratch = try ScratchDirectory()
-        let header = RunHeader(strategy: "recreate", plan: "p", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        let header = Self.header
         #expect(header.schema == 2)
         let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
         let written: [(EngineRecord, String?)] = [
@@ -69,7 +71,7 @@ struct JournalSchemaTests {
     @Test("a critical record of an unknown kind refuses the journal, naming it; an unknown note-like one is skipped")
     func unknownKinds() async throws {
         let scratch = try ScratchDirectory()
-        let header = RunHeader(strategy: "recreate", plan: "p", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        let header = Self.header
         let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
         try journal.append(kind: "telemetry", critical: false, data: ["x": "y"])
         #expect(try RunHistory(journal.records).entries.isEmpty)
@@ -81,7 +83,7 @@ struct JournalSchemaTests {
     func allowedCommands() async throws {
         let scratch = try ScratchDirectory()
         var plan = try RecreatePlan.parse(Data(PlanTests.minimal.utf8), file: "p.yaml")
-        let header = RunHeader(strategy: "recreate", plan: "p", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        let header = Self.header
         let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
         func allowed(_ plan: RecreatePlan) throws -> [String] {
             let commands = MaintenanceSession.allowedCommands(try RunHistory(journal.records), strategy: RecreateStrategy(plan: plan), run: "r")
@@ -118,7 +120,7 @@ struct JournalSchemaTests {
     func allowedAfterRollback() async throws {
         let scratch = try ScratchDirectory()
         let plan = try RecreatePlan.parse(Data(PlanTests.minimal.utf8), file: "p.yaml")
-        let header = RunHeader(strategy: "recreate", plan: "p", planDigest: "d", cluster: .init(server: "s", kubeSystemUID: "u"), targets: [:], tlsVerified: true)
+        let header = Self.header
         let journal = try Journal.create(directory: scratch.file("run"), run: "r", header: header)
         func commands() throws -> [(command: String, allowed: Bool, why: String)] {
             MaintenanceSession.allowedCommands(try RunHistory(journal.records), strategy: RecreateStrategy(plan: plan), run: "r")
